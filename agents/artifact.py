@@ -1,0 +1,142 @@
+"""Agent artifacts: load and validate `agents/<name>/`, render its prompts, hash its content.
+
+An artifact folder holds `agent.yaml` (validated by `AgentSpec`), the jinja2 prompt
+templates it names, and `meta/` (the improvement procedure, read by the pipeline).
+The content hash over every file identifies a version independently of git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.errors import UserError
+
+SPEC_FILE = "agent.yaml"
+IGNORED_PARTS = {"__pycache__", ".DS_Store"}
+
+
+class ModelParams(BaseModel):
+    """Sampling settings sent with every model call."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=1024, gt=0, le=200_000)
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
+class PromptFiles(BaseModel):
+    """Paths, relative to the artifact folder, of the jinja2 prompt templates."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    system: str
+    user: str
+
+
+class AgentSpec(BaseModel):
+    """The schema of `agent.yaml`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    description: str = ""
+    model: str = Field(min_length=1, description="litellm model string, e.g. sim/humaneval or hosted_vllm/tiny.")
+    model_params: ModelParams = Field(default_factory=ModelParams)
+    max_turns: int = Field(default=4, ge=1, le=50)
+    prompts: PromptFiles
+    instructions: list[str] = Field(default_factory=list, description="Rendered into the system prompt.")
+    tools: list[str] = Field(default_factory=list, description="Names of tools the agent may call, e.g. python.")
+
+
+class Artifact(BaseModel):
+    """A loaded, validated agent artifact."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    root: Path
+    spec: AgentSpec
+    templates: dict[str, str] = Field(description="Prompt role -> template source.")
+    content_hash: str
+
+    def render(self, role: str, **context: Any) -> str:
+        """Render the `system` or `user` template with the spec's fields and `context`."""
+        env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        template = env.from_string(self.templates[role])
+        try:
+            return template.render(spec=self.spec, instructions=self.spec.instructions, **context).strip()
+        except jinja2.TemplateError as exc:
+            path = getattr(self.spec.prompts, role)
+            raise UserError(f"{self.root / path}: cannot render: {exc}") from exc
+
+
+def artifact_files(root: Path) -> dict[str, bytes]:
+    """Every file of the artifact, keyed by POSIX path relative to `root`, sorted."""
+    files: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and not IGNORED_PARTS.intersection(rel.parts):
+            files[rel.as_posix()] = path.read_bytes()
+    return files
+
+
+def content_hash(files: dict[str, bytes]) -> str:
+    """sha256 over (path, length, bytes) of every file, in path order."""
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        data = files[rel]
+        digest.update(f"{rel}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def load_artifact(root: Path) -> Artifact:
+    """Load `root/agent.yaml` and its templates; UserError naming the file and field if invalid."""
+    spec_path = root / SPEC_FILE
+    if not spec_path.is_file():
+        raise UserError(f"{spec_path}: no agent.yaml here; an agent artifact is a folder agents/<name>/ with agent.yaml")
+    spec = _parse_spec(spec_path)
+    templates = {role: _read_template(root, getattr(spec.prompts, role)) for role in ("system", "user")}
+    return Artifact(root=root, spec=spec, templates=templates, content_hash=content_hash(artifact_files(root)))
+
+
+def _parse_spec(path: Path) -> AgentSpec:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid YAML: {_one_line(exc)}") from exc
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of fields (name, model, prompts, ...)")
+    try:
+        return AgentSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"{path}: {validation_message(exc)}") from exc
+
+
+def _read_template(root: Path, rel: str) -> str:
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise UserError(f"{root / SPEC_FILE}: field 'prompts': {rel!r} points outside the artifact folder")
+    if not path.is_file():
+        raise UserError(f"{root / SPEC_FILE}: field 'prompts': template {rel!r} does not exist")
+    source = path.read_text(encoding="utf-8")
+    try:
+        ImmutableSandboxedEnvironment().parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise UserError(f"{path}: line {exc.lineno}: template syntax error: {exc.message}") from exc
+    return source
+
+
+def validation_message(exc: ValidationError) -> str:
+    """The first pydantic error as `field 'a.b': message`."""
+    err = exc.errors()[0]
+    loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    extra = f" ({exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"field '{loc}': {err['msg']}{extra}"
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

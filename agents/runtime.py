@@ -1,0 +1,100 @@
+"""The agent runtime: a multi-turn tool loop over litellm that produces a Trace."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from agents.artifact import Artifact
+from agents.errors import UserError
+from agents.models import ModelClient
+from agents.redaction import redact, secret_values
+from agents.tools import Tool, tool_schema
+from agents.trace import Message, ModelCall, ToolCall, Trace, Usage
+
+
+def select_tools(artifact: Artifact, available: Mapping[str, Tool]) -> list[Tool]:
+    """The tools `agent.yaml` enables, taken from those the caller offers."""
+    unknown = [name for name in artifact.spec.tools if name not in available]
+    if unknown:
+        offered = ", ".join(sorted(available)) or "none"
+        raise UserError(
+            f"{artifact.root / 'agent.yaml'}: field 'tools': unknown tool {unknown[0]!r}; available: {offered}"
+        )
+    return [available[name] for name in artifact.spec.tools]
+
+
+async def run_agent(
+    artifact: Artifact,
+    task_id: str,
+    task_input: str,
+    client: ModelClient,
+    tools: Mapping[str, Tool] | None = None,
+    trial: int = 0,
+) -> Trace:
+    """Run the agent on one task until it answers without a tool call or `max_turns` runs out."""
+    enabled = select_tools(artifact, tools or {})
+    by_name = {t.name: t for t in enabled}
+    schemas = [tool_schema(t) for t in enabled]
+    messages = [
+        Message(role="system", content=artifact.render("system", task_id=task_id)),
+        Message(role="user", content=artifact.render("user", task_id=task_id, task_input=task_input)),
+    ]
+    model_calls: list[ModelCall] = []
+    tool_calls: list[ToolCall] = []
+    started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+    clock = time.perf_counter()
+    final_output, error = "", None
+    for turn in range(artifact.spec.max_turns):
+        reply = await client.complete(messages, schemas, turn)
+        model_calls.append(reply.call)
+        messages.append(reply.message)
+        if not reply.message.tool_calls:
+            final_output = reply.message.content or ""
+            break
+        for request in reply.message.tool_calls:
+            call = await _run_tool(by_name, request.id, request.name, request.arguments, turn)
+            tool_calls.append(call)
+            messages.append(Message(role="tool", content=call.result, tool_call_id=request.id, name=request.name))
+    else:
+        error = f"no final answer after max_turns={artifact.spec.max_turns} turns"
+    trace = Trace(
+        task_id=task_id, trial=trial, agent=artifact.spec.name, artifact_hash=artifact.content_hash,
+        model=client.model, simulated=client.simulated, messages=messages, model_calls=model_calls,
+        tool_calls=tool_calls, final_output=final_output, error=error, started_at=started_at,
+        duration_s=round(time.perf_counter() - clock, 6), usage=sum((c.usage for c in model_calls), Usage()),
+    )
+    return redact_trace(trace)
+
+
+async def _run_tool(tools: Mapping[str, Tool], call_id: str, name: str, raw_args: str, turn: int) -> ToolCall:
+    started = time.perf_counter()
+    arguments: dict[str, Any] = {}
+    error = None
+    try:
+        parsed = json.loads(raw_args or "{}")
+        arguments = parsed if isinstance(parsed, dict) else {}
+    except json.JSONDecodeError:
+        error = "ToolArgumentError: arguments are not valid JSON"
+    tool = tools.get(name)
+    if tool is None:
+        error = f"UnknownTool: no tool named {name!r} (available: {', '.join(sorted(tools)) or 'none'})"
+    if error is not None:
+        result = f"error: {error}"
+    else:
+        result = await tool.call(arguments)
+    return ToolCall(
+        turn=turn, id=call_id, name=name, arguments=arguments, result=result,
+        duration_s=round(time.perf_counter() - started, 6), error=error,
+    )
+
+
+def redact_trace(trace: Trace) -> Trace:
+    """The trace with every known secret value masked (a round trip through JSON)."""
+    secrets = secret_values()
+    text = trace.model_dump_json()
+    cleaned = redact(text, secrets)
+    return trace if cleaned == text else Trace.model_validate_json(cleaned)

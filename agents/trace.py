@@ -1,0 +1,110 @@
+"""Trace: everything one run of one agent version on one task did.
+
+Traces are records: frozen pydantic models with a schema `version`, written to the
+run store as JSON. They never hold secrets (see `agents.redaction`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Usage(BaseModel):
+    """Token counts reported by the model backend."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class ToolCallRequest(BaseModel):
+    """A function call the model asked for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str
+    name: str
+    arguments: str = Field(description="The raw JSON arguments string, as the model wrote it.")
+
+
+class Message(BaseModel):
+    """One chat message, in OpenAI shape."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCallRequest] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def to_openai(self) -> dict[str, Any]:
+        """The dict litellm expects."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name is not None and self.role == "tool":
+            out["name"] = self.name
+        return out
+
+
+class ModelCall(BaseModel):
+    """One request to the model backend."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    turn: int
+    model: str
+    duration_s: float
+    usage: Usage = Field(default_factory=Usage)
+    finish_reason: str | None = None
+    error: str | None = None
+    simulated: bool = False
+
+
+class ToolCall(BaseModel):
+    """One tool execution and what it returned to the model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    turn: int
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    duration_s: float
+    error: str | None = None
+
+
+class Trace(BaseModel):
+    """What one agent version did on one task, one trial."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    version: int = 1
+    task_id: str
+    trial: int = 0
+    agent: str
+    artifact_hash: str
+    model: str
+    simulated: bool = Field(description="True when the model is Ratchet's offline simulator (sim/...).")
+    messages: list[Message]
+    model_calls: list[ModelCall] = Field(default_factory=list)
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    final_output: str = ""
+    error: str | None = Field(default=None, description="Why the run ended abnormally, if it did.")
+    started_at: str
+    duration_s: float
+    usage: Usage = Field(default_factory=Usage)
