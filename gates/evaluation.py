@@ -1,0 +1,137 @@
+"""Evaluate one agent version on one split of a suite: run, verify, store.
+
+Per-task work runs concurrently with asyncio (bounded); each finished (task, trial)
+is appended to the run store at once, and already-stored ones are reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from agents.artifact import Artifact
+from agents.models import ModelClient
+from agents.runtime import run_agent
+from gates.python_tool import PythonExamplesTool
+from gates.run_store import RunKey, RunRecord, RunStore, model_config_hash
+from gates.suite import Suite
+from gates.task import Task, natural_key
+from gates.verifier import verify
+
+ProgressFn = Callable[[int, int], None]
+
+
+class EvaluationSummary(BaseModel):
+    """Headline numbers of one evaluation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    split: str
+    artifact_hash: str
+    suite_hash: str
+    model: str
+    simulated: bool
+    tasks: int
+    trials: int
+    runs: int
+    passed: int
+    reused: int
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.runs if self.runs else 0.0
+
+
+class Evaluation(BaseModel):
+    """Summary plus every record, sorted by (task id, trial)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    summary: EvaluationSummary
+    records: list[RunRecord]
+
+    def outcome_table(self) -> pd.DataFrame:
+        return outcome_table(self.records)
+
+
+def outcome_table(records: list[RunRecord]) -> pd.DataFrame:
+    """One row per (task, trial): task_id, trial, passed, score, error_type, message."""
+    rows = [
+        {"task_id": r.task_id, "trial": r.trial, "passed": r.outcome.passed, "score": r.outcome.score,
+         "error_type": r.outcome.error_type, "message": r.outcome.message}
+        for r in records
+    ]
+    columns = ["task_id", "trial", "passed", "score", "error_type", "message"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def run_key(artifact: Artifact, suite: Suite, client: ModelClient) -> RunKey:
+    params = client.params.model_dump(mode="json")
+    return RunKey(
+        artifact_hash=artifact.content_hash,
+        suite_hash=suite.content_hash(),
+        model_config_hash=model_config_hash(client.model, params, client.api_base),
+    )
+
+
+async def evaluate(
+    artifact: Artifact,
+    client: ModelClient,
+    suite: Suite,
+    tasks: list[Task],
+    store: RunStore,
+    split: str,
+    trials: int = 1,
+    concurrency: int = 8,
+    on_progress: ProgressFn | None = None,
+) -> Evaluation:
+    """Run every (task, trial) not yet in the store, then return all of them."""
+    key = run_key(artifact, suite, client)
+    done = store.load(key)
+    wanted = [(task, trial) for task in tasks for trial in range(trials)]
+    todo = [(task, trial) for task, trial in wanted if (task.id, trial) not in done]
+    reused = len(wanted) - len(todo)
+    progress = on_progress or (lambda finished, total: None)
+    progress(reused, len(wanted))
+    gate = asyncio.Semaphore(concurrency)
+    finished = reused
+
+    async def one(task: Task, trial: int) -> None:
+        nonlocal finished
+        async with gate:
+            record = await run_one(artifact, client, key, task, trial)
+        store.append(record)
+        done[(task.id, trial)] = record
+        finished += 1
+        progress(finished, len(wanted))
+
+    await _gather_all([one(task, trial) for task, trial in todo])
+    records = sorted((done[(t.id, k)] for t, k in wanted), key=lambda r: (natural_key(r.task_id), r.trial))
+    summary = EvaluationSummary(
+        split=split, artifact_hash=key.artifact_hash, suite_hash=key.suite_hash, model=client.model,
+        simulated=client.simulated, tasks=len(tasks), trials=trials, runs=len(records),
+        passed=sum(r.outcome.passed for r in records), reused=reused,
+    )
+    return Evaluation(summary=summary, records=records)
+
+
+async def run_one(artifact: Artifact, client: ModelClient, key: RunKey, task: Task, trial: int) -> RunRecord:
+    """Run the agent on one task and verify its final answer."""
+    tools = {"python": PythonExamplesTool(task)}
+    trace = await run_agent(artifact, task.id, task.input, client, tools=tools, trial=trial)
+    outcome = await verify(task, trace.final_output, trial=trial)
+    return RunRecord(key=key, task_id=task.id, trial=trial, trace=trace, outcome=outcome)
+
+
+async def _gather_all(coroutines: list) -> None:
+    """Run all; on the first failure cancel the rest (finished ones are already stored) and re-raise."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
