@@ -1,0 +1,109 @@
+"""Deterministic symptom detectors over the blind view.
+
+Each detector is a function registered with `@detector(label)`; it returns a Symptom
+or None. `detect(view)` runs them in registration order and keeps the first match,
+so the most specific detectors come first. Evidence is always quoted verbatim from
+the view.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from critics.symptoms import TAXONOMY, Symptom, SymptomReport
+from critics.view import BlindView
+
+DetectorFn = Callable[[BlindView], list[str] | None]
+_DETECTORS: list[tuple[str, DetectorFn]] = []
+
+PROSE_LINE = re.compile(r"^[A-Z][a-z']*(?: [^\s()=\[\]{}]+){2,}$")
+LINE_NUMBER = re.compile(r"line (\d+)")
+UNFINISHED = ("was never closed", "unexpected EOF", "expected an indented block", "unterminated")
+
+
+def detector(label: str) -> Callable[[DetectorFn], DetectorFn]:
+    """Register a detector for a taxonomy label; it returns evidence quotes or None."""
+    if label not in TAXONOMY:
+        raise ValueError(f"unknown symptom label {label!r}")
+
+    def register(fn: DetectorFn) -> DetectorFn:
+        _DETECTORS.append((label, fn))
+        return fn
+
+    return register
+
+
+def detect(view: BlindView) -> SymptomReport:
+    """The detectors' report for one run: no symptom when it passed."""
+    symptoms = []
+    if not view.passed:
+        for label, fn in _DETECTORS:
+            evidence = fn(view)
+            if evidence is not None:
+                symptoms.append(Symptom(label=label, description=TAXONOMY[label], evidence=evidence, detector=fn.__name__))
+                break
+    return SymptomReport(
+        task_id=view.task_id, trial=view.trial, passed=view.passed, error_type=view.error_type,
+        used_tools=any(step.kind == "tool_call" for step in view.steps), symptoms=symptoms,
+    )
+
+
+@detector("no_answer")
+def empty_final_answer(view: BlindView) -> list[str] | None:
+    if view.final_output.strip():
+        return None
+    return [view.run_error or view.verifier_message or "no final answer"]
+
+
+@detector("non_code_output")
+def prose_or_fences(view: BlindView) -> list[str] | None:
+    if view.error_type not in ("SyntaxError", "IndentationError"):
+        return None
+    lines = view.final_output.splitlines()
+    fences = [line.strip() for line in lines if line.strip().startswith("```")]
+    number = _error_line(view)
+    bad_line = lines[number - 1].strip() if number and 0 < number <= len(lines) else ""
+    prose = [bad_line] if PROSE_LINE.match(bad_line) else []
+    return prose + fences[:1] if prose or fences else None
+
+
+@detector("incomplete_code")
+def unfinished_code(view: BlindView) -> list[str] | None:
+    if view.error_type not in ("SyntaxError", "IndentationError"):
+        return None
+    lines = view.final_output.rstrip().splitlines()
+    at_end = _error_line(view) in (len(lines), len(lines) + 1)
+    if any(marker in view.verifier_message for marker in UNFINISHED) or at_end:
+        return [view.verifier_message, lines[-1].strip()] if lines and lines[-1].strip() else [view.verifier_message]
+    return None
+
+
+@detector("syntax_error")
+def other_syntax_error(view: BlindView) -> list[str] | None:
+    return [view.verifier_message] if view.error_type in ("SyntaxError", "IndentationError") else None
+
+
+@detector("undefined_name")
+def name_error(view: BlindView) -> list[str] | None:
+    return [view.verifier_message] if view.error_type == "NameError" else None
+
+
+@detector("timeout")
+def timed_out(view: BlindView) -> list[str] | None:
+    return [view.verifier_message] if view.error_type == "Timeout" else None
+
+
+@detector("wrong_answer")
+def failed_tests(view: BlindView) -> list[str] | None:
+    return [view.verifier_message] if view.error_type in ("AssertionError", "WrongAnswer") else None
+
+
+@detector("runtime_error")
+def other_exception(view: BlindView) -> list[str] | None:
+    return [view.verifier_message or str(view.error_type)]
+
+
+def _error_line(view: BlindView) -> int | None:
+    match = LINE_NUMBER.search(view.verifier_message)
+    return int(match.group(1)) if match else None
