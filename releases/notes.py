@@ -1,0 +1,50 @@
+"""Release notes: what a candidate intended, what the gate saw, what was decided."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class FlipRow(BaseModel):
+    """One task's change, as shown in the notes."""
+
+    model_config = ConfigDict(frozen=True)
+    task_id: str
+    kind: str
+    baseline_error: str | None = None
+    candidate_error: str | None = None
+
+
+class ReleaseNotes(BaseModel):
+    """Everything the release-notes template shows."""
+
+    model_config = ConfigDict(frozen=True)
+    agent: str
+    title: str = Field(description="e.g. 'coder/v2' or 'rc/coder/3 (rejected)'.")
+    base_release: str
+    rc: str
+    decision: str
+    actor: str
+    reasons: list[str]
+    intent: str
+    targets: list[str]
+    remediation: str
+    model: str
+    simulated: bool
+    counts: dict[str, int]
+    flips: list[FlipRow] = Field(description="Changed tasks only (P->F and F->P).")
+    baseline_gate_pass_rate: float | None = None
+    gate_pass_rate: float | None = None
+    holdout_pass_rate: float | None = None
+    baseline_holdout_pass_rate: float | None = None
+    top_patterns: list[tuple[str, int]] = Field(default_factory=list)
+
+    def markdown(self) -> str:
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                                 trim_blocks=True, lstrip_blocks=True)
+        return env.get_template("release_notes.md.j2").render(notes=self)

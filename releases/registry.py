@@ -1,0 +1,221 @@
+"""The release registry: releases are tags, candidates are branches, decisions are ledger lines.
+
+Names: release `<agent>/v<N>` (annotated tag on main), RC branch `rc/<agent>/<N>`,
+rejected RC tag `<agent>/rc<N>-rejected`. Writers hold one file lock per workspace.
+Every decision moves main in one commit (merge and/or ledger line together) with a
+compare-and-swap ref update, then tags; the working tree follows main if it is checked out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from pydantic import BaseModel, ConfigDict
+
+from agents.errors import StateError
+from releases.gitstore import BOT, GitStore, Identity
+from releases.ledger import LedgerEntry, append_line, ledger_path, new_entry, parse_ledger
+
+MAIN = "main"
+
+
+def release_tag(agent: str, number: int) -> str:
+    return f"{agent}/v{number}"
+
+
+def rc_branch(agent: str, number: int) -> str:
+    return f"rc/{agent}/{number}"
+
+
+def rejected_tag(agent: str, number: int) -> str:
+    return f"{agent}/rc{number}-rejected"
+
+
+def evidence_dir(agent: str, number: int) -> str:
+    return f"releases/{agent}/rc-{number}"
+
+
+class ReleaseRef(BaseModel):
+    """A release on the canonical line."""
+
+    model_config = ConfigDict(frozen=True)
+    agent: str
+    number: int
+    tag: str
+    commit: str
+
+
+class CandidateRef(BaseModel):
+    """A release candidate branch."""
+
+    model_config = ConfigDict(frozen=True)
+    agent: str
+    number: int
+    branch: str
+    base_commit: str
+    commit: str
+
+
+class Registry:
+    """Reads and writes one workspace's version lines."""
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+        self._lock = FileLock(str(workspace / ".ratchet" / "locks" / "registry.lock"))
+
+    def store(self) -> GitStore:
+        return GitStore(self.workspace)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the workspace's writer lock (readers never take it)."""
+        (self.workspace / ".ratchet" / "locks").mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=30)
+        except Timeout as exc:
+            raise StateError(f"{self._lock.lock_file}: another Ratchet process is writing this workspace") from exc
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def current_release(self, agent: str) -> ReleaseRef:
+        with self.store() as git:
+            numbers = [int(m.group(1)) for t in git.tag_names(f"{agent}/v*") if (m := re.fullmatch(rf"{agent}/v(\d+)", t))]
+            if not numbers:
+                raise StateError(f"agent {agent!r} has no release tag {agent}/v1; is this a Ratchet workspace?")
+            number = max(numbers)
+            tag = release_tag(agent, number)
+            return ReleaseRef(agent=agent, number=number, tag=tag, commit=git.resolve(tag) or "")
+
+    def ledger(self, agent: str, rev: str = MAIN) -> list[LedgerEntry]:
+        with self.store() as git:
+            data = git.read(rev, ledger_path(agent))
+        return parse_ledger(data.decode() if data else "", f"{rev}:{ledger_path(agent)}")
+
+    def candidate(self, agent: str, number: int) -> CandidateRef:
+        branch = rc_branch(agent, number)
+        with self.store() as git:
+            tip = git.resolve(f"refs/heads/{branch}")
+            if tip is None:
+                raise StateError(f"no release candidate {branch}; `ratchet history` lists them")
+            base = git.repo.commit(tip)
+            while base.parents and _is_evidence_commit(base.message):
+                base = base.parents[0]
+            return CandidateRef(agent=agent, number=number, branch=branch, base_commit=base.parents[0].hexsha, commit=tip)
+
+    def next_rc_number(self, agent: str) -> int:
+        with self.store() as git:
+            numbers = [int(b.rsplit("/", 1)[1]) for b in git.branch_names(f"rc/{agent}/*") if b.rsplit("/", 1)[1].isdigit()]
+        return max(numbers, default=0) + 1
+
+    def create_candidate(self, agent: str, changes: dict[str, bytes | None], message: str) -> CandidateRef:
+        """Commit one proposed change on a new branch `rc/<agent>/<N>` from main."""
+        with self._writing(), self.store() as git:
+            number = self.next_rc_number(agent)
+            base = _require(git, MAIN)
+            commit = git.commit([base], changes, message)
+            branch = rc_branch(agent, number)
+            git.update_ref(f"refs/heads/{branch}", commit, None, f"ratchet: create {branch}")
+        return CandidateRef(agent=agent, number=number, branch=branch, base_commit=base, commit=commit)
+
+    def add_evidence(self, rc: CandidateRef, files: dict[str, bytes], message: str) -> CandidateRef:
+        """Commit evidence files under `releases/<agent>/rc-<N>/` on the RC branch."""
+        folder = evidence_dir(rc.agent, rc.number)
+        changes: dict[str, bytes | None] = {f"{folder}/{name}": data for name, data in files.items()}
+        with self._writing(), self.store() as git:
+            tip = _require(git, f"refs/heads/{rc.branch}")
+            commit = git.commit([tip], changes, f"{EVIDENCE_PREFIX}{message}")
+            git.update_ref(f"refs/heads/{rc.branch}", commit, tip, f"ratchet: evidence for {rc.branch}")
+        return rc.model_copy(update={"commit": commit})
+
+    def promote(self, rc: CandidateRef, notes: str, who: Identity = BOT, **entry: object) -> LedgerEntry:
+        """Merge the RC into main with its ledger line, then tag the next release."""
+        with self._writing(), self.store() as git:
+            main = _require(git, MAIN)
+            if rc.base_commit != main:
+                raise StateError(
+                    f"{rc.branch} was built on {rc.base_commit[:10]} but main is now at {main[:10]}; "
+                    f"run a new cycle instead of promoting a stale candidate"
+                )
+            number = self.current_release(rc.agent).number + 1
+            tag = release_tag(rc.agent, number)
+            line = self._ledger_change(git, rc.agent, main, release=tag, rc=rc.branch, rc_commit=rc.commit,
+                                       actor=str(who), **entry)
+            merge = git.commit([main, rc.commit], line[0], f"Release {tag}: merge {rc.branch}\n\n{entry.get('intent', '')}",
+                               who=who, base=rc.commit)
+            git.update_ref(f"refs/heads/{MAIN}", merge, main, f"ratchet: promote {rc.branch} as {tag}")
+            git.sync_checkout(MAIN, main, merge)
+            git.tag(tag, merge, notes, who=who)
+        return line[1]
+
+    def reject(self, rc: CandidateRef, message: str, who: Identity = BOT, **entry: object) -> LedgerEntry:
+        """Record the rejection on main and tag the RC commit as rejected."""
+        return self._record_only(rc, message, who, tag=rejected_tag(rc.agent, rc.number), **entry)
+
+    def hold(self, rc: CandidateRef, who: Identity = BOT, **entry: object) -> LedgerEntry:
+        """Record that the RC waits for a person's decision."""
+        return self._record_only(rc, "", who, tag=None, **entry)
+
+    def _record_only(self, rc: CandidateRef, message: str, who: Identity, tag: str | None, **entry: object) -> LedgerEntry:
+        with self._writing(), self.store() as git:
+            main = _require(git, MAIN)
+            changes, written = self._ledger_change(git, rc.agent, main, rc=rc.branch, rc_commit=rc.commit,
+                                                   actor=str(who), **entry)
+            commit = git.commit([main], changes, f"Ledger: {written.decision} {rc.branch}\n\n{written.reason}", who=who)
+            git.update_ref(f"refs/heads/{MAIN}", commit, main, f"ratchet: {written.decision} {rc.branch}")
+            git.sync_checkout(MAIN, main, commit)
+            if tag:
+                git.tag(tag, rc.commit, message, who=who)
+        return written
+
+    def _ledger_change(self, git: GitStore, agent: str, main: str, **fields: object) -> tuple[dict[str, bytes | None], LedgerEntry]:
+        path = ledger_path(agent)
+        text = (git.read(main, path) or b"").decode()
+        entry = new_entry(parse_ledger(text, f"main:{path}"), agent=agent, **fields)
+        return {path: append_line(text, entry).encode()}, entry
+
+
+EVIDENCE_PREFIX = "Evidence: "
+
+
+def _is_evidence_commit(message: str | bytes) -> bool:
+    text = message.decode() if isinstance(message, bytes) else message
+    return text.startswith(EVIDENCE_PREFIX)
+
+
+def _require(git: GitStore, rev: str) -> str:
+    sha = git.resolve(rev)
+    if sha is None:
+        raise StateError(f"{git.path}: {rev} does not exist; is this a Ratchet workspace?")
+    return sha
+
+
+def initialize(workspace: Path, files: dict[str, bytes], agents: list[str], message: str) -> list[ReleaseRef]:
+    """Create the workspace repository: one commit with `files` and each agent's first ledger
+    line, checked out on `main`, and the first release tag `<agent>/v1` for each agent."""
+    from git import Repo
+
+    repo = Repo.init(workspace, initial_branch=MAIN)
+    repo.close()
+    changes: dict[str, bytes | None] = dict(files)
+    entries = {}
+    for agent in agents:
+        entry = new_entry([], agent=agent, decision="release", release=release_tag(agent, 1),
+                          actor=str(BOT), reason="initial release created by `ratchet init`")
+        changes[ledger_path(agent)] = append_line("", entry).encode()
+        entries[agent] = entry
+    with GitStore(workspace) as git:
+        commit = git.commit([], changes, message)
+        git.update_ref(f"refs/heads/{MAIN}", commit, None, "ratchet: init")
+        git.repo.git.reset("--hard", "HEAD")
+        refs = []
+        for agent in agents:
+            tag = release_tag(agent, 1)
+            git.tag(tag, commit, f"# {tag}\n\nInitial release, created by `ratchet init`.\n")
+            refs.append(ReleaseRef(agent=agent, number=1, tag=tag, commit=commit))
+    return refs
