@@ -1,0 +1,40 @@
+"""Ratchet's own model providers for litellm.
+
+`sim/<world>` is the built-in OFFLINE SIMULATED model (see `worlds/humaneval.yaml`
+for its rules): deterministic, seeded, never a real LLM. Importing this package
+imports nothing heavy and registers nothing; call `register_providers()` once
+in the CLI or a flow before the first `litellm.completion(model="sim/...")`.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["SIM_PREFIX", "is_simulated", "register_providers"]
+
+SIM_PREFIX = "sim/"
+
+
+def is_simulated(model: str) -> bool:
+    """Whether a litellm model name points at Ratchet's simulated model."""
+    return model.startswith(SIM_PREFIX)
+
+
+def register_providers() -> None:
+    """Make `model="sim/<world>"` work in litellm. Idempotent.
+
+    Sets LITELLM_LOCAL_MODEL_COST_MAP=True (unless already set) before litellm is
+    imported, so that importing litellm does not fetch its price map.
+    """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    from agents.providers.sim import SimProvider
+
+    if not any(item["provider"] == "sim" for item in litellm.custom_provider_map):
+        litellm.custom_provider_map.append({"provider": "sim", "custom_handler": SimProvider()})
+    # litellm also runs this on every call; running it here makes the provider
+    # known at once (e.g. to get_llm_provider and get_supported_openai_params).
+    from litellm.utils import custom_llm_setup
+
+    custom_llm_setup()

@@ -1,0 +1,145 @@
+"""`sim/<world>`: Ratchet's offline SIMULATED model as a litellm custom provider.
+
+Import this module through `agents.providers.register_providers()`, which sets
+`LITELLM_LOCAL_MODEL_COST_MAP` before litellm is imported. This file only
+translates between litellm's chat format and the pure behaviour in `sim_world`.
+
+Every response says it is simulated: `model` reads "sim/<world>",
+`system_fingerprint` is "ratchet-sim/<world>" and `_hidden_params["simulated"]`
+is True. The answer depends only on the messages and tools: temperature,
+max_tokens and the other sampling parameters are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import litellm
+from litellm.llms.custom_llm import CustomLLMError
+from litellm.types.utils import GenericStreamingChunk, Message, ModelResponse, Usage
+
+from agents.errors import UserError
+from agents.providers import sim_world
+
+SIM_FINGERPRINT_PREFIX = "ratchet-sim/"
+_NO_STREAMING = "the simulated model sim/<world> does not stream; call it without stream=True"
+
+
+def _field(item: Any, key: str) -> Any:
+    """Read `key` from a dict or from an object (litellm may hand either)."""
+    return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+
+
+def _text(content: Any) -> str:
+    """The text of a message's content: a string or a list of content parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(str(_field(part, "text") or "") for part in content)
+
+
+def _has_python_tool(tools: list[Any] | None) -> bool:
+    return any(_field(_field(tool, "function") or {}, "name") == "python" for tool in tools or [])
+
+
+def read_conversation(messages: list[Any]) -> sim_world.Conversation:
+    """How many tool calls the assistant made so far, and the last tool result."""
+    calls = sum(len(_field(m, "tool_calls") or []) for m in messages if _field(m, "role") == "assistant")
+    results = [_text(_field(m, "content")) for m in messages if _field(m, "role") == "tool"]
+    return sim_world.Conversation(tool_calls_made=calls, last_tool_result=results[-1] if results else None)
+
+
+def simulate(world_name: str, messages: list[Any], tools: list[Any] | None) -> tuple[sim_world.Reply, str | None]:
+    """The simulated reply to one request, and the id of the task it recognised (or None)."""
+    world = sim_world.load_world(world_name)
+    instructions = [_text(_field(m, "content")) for m in messages if _field(m, "role") in ("system", "user")]
+    text = "\n".join(instructions)
+    task = sim_world.find_task(text)
+    if task is None:
+        return sim_world.Reply("final", sim_world.NO_TASK_ANSWER), None
+    traits = sim_world.detect_traits(world, text.replace(task.prompt.strip(), " "), _has_python_tool(tools))
+    return sim_world.respond(world, task, traits, read_conversation(messages)), task.task_id
+
+
+def _tool_call_id(task_id: str | None, number: int) -> str:
+    digest = hashlib.sha256((task_id or "").encode()).hexdigest()[:10]
+    return f"call_{digest}_{number}"
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def build_response(
+    model_response: ModelResponse, world_name: str, messages: list[Any], tools: list[Any] | None
+) -> ModelResponse:
+    """Fill litellm's ModelResponse with the simulated reply."""
+    reply, task_id = simulate(world_name, messages, tools)
+    choice = model_response.choices[0]
+    if reply.kind == "tool_call":
+        number = read_conversation(messages).tool_calls_made + 1
+        arguments = json.dumps({"code": reply.text})
+        call = {
+            "id": _tool_call_id(task_id, number),
+            "type": "function",
+            "function": {"name": "python", "arguments": arguments},
+        }
+        choice.message = Message(content=None, role="assistant", tool_calls=[call])
+        choice.finish_reason = "tool_calls"
+        completion_text = arguments
+    else:
+        choice.message = Message(content=reply.text, role="assistant")
+        choice.finish_reason = "stop"
+        completion_text = reply.text
+    prompt_text = "".join(_text(_field(m, "content")) for m in messages)
+    prompt_tokens, completion_tokens = _tokens(prompt_text), _tokens(completion_text)
+    model_response.usage = Usage(  # type: ignore[attr-defined]
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
+    )
+    model_response.model = f"sim/{world_name}"
+    model_response.system_fingerprint = SIM_FINGERPRINT_PREFIX + world_name
+    model_response._hidden_params["simulated"] = True
+    return model_response
+
+
+class SimProvider(litellm.CustomLLM):
+    """litellm handler for `model="sim/<world>"` (sync and async, no streaming)."""
+
+    def completion(
+        self,
+        model: str,
+        messages: list[Any],
+        api_base: str,
+        custom_prompt_dict: dict[str, Any],
+        model_response: ModelResponse,
+        print_verbose: Callable[..., Any],
+        encoding: Any,
+        api_key: Any,
+        logging_obj: Any,
+        optional_params: dict[str, Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> ModelResponse:
+        """Answer one chat request; `model` is the world's name (litellm strips "sim/")."""
+        world_name = model.removeprefix("sim/")
+        try:
+            return build_response(model_response, world_name, messages, optional_params.get("tools"))
+        except UserError as exc:
+            raise litellm.BadRequestError(message=str(exc), model=f"sim/{world_name}", llm_provider="sim") from exc
+
+    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        """Same as `completion`: the simulator is pure and fast, nothing to await."""
+        return self.completion(*args, **kwargs)
+
+    def streaming(self, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
+        """Not supported: say so plainly instead of litellm's "Not implemented yet!"."""
+        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
+
+    async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:  # type: ignore[override]
+        """Not supported (see `streaming`); an async generator, as litellm iterates it."""
+        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
+        yield  # unreachable; makes this an async generator
