@@ -1,0 +1,56 @@
+"""The `ratchet` command: typer app, global options, error handling."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+from rich.markup import escape
+
+from agents.errors import RatchetError
+from pipeline.cli import cycle_cmds, release_cmds, workspace_cmds
+from pipeline.cli.output import console
+
+app = typer.Typer(
+    name="ratchet",
+    help="Release engineering for self-improving LLM agents: one canonical version line, a regression gate, git.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+    """Ratchet: run, critique, diagnose, synthesize one RC, gate it, record it."""
+
+
+workspace_cmds.register(app)
+cycle_cmds.register(app)
+release_cmds.register(app)
+
+
+def configure_environment() -> None:
+    """Quiet, offline defaults for the libraries we drive (set before they are imported)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def main() -> None:
+    configure_environment()
+    debug = "--debug" in sys.argv
+    sys.argv = [arg for arg in sys.argv if arg != "--debug"]  # accepted anywhere on the line
+    try:
+        app()
+    except RatchetError as exc:
+        if debug:
+            traceback.print_exc()
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]: finished work is kept in .ratchet/; run the command again to resume")
+        sys.exit(130)

@@ -1,0 +1,65 @@
+"""`ratchet cycle` and `ratchet eval`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from agents.errors import UserError
+from pipeline.cli.options import AgentOption, WorkspaceOption
+from pipeline.cli.output import RichReporter, console, model_label, pct, print_cycle, progress_bars
+from pipeline.cli.runner import run_cycle
+from pipeline.progress import use_reporter
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cycle")(cycle)
+    app.command("eval")(eval_release)
+
+
+def cycle(
+    workspace: Path = WorkspaceOption,
+    agent: str = AgentOption,
+    model: str = typer.Option(None, "--model", help="Run with this litellm model instead of agent.yaml's."),
+) -> None:
+    """Run one improvement cycle for an agent (Prefect flow `improve-cycle`)."""
+    result = run_cycle(workspace, agent, model)
+    print_cycle(1, result)
+
+
+def eval_release(
+    release: str = typer.Argument(..., help="A release such as coder/v1, or an RC branch such as rc/coder/2."),
+    split: str = typer.Option("gate", "--split", help="dev, gate or holdout."),
+    trials: int = typer.Option(1, "--trials", min=1, max=20),
+    model: str = typer.Option(None, "--model", help="Run with this litellm model instead of agent.yaml's."),
+    workspace: Path = WorkspaceOption,
+) -> None:
+    """Run a release on one split of its suite and print the pass rate."""
+    from pipeline import stages
+
+    agent = _agent_of(release)
+    ctx = stages.open_context(workspace, agent, model_override=model)
+    rev = release if release.startswith("rc/") else f"refs/tags/{release}"
+    state = stages.checkout_artifact(ctx, rev, release)
+    with progress_bars() as bars, use_reporter(RichReporter(bars)):
+        evaluation = stages.run_split(ctx, state, split, trials)
+    summary = evaluation.summary
+    console.print(f"{release} on {ctx.suite.name}/{split}: {summary.passed}/{summary.runs} passed "
+                  f"({pct(summary.pass_rate)}); model {model_label(summary.model, summary.simulated)}"
+                  f"; {summary.reused} run(s) reused from the run store")
+    errors = evaluation.outcome_table().query("not passed")["error_type"].value_counts()
+    if len(errors):
+        table = Table("error type", "runs", title="Failures")
+        for name, count in errors.items():
+            table.add_row(str(name), str(count))
+        console.print(table)
+
+
+def _agent_of(release: str) -> str:
+    match = re.fullmatch(r"(?:rc/)?([a-z][a-z0-9_-]*)/v?\d+", release)
+    if not match:
+        raise UserError(f"{release!r}: expected a release like coder/v1 or a candidate like rc/coder/2")
+    return match.group(1)

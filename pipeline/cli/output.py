@@ -1,0 +1,81 @@
+"""Rich output for the CLI: progress bars during runs, one block per cycle."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from pipeline.cycle_result import CycleResult
+
+
+
+def _width() -> int | None:
+    """Terminal width on a terminal; 120 columns (or $COLUMNS) when piped, so tables stay readable."""
+    return None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "120"))
+
+
+console = Console(highlight=False, width=_width())
+WORLD_NOTE = "SIMULATED offline model, rules in agents/providers/worlds/{world}.yaml"
+
+
+class RichReporter:
+    """Shows one progress bar per evaluation while the flow runs."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.bars: dict[str, TaskID] = {}
+        self.live = progress
+
+    def stage(self, name: str, detail: str = "") -> None:
+        pass
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        if label not in self.bars:
+            self.bars[label] = self.live.add_task(label, total=total)
+        self.live.update(self.bars[label], completed=done, total=total)
+
+
+def progress_bars() -> Progress:
+    return Progress(
+        TextColumn("  [dim]run[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )
+
+
+def model_label(model: str, simulated: bool) -> str:
+    if simulated:
+        return f"{model} [bold yellow]({WORLD_NOTE.format(world=model.split('/', 1)[-1])})[/]"
+    return model
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def print_cycle(number: int, result: CycleResult) -> None:
+    console.rule(f"Cycle {number} · {result.base_release}")
+    console.print(f"model: {model_label(result.model, result.simulated)}")
+    passed = round(result.dev_pass_rate * result.dev_runs)
+    console.print(f"dev split: {passed}/{result.dev_runs} passed ({pct(result.dev_pass_rate)})")
+    symptoms = ", ".join(f"{label} {count}" for label, count in result.patterns) or "none"
+    console.print(f"symptoms (top patterns, failed dev runs): {symptoms}")
+    if result.status == "nothing_to_fix":
+        console.print("[green]nothing left to fix on the dev split[/]")
+        return
+    if result.status == "no_proposal":
+        console.print("[yellow]no release candidate: the playbook has no untried remediation for these patterns[/]")
+        return
+    console.print(f"RC {result.rc} {escape(f'[{result.remediation}]')}: {escape(result.intent or '')}")
+    if result.counts:
+        flips = ", ".join(f"{kind} {n}" for kind, n in result.counts.items())
+        console.print(f"gate flips: {flips}")
+        console.print(f"gate pass rate {pct(result.baseline_gate_pass_rate)} -> {pct(result.gate_pass_rate)}"
+                      f" · holdout {pct(result.baseline_holdout_pass_rate)} -> {pct(result.holdout_pass_rate)} (report only)")
+    color = {"promote": "green", "reject": "red", "hold": "yellow"}[result.decision or "hold"]
+    stage = " before evaluation" if result.stage == "validate" else ""
+    console.print(f"verdict: [bold {color}]{(result.decision or '').upper()}[/]{stage}: {escape('; '.join(result.reasons))}")
+    if result.new_tag:
+        console.print(f"new release: [bold]{result.new_tag}[/]")

@@ -1,0 +1,85 @@
+"""`ratchet history`, `show`, `promote`, `reject`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich import box
+from rich.markdown import Markdown
+from rich.table import Table
+
+from agents.errors import UserError
+from pipeline.cli.options import AgentOption, WorkspaceOption
+from pipeline.cli.output import console, pct
+from pipeline.decisions import decide_manually, resolve_actor
+from releases.gitstore import GitStore
+from releases.registry import Registry
+
+
+def register(app: typer.Typer) -> None:
+    app.command("history")(history)
+    app.command("show")(show)
+    app.command("promote")(promote)
+    app.command("reject")(reject)
+
+
+def history(workspace: Path = WorkspaceOption, agent: str = AgentOption) -> None:
+    """Every decision on the agent's version line, from the ledger on main."""
+    entries = Registry(workspace).ledger(agent)
+    if not entries:
+        raise UserError(f"{workspace}: agent {agent!r} has no ledger; is it an agent of this workspace?")
+    table = Table("#", "when (UTC)", "decision", "version", "change", "fixes", "regr.", "gate pass rate", "holdout",
+                  "by", title=f"{agent}: release history", box=box.SIMPLE_HEAD)
+    for e in entries:
+        gate = f"{pct(e.baseline_gate_pass_rate)} -> {pct(e.gate_pass_rate)}" if e.gate_pass_rate is not None else ""
+        table.add_row(
+            str(e.seq), e.timestamp[5:16].replace("T", " "), e.decision, e.release or e.rc or "",
+            e.remediation or "", str(e.fixes), str(e.regressions), gate,
+            pct(e.holdout_pass_rate) if e.holdout_pass_rate is not None else "", _who(e.actor),
+        )
+    console.print(table)
+
+
+def _who(actor: str) -> str:
+    return "bot" if actor.startswith("Ratchet Bot") else actor.split(" <")[0]
+
+
+def show(
+    release: str = typer.Argument(..., help="A release tag such as coder/v2, or a rejected tag coder/rc3-rejected."),
+    workspace: Path = WorkspaceOption,
+) -> None:
+    """Release notes (with the flip table) and the engineering spec behind a release."""
+    with GitStore(workspace) as git:
+        notes = git.tag_message(release)
+        if notes is None:
+            known = ", ".join(git.tag_names("*")) or "none"
+            raise UserError(f"no release tag {release!r}; tags: {known}")
+        entry = next((e for e in Registry(workspace).ledger(release.split("/")[0]) if e.release == release
+                      or (e.rc and release.endswith(f"rc{e.rc.rsplit('/', 1)[1]}-rejected"))), None)
+        spec = git.read(f"refs/tags/{release}", f"{entry.evidence}/spec.md") if entry and entry.evidence else None
+    console.print(Markdown(notes))
+    if spec:
+        console.print(Markdown(spec.decode()))
+
+
+def promote(
+    rc: str = typer.Argument(..., help="A candidate on hold, e.g. rc/coder/3."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger)."),
+    actor: str = typer.Option(None, "--actor", help="'Name <email>' (default: git config user.name/email)."),
+    workspace: Path = WorkspaceOption,
+) -> None:
+    """Promote a release candidate that the gate put on hold."""
+    entry, tag = decide_manually(workspace, rc, "promote", reason, resolve_actor(workspace, actor))
+    console.print(f"promoted {rc} as {tag} (ledger entry {entry.seq}, by {entry.actor})")
+
+
+def reject(
+    rc: str = typer.Argument(..., help="A candidate on hold, e.g. rc/coder/3."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger)."),
+    actor: str = typer.Option(None, "--actor", help="'Name <email>' (default: git config user.name/email)."),
+    workspace: Path = WorkspaceOption,
+) -> None:
+    """Reject a release candidate that the gate put on hold."""
+    entry, _ = decide_manually(workspace, rc, "reject", reason, resolve_actor(workspace, actor))
+    console.print(f"rejected {rc} (ledger entry {entry.seq}, by {entry.actor})")

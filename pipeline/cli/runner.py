@@ -1,0 +1,16 @@
+"""Run one cycle from the CLI with progress bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.cli.output import RichReporter, progress_bars
+from pipeline.cycle_result import CycleResult
+from pipeline.progress import use_reporter
+
+
+def run_cycle(workspace: Path, agent: str, model: str | None = None) -> CycleResult:
+    from pipeline.flows import improve_cycle  # Prefect is imported only when a flow runs
+
+    with progress_bars() as bars, use_reporter(RichReporter(bars)):
+        return improve_cycle(str(workspace), agent, model)

@@ -1,0 +1,34 @@
+"""What one improvement cycle did, as returned by the flow and printed by the CLI."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CycleResult(BaseModel):
+    """Summary of one cycle (the evidence itself is committed on the RC branch)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    version: int = 1
+    agent: str
+    base_release: str
+    model: str
+    simulated: bool
+    status: Literal["decided", "nothing_to_fix", "no_proposal"]
+    dev_runs: int
+    dev_pass_rate: float
+    patterns: list[tuple[str, int]] = Field(default_factory=list, description="Top symptom patterns on dev.")
+    rc: str | None = None
+    remediation: str | None = None
+    intent: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict, description="Flip counts P->F, F->P, P->P, F->F.")
+    decision: Literal["promote", "reject", "hold"] | None = None
+    stage: Literal["validate", "gate"] | None = None
+    reasons: list[str] = Field(default_factory=list)
+    new_tag: str | None = None
+    baseline_gate_pass_rate: float | None = None
+    gate_pass_rate: float | None = None
+    baseline_holdout_pass_rate: float | None = None
+    holdout_pass_rate: float | None = None

@@ -1,0 +1,79 @@
+"""Manual decisions on release candidates the gate put on hold."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from git import Repo
+
+from agents.errors import StateError, UserError
+from releases.gitstore import GitStore, Identity
+from releases.ledger import LedgerEntry
+from releases.notes import ReleaseNotes
+from releases.registry import Registry, evidence_dir, release_tag
+
+IDENTITY = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>@\s]+@[^<>\s]+)>\s*$")
+
+
+def parse_rc(name: str) -> tuple[str, int]:
+    match = re.fullmatch(r"rc/([a-z][a-z0-9_-]*)/(\d+)", name.strip())
+    if not match:
+        raise UserError(f"{name!r} is not a release candidate name; expected rc/<agent>/<N>, e.g. rc/coder/3")
+    return match.group(1), int(match.group(2))
+
+
+def resolve_actor(workspace: Path, actor: str | None) -> Identity:
+    """The person deciding: `--actor "Name <email>"`, else git's user.name / user.email."""
+    if actor:
+        match = IDENTITY.match(actor)
+        if not match:
+            raise UserError(f"--actor {actor!r}: expected 'Name <email>'")
+        return Identity(name=match.group("name"), email=match.group("email"))
+    with Repo(workspace) as repo:
+        reader = repo.config_reader()
+        name = reader.get_value("user", "name", default="")
+        email = reader.get_value("user", "email", default="")
+    if not name or not email:
+        raise UserError("who is deciding? pass --actor 'Name <email>' or set git config user.name and user.email")
+    return Identity(name=str(name), email=str(email))
+
+
+def decide_manually(workspace: Path, rc_name: str, decision: Literal["promote", "reject"], reason: str,
+                    actor: Identity) -> tuple[LedgerEntry, str | None]:
+    """Promote or reject an RC on hold, recording who and why. Returns the entry and the new tag."""
+    if not reason.strip():
+        raise UserError("--reason is required: say why, it goes into the ledger")
+    agent, number = parse_rc(rc_name)
+    registry = Registry(workspace)
+    rc = registry.candidate(agent, number)
+    held = _last_entry(registry.ledger(agent), rc.branch)
+    if held is None or held.decision != "hold":
+        state = held.decision if held else "no decision recorded"
+        raise StateError(f"{rc.branch} is not on hold ({state}); only held candidates take a manual decision")
+    notes = _held_notes(workspace, rc.branch, agent, number)
+    fields = held.model_dump(include={"base_release", "intent", "remediation", "fixes", "regressions",
+                                      "gate_pass_rate", "baseline_gate_pass_rate", "holdout_pass_rate",
+                                      "policy_hash", "evidence"})
+    who = f"{actor} (manual)"
+    if decision == "promote":
+        tag = release_tag(agent, registry.current_release(agent).number + 1)
+        text = notes.model_copy(update={"title": tag, "decision": "promote", "actor": who,
+                                        "reasons": [*notes.reasons, f"promoted by {actor}: {reason}"]}).markdown()
+        return registry.promote(rc, text, who=actor, decision="manual_promote", reason=reason, **fields), tag
+    text = notes.model_copy(update={"title": f"{rc.branch} (rejected)", "decision": "reject", "actor": who,
+                                    "reasons": [*notes.reasons, f"rejected by {actor}: {reason}"]}).markdown()
+    return registry.reject(rc, text, who=actor, decision="manual_reject", reason=reason, **fields), None
+
+
+def _last_entry(entries: list[LedgerEntry], branch: str) -> LedgerEntry | None:
+    return next((e for e in reversed(entries) if e.rc == branch), None)
+
+
+def _held_notes(workspace: Path, branch: str, agent: str, number: int) -> ReleaseNotes:
+    with GitStore(workspace) as git:
+        data = git.read(f"refs/heads/{branch}", f"{evidence_dir(agent, number)}/notes.json")
+    if data is None:
+        raise StateError(f"{branch}: evidence notes.json missing; the candidate was not recorded by a cycle")
+    return ReleaseNotes.model_validate_json(data)

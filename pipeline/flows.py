@@ -1,0 +1,89 @@
+"""The improvement cycle as a Prefect flow: one task per stage, per-item work inside with asyncio.
+
+`improve_cycle(workspace, agent)` runs on Prefect's local engine (a temporary local
+server starts on first use when no PREFECT_API_URL is set).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from gates.policy import reject_before_evaluation
+from pipeline import stages
+from pipeline.cycle_result import CycleResult
+from pipeline.locking import cycle_lock
+from pipeline.record import Evidence, rate, record
+from pipeline.validate import validate_proposal
+
+
+
+def _task(fn, name: str):  # noqa: ANN001, ANN202
+    """A Prefect task for one stage: no input hashing (stage inputs are live objects), no result storage."""
+    return task(fn, name=name, cache_policy=NO_CACHE, persist_result=False)
+
+
+resolve_task = _task(stages.resolve_release, name="resolve")
+run_task = _task(stages.run_split, name="run")
+critique_task = _task(stages.critique, name="critique")
+diagnose_task = _task(stages.diagnose_reports, name="diagnose")
+synthesize_task = _task(stages.propose, name="synthesize")
+candidate_task = _task(stages.create_candidate, name="create-candidate")
+validate_task = _task(validate_proposal, name="validate")
+gate_task = _task(stages.gate, name="gate")
+record_task = _task(record, name="record")
+
+
+@flow(name="improve-cycle", flow_run_name="improve-cycle/{agent}", persist_result=False, log_prints=False)
+def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None) -> CycleResult:
+    """Run the current release, critique, diagnose, synthesize one RC, gate it and record the decision."""
+    root = Path(workspace).resolve()
+    with cycle_lock(root, agent):
+        ctx = stages.open_context(root, agent, model_override=model)
+        release, base = resolve_task(ctx)
+        dev = run_task(ctx, base, "dev")
+        reports = critique_task(ctx, dev)
+        spec = diagnose_task(ctx, reports, release.tag, "dev")
+        summary = dict(
+            agent=agent, base_release=release.tag, model=dev.summary.model, simulated=dev.summary.simulated,
+            dev_runs=dev.summary.runs, dev_pass_rate=round(dev.summary.pass_rate, 4),
+            patterns=[(p.label, p.count) for p in spec.patterns[:5]],
+        )
+        if spec.failed == 0:
+            return CycleResult(status="nothing_to_fix", **summary)
+        proposal = synthesize_task(ctx, spec, base)
+        if proposal is None:
+            return CycleResult(status="no_proposal", **summary)
+        rc = candidate_task(ctx, proposal)
+        evidence = _judge(ctx, rc, base, proposal, spec, reports, release.tag, dev)
+        entry, new_tag = record_task(ctx, rc, evidence)
+        return CycleResult(
+            status="decided", rc=rc.branch, remediation=proposal.remediation, intent=proposal.intent,
+            counts=evidence.flips.counts() if evidence.flips else {}, decision=evidence.verdict.decision,
+            stage=evidence.verdict.stage, reasons=evidence.verdict.reasons, new_tag=new_tag,
+            baseline_gate_pass_rate=rate(evidence.baseline_gate), gate_pass_rate=rate(evidence.candidate_gate),
+            baseline_holdout_pass_rate=rate(evidence.baseline_holdout),
+            holdout_pass_rate=rate(evidence.candidate_holdout), **summary,
+        )
+
+
+def _judge(ctx, rc, base, proposal, spec, reports, base_tag, dev) -> Evidence:  # noqa: ANN001
+    """Validate the RC, then evaluate baseline and RC on gate (and holdout, for the report) and gate it."""
+    common = dict(base_release=base_tag, model=dev.summary.model, simulated=dev.summary.simulated,
+                  spec=spec, reports=reports, proposal=proposal)
+    problem = validate_task(ctx.agent, base.files, proposal.changes)
+    if problem is not None:
+        return Evidence(verdict=reject_before_evaluation(problem, ctx.policy), **common)
+    candidate = stages.checkout_artifact(ctx, rc.commit, rc.branch)
+    trials = ctx.policy.trials
+    baseline_gate = run_task(ctx, base, "gate", trials)
+    candidate_gate = run_task(ctx, candidate, "gate", trials)
+    baseline_holdout = run_task(ctx, base, "holdout")
+    candidate_holdout = run_task(ctx, candidate, "holdout")
+    flips, verdict = gate_task(ctx.policy, baseline_gate, candidate_gate)
+    return Evidence(
+        verdict=verdict, flips=flips, baseline_gate=baseline_gate, candidate_gate=candidate_gate,
+        baseline_holdout=baseline_holdout, candidate_holdout=candidate_holdout, **common,
+    )

@@ -1,0 +1,106 @@
+"""The record stage: commit the evidence on the RC branch, then apply the decision to the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+from critics.diagnosis import EngineeringSpec, symptom_frame
+from critics.symptoms import SymptomReport
+from gates.evaluation import Evaluation
+from gates.flips import FlipTable
+from gates.policy import Verdict
+from pipeline.stages import CycleContext
+from pipeline.synthesis import Proposal
+from releases.gitstore import BOT
+from releases.ledger import LedgerEntry
+from releases.notes import FlipRow, ReleaseNotes
+from releases.registry import CandidateRef, evidence_dir, release_tag
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything that justifies a decision about one RC."""
+
+    base_release: str
+    model: str
+    simulated: bool
+    spec: EngineeringSpec
+    reports: list[SymptomReport]
+    proposal: Proposal
+    verdict: Verdict
+    flips: FlipTable | None = None
+    baseline_gate: Evaluation | None = None
+    candidate_gate: Evaluation | None = None
+    baseline_holdout: Evaluation | None = None
+    candidate_holdout: Evaluation | None = None
+
+
+def rate(evaluation: Evaluation | None) -> float | None:
+    return round(evaluation.summary.pass_rate, 4) if evaluation else None
+
+
+def build_notes(ctx: CycleContext, rc: CandidateRef, ev: Evidence, title: str, actor: str) -> ReleaseNotes:
+    flips = ev.flips.flips if ev.flips else []
+    return ReleaseNotes(
+        agent=ctx.agent, title=title, base_release=ev.base_release, rc=rc.branch, decision=ev.verdict.decision,
+        actor=actor, reasons=ev.verdict.reasons, intent=ev.proposal.intent, targets=ev.proposal.targets,
+        remediation=ev.proposal.remediation, model=ev.model, simulated=ev.simulated,
+        counts=ev.flips.counts() if ev.flips else {},
+        flips=[FlipRow(**f.model_dump(include={"task_id", "kind", "baseline_error", "candidate_error"}))
+               for f in flips if f.kind in ("P->F", "F->P")],
+        baseline_gate_pass_rate=rate(ev.baseline_gate), gate_pass_rate=rate(ev.candidate_gate),
+        baseline_holdout_pass_rate=rate(ev.baseline_holdout), holdout_pass_rate=rate(ev.candidate_holdout),
+        top_patterns=[(p.label, p.count) for p in ev.spec.patterns[:5]],
+    )
+
+
+def evidence_files(ev: Evidence, notes: ReleaseNotes) -> dict[str, bytes]:
+    files = {
+        "intent.json": ev.proposal.model_dump_json(indent=2).encode(),
+        "spec.json": ev.spec.model_dump_json(indent=2).encode(),
+        "spec.md": ev.spec.markdown().encode(),
+        "symptoms.csv": symptom_frame(ev.reports).to_csv(index=False).encode(),
+        "verdict.json": ev.verdict.model_dump_json(indent=2).encode(),
+        "notes.json": notes.model_dump_json(indent=2).encode(),
+        "notes.md": notes.markdown().encode(),
+    }
+    if ev.flips is not None:
+        files["flips.csv"] = ev.flips.to_frame().to_csv(index=False).encode()
+    for name, evaluation in (("baseline-gate", ev.baseline_gate), ("candidate-gate", ev.candidate_gate),
+                             ("baseline-holdout", ev.baseline_holdout), ("candidate-holdout", ev.candidate_holdout)):
+        if evaluation is not None:
+            files[f"outcomes-{name}.csv"] = outcome_csv(evaluation)
+    return files
+
+
+def outcome_csv(evaluation: Evaluation) -> bytes:
+    """The outcome table plus each raw trace's content hash (the traces stay in the run store)."""
+    table = evaluation.outcome_table()
+    table["trace_sha256"] = [hashlib.sha256(r.trace.model_dump_json().encode()).hexdigest() for r in evaluation.records]
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def record(ctx: CycleContext, rc: CandidateRef, ev: Evidence) -> tuple[LedgerEntry, str | None]:
+    """Commit evidence, then promote / reject / hold. Returns the ledger entry and the new tag."""
+    decision = ev.verdict.decision
+    registry = ctx.registry
+    next_tag = release_tag(ctx.agent, registry.current_release(ctx.agent).number + 1)
+    title = {"promote": next_tag, "reject": f"{rc.branch} (rejected)", "hold": f"{rc.branch} (on hold)"}[decision]
+    notes = build_notes(ctx, rc, ev, title, actor=str(BOT))
+    rc = registry.add_evidence(rc, evidence_files(ev, notes), f"{rc.branch} {decision}: {ev.proposal.remediation}")
+    entry = dict(
+        decision=decision, base_release=ev.base_release, intent=ev.proposal.intent,
+        remediation=ev.proposal.remediation, fixes=ev.verdict.fixes, regressions=ev.verdict.regressions,
+        gate_pass_rate=rate(ev.candidate_gate), baseline_gate_pass_rate=rate(ev.baseline_gate),
+        holdout_pass_rate=rate(ev.candidate_holdout), policy_hash=ev.verdict.policy_hash,
+        evidence=evidence_dir(ctx.agent, rc.number), reason="; ".join(ev.verdict.reasons),
+    )
+    if decision == "promote":
+        return registry.promote(rc, notes.markdown(), **entry), next_tag
+    if decision == "reject":
+        return registry.reject(rc, notes.markdown(), **entry), None
+    return registry.hold(rc, **entry), None

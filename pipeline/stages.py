@@ -1,0 +1,127 @@
+"""The stages of one improvement cycle, as plain functions (flows.py wraps them in Prefect tasks)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from agents.artifact import Artifact, load_artifact
+from agents.models import ModelClient
+from critics.detectors import detect
+from critics.diagnosis import EngineeringSpec, diagnose
+from critics.symptoms import SymptomReport
+from critics.view import blind_view
+from gates.evaluation import Evaluation, evaluate
+from gates.flips import FlipTable, compute_flips
+from gates.policy import GatePolicy, Verdict, decide, load_policy
+from gates.run_store import RunStore
+from gates.suite import Suite, load_suite
+from pipeline.progress import reporter
+from pipeline.settings import Settings, load_settings
+from pipeline.synthesis import Proposal, synthesize
+from releases.gitstore import GitStore
+from releases.registry import CandidateRef, Registry, ReleaseRef
+
+
+@dataclass(frozen=True)
+class CycleContext:
+    """Everything a stage needs that is fixed for the whole cycle."""
+
+    workspace: Path
+    agent: str
+    settings: Settings
+    suite: Suite
+    policy: GatePolicy
+    store: RunStore
+    registry: Registry
+    model_override: str | None = None
+
+    @property
+    def scratch(self) -> Path:
+        return self.workspace / ".ratchet"
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """A release (or candidate) checked out of git into the scratch area, loaded."""
+
+    label: str
+    artifact: Artifact
+    files: dict[str, str]
+
+
+def open_context(workspace: Path, agent: str, model_override: str | None = None) -> CycleContext:
+    settings = load_settings(workspace)
+    agent_settings = settings.agent(agent)
+    return CycleContext(
+        workspace=workspace, agent=agent, settings=settings,
+        suite=load_suite(workspace, agent_settings.suite), policy=load_policy(workspace, agent_settings.policy),
+        store=RunStore(workspace / ".ratchet"), registry=Registry(workspace), model_override=model_override,
+    )
+
+
+def checkout_artifact(ctx: CycleContext, rev: str, label: str) -> ReleaseState:
+    """Write `agents/<agent>/` as of `rev` to `.ratchet/checkouts/<label>/` and load it."""
+    with GitStore(ctx.workspace) as git:
+        raw = git.list_files(rev, f"agents/{ctx.agent}")
+    dest = ctx.scratch / "checkouts" / label.replace("/", "-") / ctx.agent
+    shutil.rmtree(dest, ignore_errors=True)
+    for rel, data in raw.items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(data)
+    files = {rel: data.decode("utf-8", errors="replace") for rel, data in raw.items()}
+    return ReleaseState(label=label, artifact=load_artifact(dest), files=files)
+
+
+def resolve_release(ctx: CycleContext) -> tuple[ReleaseRef, ReleaseState]:
+    release = ctx.registry.current_release(ctx.agent)
+    return release, checkout_artifact(ctx, release.tag, release.tag)
+
+
+def client_for(ctx: CycleContext, artifact: Artifact) -> ModelClient:
+    return ModelClient(ctx.model_override or artifact.spec.model, artifact.spec.model_params)
+
+
+def run_split(ctx: CycleContext, state: ReleaseState, split: str, trials: int = 1) -> Evaluation:
+    """Evaluate one version on one split, resuming from the run store."""
+    label = f"{state.label} on {split}"
+    reporter().stage("run", label)
+    progress = lambda done, total: reporter().progress(label, done, total)  # noqa: E731
+    return asyncio.run(evaluate(
+        state.artifact, client_for(ctx, state.artifact), ctx.suite, ctx.suite.split(split), ctx.store,
+        split=split, trials=trials, concurrency=ctx.settings.run.concurrency, on_progress=progress,
+    ))
+
+
+def critique(ctx: CycleContext, evaluation: Evaluation) -> list[SymptomReport]:
+    """Deterministic detectors over each run's blind view (the critic never sees the artifact)."""
+    reporter().stage("critique", f"{len(evaluation.records)} traces")
+    return [detect(blind_view(r.trace, ctx.suite.tasks[r.task_id], r.outcome)) for r in evaluation.records]
+
+
+def diagnose_reports(ctx: CycleContext, reports: list[SymptomReport], release: str, split: str) -> EngineeringSpec:
+    reporter().stage("diagnose", release)
+    return diagnose(reports, agent=ctx.agent, release=release, split=split)
+
+
+def propose(ctx: CycleContext, spec: EngineeringSpec, state: ReleaseState) -> Proposal | None:
+    """Run the release's own improvement procedure; remediations the gate rejected are skipped."""
+    reporter().stage("synthesize", state.label)
+    rejected = {
+        e.remediation for e in ctx.registry.ledger(ctx.agent)
+        if e.decision in ("reject", "manual_reject") and e.remediation
+    }
+    return synthesize(spec, state.files, rejected)
+
+
+def create_candidate(ctx: CycleContext, proposal: Proposal) -> CandidateRef:
+    changes = {path: (text.encode() if text is not None else None) for path, text in proposal.changes.items()}
+    return ctx.registry.create_candidate(ctx.agent, changes, proposal.commit_message())
+
+
+def gate(policy: GatePolicy, baseline: Evaluation, candidate: Evaluation) -> tuple[FlipTable, Verdict]:
+    reporter().stage("gate", policy.name)
+    flips = compute_flips([r.outcome for r in baseline.records], [r.outcome for r in candidate.records])
+    return flips, decide(flips, policy)
