@@ -31,10 +31,9 @@ def resolve_actor(workspace: Path, actor: str | None) -> Identity:
         if not match:
             raise UserError(f"--actor {actor!r}: expected 'Name <email>'")
         return Identity(name=match.group("name"), email=match.group("email"))
-    with Repo(workspace) as repo:
-        reader = repo.config_reader()
-        name = reader.get_value("user", "name", default="")
-        email = reader.get_value("user", "email", default="")
+    with Repo(workspace) as repo:  # `git config` honours GIT_CONFIG_GLOBAL and friends; GitPython's reader does not
+        name = repo.git.config("--get", "user.name", with_exceptions=False).strip()
+        email = repo.git.config("--get", "user.email", with_exceptions=False).strip()
     if not name or not email:
         raise UserError("who is deciding? pass --actor 'Name <email>' or set git config user.name and user.email")
     return Identity(name=str(name), email=str(email))

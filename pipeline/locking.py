@@ -12,9 +12,7 @@ from filelock import FileLock, Timeout
 from agents.errors import StateError
 
 
-@contextmanager
-def cycle_lock(workspace: Path, agent: str) -> Iterator[None]:
-    """Fail fast when another cycle for `agent` holds the lock."""
+def _acquire(workspace: Path, agent: str) -> tuple[FileLock, Path]:
     folder = workspace / ".ratchet" / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(folder / f"cycle-{agent}.lock"))
@@ -27,6 +25,19 @@ def cycle_lock(workspace: Path, agent: str) -> Iterator[None]:
             f"another improvement cycle for agent {agent!r} is running in {workspace} ({who}); "
             f"wait for it to finish (lock file {lock.lock_file})"
         ) from exc
+    return lock, owner
+
+
+def check_unlocked(workspace: Path, agent: str) -> None:
+    """Fail fast, before any slow setup, when a cycle for `agent` is already running."""
+    lock, _ = _acquire(workspace, agent)
+    lock.release()
+
+
+@contextmanager
+def cycle_lock(workspace: Path, agent: str) -> Iterator[None]:
+    """Hold the agent's cycle lock; StateError at once when another cycle holds it."""
+    lock, owner = _acquire(workspace, agent)
     try:
         owner.write_text(f"pid {os.getpid()}\n")
         yield

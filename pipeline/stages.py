@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import posixpath
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,7 @@ def checkout_artifact(ctx: CycleContext, rev: str, label: str) -> ReleaseState:
 
 
 def resolve_release(ctx: CycleContext) -> tuple[ReleaseRef, ReleaseState]:
+    ctx.registry.require_clean()
     release = ctx.registry.current_release(ctx.agent)
     return release, checkout_artifact(ctx, release.tag, release.tag)
 
@@ -117,8 +119,18 @@ def propose(ctx: CycleContext, spec: EngineeringSpec, state: ReleaseState) -> Pr
 
 
 def create_candidate(ctx: CycleContext, proposal: Proposal) -> CandidateRef:
-    changes = {path: (text.encode() if text is not None else None) for path, text in proposal.changes.items()}
+    """Commit the proposal on a new RC branch. Paths git cannot hold (absolute, outside the repo) are left
+    out of the commit; the proposal itself, with them, is kept in the evidence and fails validation."""
+    changes = {
+        path: (text.encode() if text is not None else None) for path, text in proposal.changes.items()
+        if representable(path)
+    }
     return ctx.registry.create_candidate(ctx.agent, changes, proposal.commit_message())
+
+
+def representable(path: str) -> bool:
+    normal = posixpath.normpath(path)
+    return not (path.startswith("/") or normal.startswith("..") or normal != path or "\\" in path)
 
 
 def gate(policy: GatePolicy, baseline: Evaluation, candidate: Evaluation) -> tuple[FlipTable, Verdict]:

@@ -76,6 +76,20 @@ class GitStore:
             return None
         return blob.data_stream.read()
 
+    def tree_id(self, rev: str, path: str) -> str | None:
+        """The object id of a folder at a revision, or None."""
+        try:
+            return self.repo.git.rev_parse(f"{rev}:{path}")
+        except GitCommandError:
+            return None
+
+    def merge_trees(self, ours: str, theirs: str) -> str:
+        """The tree of a clean three-way merge (git merge-tree --write-tree); StateError on conflicts."""
+        try:
+            return self.repo.git.merge_tree("--write-tree", ours, theirs).splitlines()[0].strip()
+        except GitCommandError as exc:
+            raise StateError(f"{theirs[:10]} does not merge cleanly into {ours[:10]}: {exc.stdout.strip()[:300]}") from exc
+
     def list_files(self, rev: str, folder: str) -> dict[str, bytes]:
         """Every file below `folder` at `rev`, keyed by path relative to `folder`."""
         try:
@@ -123,7 +137,7 @@ class GitStore:
         with tempfile.TemporaryDirectory() as tmp:
             message_file = os.path.join(tmp, "message")
             Path(message_file).write_text(message, encoding="utf-8")
-            self.repo.git.tag("-a", name, target, "-F", message_file, env=who.env())
+            self.repo.git.tag("-a", "--cleanup=verbatim", name, target, "-F", message_file, env=who.env())
 
     def tag_message(self, name: str) -> str | None:
         ref = next((t for t in self.repo.tags if t.name == name), None)
@@ -143,13 +157,29 @@ class GitStore:
         out = self.repo.git.status("--porcelain", "--untracked-files=no")
         return [line[3:] for line in out.splitlines() if line.strip()]
 
+    def checked_out(self, branch: str) -> bool:
+        try:
+            return self.repo.git.symbolic_ref("-q", "HEAD") == f"refs/heads/{branch}"
+        except GitCommandError:
+            return False
+
+    def require_clean_checkout(self, branch: str) -> None:
+        """StateError when `branch` is checked out with uncommitted changes to tracked files."""
+        if not self.checked_out(branch):
+            return
+        self.repo.git.update_index("-q", "--refresh", with_exceptions=False)
+        dirty = self.dirty_paths()
+        if dirty:
+            shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+            raise StateError(
+                f"{self.path}: uncommitted changes on {branch} ({shown}); commit or stash them first, "
+                f"Ratchet moves {branch} and updates the checkout"
+            )
+
     def sync_checkout(self, branch: str, old: str, new: str) -> None:
         """If `branch` is checked out, move index and files from `old` to `new` (refuses to clobber edits)."""
-        try:
-            head = self.repo.git.symbolic_ref("-q", "HEAD")
-        except GitCommandError:
-            return
-        if head == f"refs/heads/{branch}":
+        if self.checked_out(branch):
+            self.repo.git.update_index("-q", "--refresh", with_exceptions=False)
             self.repo.git.read_tree("-m", "-u", old, new)
 
 

@@ -83,6 +83,11 @@ class Registry:
         finally:
             self._lock.release()
 
+    def require_clean(self) -> None:
+        """Fail before any work when the checked-out main has uncommitted changes."""
+        with self.store() as git:
+            git.require_clean_checkout(MAIN)
+
     def current_release(self, agent: str) -> ReleaseRef:
         with self.store() as git:
             numbers = [int(m.group(1)) for t in git.tag_names(f"{agent}/v*") if (m := re.fullmatch(rf"{agent}/v(\d+)", t))]
@@ -137,17 +142,20 @@ class Registry:
         """Merge the RC into main with its ledger line, then tag the next release."""
         with self._writing(), self.store() as git:
             main = _require(git, MAIN)
-            if rc.base_commit != main:
+            git.require_clean_checkout(MAIN)
+            folder = f"agents/{rc.agent}"
+            if git.tree_id(rc.base_commit, folder) != git.tree_id(main, folder):
                 raise StateError(
-                    f"{rc.branch} was built on {rc.base_commit[:10]} but main is now at {main[:10]}; "
+                    f"{rc.branch} was built on an older {folder} than main has now; "
                     f"run a new cycle instead of promoting a stale candidate"
                 )
             number = self.current_release(rc.agent).number + 1
             tag = release_tag(rc.agent, number)
             line = self._ledger_change(git, rc.agent, main, release=tag, rc=rc.branch, rc_commit=rc.commit,
                                        actor=str(who), **entry)
+            merged = git.merge_trees(main, rc.commit)
             merge = git.commit([main, rc.commit], line[0], f"Release {tag}: merge {rc.branch}\n\n{entry.get('intent', '')}",
-                               who=who, base=rc.commit)
+                               who=who, base=merged)
             git.update_ref(f"refs/heads/{MAIN}", merge, main, f"ratchet: promote {rc.branch} as {tag}")
             git.sync_checkout(MAIN, main, merge)
             git.tag(tag, merge, notes, who=who)
@@ -164,6 +172,7 @@ class Registry:
     def _record_only(self, rc: CandidateRef, message: str, who: Identity, tag: str | None, **entry: object) -> LedgerEntry:
         with self._writing(), self.store() as git:
             main = _require(git, MAIN)
+            git.require_clean_checkout(MAIN)
             changes, written = self._ledger_change(git, rc.agent, main, rc=rc.branch, rc_commit=rc.commit,
                                                    actor=str(who), **entry)
             commit = git.commit([main], changes, f"Ledger: {written.decision} {rc.branch}\n\n{written.reason}", who=who)

@@ -10,6 +10,11 @@ from pipeline.progress import use_reporter
 
 
 def run_cycle(workspace: Path, agent: str, model: str | None = None) -> CycleResult:
+    from pipeline.locking import check_unlocked
+    from pipeline.settings import load_settings
+
+    load_settings(workspace)  # a clear error for a folder that is no workspace, before Prefect starts
+    check_unlocked(workspace, agent)
     from pipeline.flows import improve_cycle  # Prefect is imported only when a flow runs
 
     with progress_bars() as bars, use_reporter(RichReporter(bars)):

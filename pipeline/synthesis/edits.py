@@ -7,6 +7,7 @@ the edits would change nothing, which makes the remediation inapplicable.
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 import yaml
@@ -45,13 +46,15 @@ def apply_edits(agent: str, files: dict[str, str], edits: list[Edit]) -> dict[st
     changed: dict[str, str | None] = {}
     for edit in edits:
         if edit.write_file is not None:
-            changed[f"agents/{agent}/{edit.write_file['path']}"] = edit.write_file["content"]
+            changed[posixpath.normpath(f"agents/{agent}/{edit.write_file['path']}")] = edit.write_file["content"]
         else:
             _apply_to_spec(data, edit)
     new_spec = header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
     if yaml.safe_load(new_spec) != yaml.safe_load(spec_text):
         changed[f"agents/{agent}/agent.yaml"] = new_spec
-    return {path: text for path, text in changed.items() if text != files.get(path.split("/", 2)[2])}
+    prefix = f"agents/{agent}/"
+    return {path: text for path, text in changed.items()
+            if not path.startswith(prefix) or text != files.get(path[len(prefix):])}
 
 
 def _apply_to_spec(data: dict[str, Any], edit: Edit) -> None:

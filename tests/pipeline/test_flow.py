@@ -1,0 +1,125 @@
+"""The improvement cycle through the real Prefect flow on a real git workspace."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from git import Repo
+
+from pipeline.flows import improve_cycle
+from pipeline.workspace import demo_files
+from releases.registry import Registry, initialize
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def git(ws: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(ws), *args], check=True, capture_output=True, text=True).stdout
+
+
+def make_workspace(path: Path, edit: dict[str, bytes]) -> Path:
+    files = demo_files()
+    files.update(edit)
+    initialize(path, files, ["coder"], "test workspace")
+    return path
+
+
+def test_one_cycle_promotes_and_records_everything(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-test-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    state = improve_cycle(str(workspace), "coder", return_state=True)
+    assert state.is_completed()
+    result = state.result()
+
+    assert result.status == "decided" and result.decision == "promote"
+    assert result.simulated and result.model == "sim/humaneval"
+    assert result.patterns[0][0] == "non_code_output"
+    assert result.counts["F->P"] >= 1 and result.counts["P->F"] == 0
+    assert result.new_tag == "coder/v2"
+    assert result.gate_pass_rate > result.baseline_gate_pass_rate
+
+    tags = git(workspace, "tag").split()
+    assert tags == ["coder/v1", "coder/v2"]
+    assert git(workspace, "status", "--porcelain") == ""
+    parents = git(workspace, "log", "-1", "--format=%P", "coder/v2").split()
+    assert len(parents) == 2, "a promotion is a merge of the RC branch"
+    agent = yaml.safe_load((workspace / "agents/coder/agent.yaml").read_text())
+    assert any("only the Python code" in line for line in agent["instructions"]), "working tree follows main"
+
+    entries = Registry(workspace).ledger("coder")
+    assert [e.decision for e in entries] == ["release", "promote"]
+    assert entries[1].release == "coder/v2" and entries[1].fixes == result.counts["F->P"]
+    evidence = git(workspace, "ls-tree", "--name-only", "coder/v2", "releases/coder/rc-1/").split()
+    for name in ("spec.md", "spec.json", "symptoms.csv", "flips.csv", "verdict.json", "notes.md",
+                 "outcomes-baseline-gate.csv", "outcomes-candidate-gate.csv", "intent.json"):
+        assert f"releases/coder/rc-1/{name}" in evidence
+    verdict = json.loads(git(workspace, "show", "coder/v2:releases/coder/rc-1/verdict.json"))
+    assert verdict["decision"] == "promote"
+    assert "coder/v2" in git(workspace, "tag", "-n1", "coder/v2")
+
+    # no secret anywhere: run store, working tree, git history
+    assert secret not in git(workspace, "log", "-p", "--all")
+    for path in workspace.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_rc_touching_gates_is_rejected_before_evaluation(tmp_path: Path) -> None:
+    playbook = {
+        "remediations": [{
+            "id": "loosen-the-gate", "targets": ["non_code_output"], "intent": "Make the gate easier to pass.",
+            "edits": [{"write_file": {"path": "../../gates/default.yaml", "content": "max_regressions: 99\n"}}],
+        }],
+    }
+    ws = make_workspace(tmp_path / "ws", {"agents/coder/meta/playbook.yaml": yaml.safe_dump(playbook).encode()})
+    before = (ws / "gates/default.yaml").read_text()
+
+    result = improve_cycle(str(ws), "coder")
+
+    assert result.decision == "reject" and result.stage == "validate"
+    assert "protected path" in result.reasons[0] and "gates/default.yaml" in result.reasons[0]
+    assert result.counts == {} and result.gate_pass_rate is None
+    runs = list((ws / ".ratchet" / "runs").glob("*.jsonl"))
+    assert len(runs) == 1, "only the dev run of coder/v1 happened: nothing was evaluated on the gate split"
+    assert (ws / "gates/default.yaml").read_text() == before
+    assert git(ws, "show", "main:gates/default.yaml") == before
+    assert "coder/rc1-rejected" in git(ws, "tag").split()
+    entry = Registry(ws).ledger("coder")[-1]
+    assert entry.decision == "reject" and "protected path" in entry.reason
+
+
+def test_held_candidate_takes_a_manual_decision(tmp_path: Path, cli) -> None:  # noqa: ANN001
+    policy = b"trials: 1\nmax_regressions: 0\nmin_fixes: 1\nrequire_manual_approval: true\n"
+    ws = make_workspace(tmp_path / "ws", {"gates/default.yaml": policy})
+
+    held = improve_cycle(str(ws), "coder")
+    assert held.decision == "hold" and held.new_tag is None
+    assert git(ws, "tag").split() == ["coder/v1"]
+
+    out = cli("promote", "rc/coder/1", "--reason", "checked the flips", "--workspace", str(ws))
+    assert out.exit_code == 2 and "--actor" in out.output, "no git identity: the CLI asks who decides"
+    out = cli("promote", "rc/coder/1", "--reason", "checked the flips", "--actor", "Ada Lovelace <ada@example.com>",
+              "--workspace", str(ws))
+    assert out.exit_code == 0, out.output
+    assert "coder/v2" in git(ws, "tag").split()
+    with Repo(ws) as repo:
+        tagger = repo.tags["coder/v2"].tag.tagger
+    assert tagger.name == "Ada Lovelace"
+    entry = Registry(ws).ledger("coder")[-1]
+    assert entry.decision == "manual_promote" and entry.actor == "Ada Lovelace <ada@example.com>"
+    assert entry.reason == "checked the flips"
+
+    again = cli("promote", "rc/coder/1", "--reason", "twice", "--actor", "Ada <ada@example.com>", "--workspace", str(ws))
+    assert again.exit_code == 4 and "not on hold" in again.output
+
+    held2 = improve_cycle(str(ws), "coder")
+    assert held2.decision == "hold"
+    out = cli("reject", held2.rc, "--reason", "not convinced", "--actor", "Grace <grace@example.com>",
+              "--workspace", str(ws))
+    assert out.exit_code == 0, out.output
+    assert Registry(ws).ledger("coder")[-1].decision == "manual_reject"
+    assert "coder/rc2-rejected" in git(ws, "tag").split()
