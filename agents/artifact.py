@@ -122,7 +122,10 @@ def _read_template(root: Path, rel: str) -> str:
         raise UserError(f"{root / SPEC_FILE}: field 'prompts': {rel!r} points outside the artifact folder")
     if not path.is_file():
         raise UserError(f"{root / SPEC_FILE}: field 'prompts': template {rel!r} does not exist")
-    source = path.read_text(encoding="utf-8")
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the template as UTF-8") from exc
     try:
         ImmutableSandboxedEnvironment().parse(source)
     except jinja2.TemplateSyntaxError as exc:

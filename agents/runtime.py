@@ -93,8 +93,18 @@ async def _run_tool(tools: Mapping[str, Tool], call_id: str, name: str, raw_args
 
 
 def redact_trace(trace: Trace) -> Trace:
-    """The trace with every known secret value masked (a round trip through JSON)."""
+    """The trace with every known secret value masked in every string it holds."""
     secrets = secret_values()
-    text = trace.model_dump_json()
-    cleaned = redact(text, secrets)
-    return trace if cleaned == text else Trace.model_validate_json(cleaned)
+    data = trace.model_dump(mode="json")
+    cleaned = _redact_strings(data, secrets)
+    return trace if cleaned == data else Trace.model_validate(cleaned)
+
+
+def _redact_strings(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redact_strings(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_strings(v, secrets) for v in value]
+    return value

@@ -53,7 +53,8 @@ def detect(view: BlindView) -> SymptomReport:
 def empty_final_answer(view: BlindView) -> list[str] | None:
     if view.final_output.strip():
         return None
-    return [view.run_error or view.verifier_message or "no final answer"]
+    quote = view.run_error or view.verifier_message or view.error_type
+    return [quote] if quote else []
 
 
 @detector("non_code_output")
@@ -101,7 +102,9 @@ def failed_tests(view: BlindView) -> list[str] | None:
 
 @detector("runtime_error")
 def other_exception(view: BlindView) -> list[str] | None:
-    return [view.verifier_message or str(view.error_type)]
+    lines = [line.strip() for line in view.final_output.splitlines() if line.strip()]
+    quote = view.verifier_message or view.error_type or (lines[-1] if lines else "")
+    return [quote] if quote else []
 
 
 def _error_line(view: BlindView) -> int | None:
