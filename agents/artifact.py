@@ -64,7 +64,7 @@ class Artifact(BaseModel):
 
     def render(self, role: str, **context: Any) -> str:
         """Render the `system` or `user` template with the spec's fields and `context`."""
-        env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         template = env.from_string(self.templates[role])
         try:
             return template.render(spec=self.spec, instructions=self.spec.instructions, **context).strip()
