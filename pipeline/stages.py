@@ -119,12 +119,16 @@ def propose(ctx: CycleContext, spec: EngineeringSpec, state: ReleaseState) -> Pr
 
 
 def create_candidate(ctx: CycleContext, proposal: Proposal) -> CandidateRef:
-    """Commit the proposal on a new RC branch. Paths git cannot hold (absolute, outside the repo) are left
+    """Commit the proposal on a new RC branch (or reuse the same RC an interrupted cycle made). Paths git cannot hold (absolute, outside the repo) are left
     out of the commit; the proposal itself, with them, is kept in the evidence and fails validation."""
     changes = {
         path: (text.encode() if text is not None else None) for path, text in proposal.changes.items()
         if representable(path)
     }
+    resumed = ctx.registry.pending_candidate(ctx.agent, changes)
+    if resumed is not None:
+        reporter().stage("synthesize", f"resuming {resumed.branch}, left undecided by an interrupted cycle")
+        return resumed
     return ctx.registry.create_candidate(ctx.agent, changes, proposal.commit_message())
 
 

@@ -57,6 +57,7 @@ class CandidateRef(BaseModel):
     number: int
     branch: str
     base_commit: str
+    change_commit: str
     commit: str
 
 
@@ -111,7 +112,23 @@ class Registry:
             base = git.repo.commit(tip)
             while base.parents and _is_evidence_commit(base.message):
                 base = base.parents[0]
-            return CandidateRef(agent=agent, number=number, branch=branch, base_commit=base.parents[0].hexsha, commit=tip)
+            return CandidateRef(agent=agent, number=number, branch=branch, base_commit=base.parents[0].hexsha,
+                                change_commit=base.hexsha, commit=tip)
+
+    def pending_candidate(self, agent: str, changes: dict[str, bytes | None]) -> CandidateRef | None:
+        """The newest RC of `agent` if it has no decision yet, is built on the current main and holds
+        exactly `changes`: what a cycle killed after making it left behind. None otherwise."""
+        number = self.next_rc_number(agent) - 1
+        if number < 1 or any(e.rc == rc_branch(agent, number) for e in self.ledger(agent)):
+            return None
+        rc = self.candidate(agent, number)
+        with self.store() as git:
+            if rc.base_commit != git.resolve(MAIN):
+                return None
+            changed = set(git.repo.git.diff("--name-only", rc.base_commit, rc.change_commit).splitlines())
+            if changed != set(changes) or any(git.read(rc.change_commit, p) != d for p, d in changes.items()):
+                return None
+        return rc
 
     def next_rc_number(self, agent: str) -> int:
         with self.store() as git:
@@ -126,7 +143,8 @@ class Registry:
             commit = git.commit([base], changes, message)
             branch = rc_branch(agent, number)
             git.update_ref(f"refs/heads/{branch}", commit, None, f"ratchet: create {branch}")
-        return CandidateRef(agent=agent, number=number, branch=branch, base_commit=base, commit=commit)
+        return CandidateRef(agent=agent, number=number, branch=branch, base_commit=base, change_commit=commit,
+                            commit=commit)
 
     def add_evidence(self, rc: CandidateRef, files: dict[str, bytes], message: str) -> CandidateRef:
         """Commit evidence files under `releases/<agent>/rc-<N>/` on the RC branch."""
