@@ -74,7 +74,9 @@ class ModelClient:
         try:
             response = await litellm.acompletion(**kwargs)
         except Exception as exc:  # litellm maps every backend failure to its own exception types
-            raise ModelBackendError(f"model {self.model!r} failed on turn {turn}: {type(exc).__name__}: {exc}") from exc
+            detail = " ".join(str(exc).split())
+            detail = detail if len(detail) <= 300 else detail[:297] + "..."
+            raise ModelBackendError(f"model {self.model!r} failed on turn {turn}: {type(exc).__name__}: {detail}") from exc
         return _reply(response, self.model, turn, time.perf_counter() - started, self.simulated)
 
 

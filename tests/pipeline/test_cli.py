@@ -125,3 +125,12 @@ def test_second_cycle_while_one_runs_fails_fast(workspace: Path) -> None:
     assert f"pid {holder.pid}" in out.stdout + out.stderr
     assert elapsed < 20, "fails before starting Prefect or running anything"
     assert not (workspace / ".ratchet" / "runs").exists()
+
+
+def test_a_failing_model_backend_is_one_line_and_stores_nothing(workspace: Path, cli) -> None:  # noqa: ANN001
+    out = cli("eval", "coder/v1", "--split", "dev", "--model", "nonexistent/foo", "--workspace", str(workspace))
+    assert out.exit_code == 3
+    lines = [line for line in out.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "model 'nonexistent/foo' failed" in lines[0]
+    runs = workspace / ".ratchet" / "runs"
+    assert not runs.exists() or all(f.stat().st_size == 0 for f in runs.glob("*.jsonl"))
