@@ -27,7 +27,8 @@ class CycleResult(BaseModel):
     decision: Literal["promote", "reject", "hold"] | None = None
     stage: Literal["validate", "gate"] | None = None
     reasons: list[str] = Field(default_factory=list)
-    new_tag: str | None = None
+    new_tag: str | None = Field(default=None, description="The release tag a promotion made.")
+    rejected_tag: str | None = Field(default=None, description="The tag marking a rejected RC.")
     baseline_gate_pass_rate: float | None = None
     gate_pass_rate: float | None = None
     baseline_holdout_pass_rate: float | None = None

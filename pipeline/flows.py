@@ -17,6 +17,7 @@ from pipeline.cycle_result import CycleResult
 from pipeline.locking import cycle_lock
 from pipeline.record import Evidence, rate, record
 from pipeline.validate import validate_proposal
+from releases.registry import rejected_tag
 
 
 
@@ -63,6 +64,7 @@ def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None
             status="decided", rc=rc.branch, remediation=proposal.remediation, intent=proposal.intent,
             counts=evidence.flips.counts() if evidence.flips else {}, decision=evidence.verdict.decision,
             stage=evidence.verdict.stage, reasons=evidence.verdict.reasons, new_tag=new_tag,
+            rejected_tag=rejected_tag(agent, rc.number) if evidence.verdict.decision == "reject" else None,
             baseline_gate_pass_rate=rate(evidence.baseline_gate), gate_pass_rate=rate(evidence.candidate_gate),
             baseline_holdout_pass_rate=rate(evidence.baseline_holdout),
             holdout_pass_rate=rate(evidence.candidate_holdout), **summary,

@@ -79,3 +79,7 @@ def print_cycle(number: int, result: CycleResult) -> None:
     console.print(f"verdict: [bold {color}]{(result.decision or '').upper()}[/]{stage}: {escape('; '.join(result.reasons))}")
     if result.new_tag:
         console.print(f"new release: [bold]{result.new_tag}[/]")
+    if result.rejected_tag:
+        console.print(f"tagged {result.rejected_tag}; the canonical line stays at {result.base_release}")
+    if result.decision == "hold":
+        console.print(f"on hold: decide with `ratchet promote {result.rc} --reason ...` or `ratchet reject ...`")
