@@ -1,26 +1,33 @@
-"""The model call path: one async litellm call per agent turn.
+"""The one model call path of Ratchet: litellm async, retries on transient errors only,
+bounded concurrency, token and cost accounting, structured outputs, optional Router.
 
 `setup_models()` is the explicit setup step (no import-time side effects): it keeps
-litellm offline (local cost map), quiet, and registers Ratchet's own providers.
+litellm offline (local cost map), quiet (no per-call logging work), and registers
+Ratchet's own providers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
 from agents.artifact import ModelParams
-from agents.errors import ModelBackendError
+from agents.errors import ModelBackendError, UserError
+from agents.model_config import ModelConfig
 from agents.providers import is_simulated, register_providers
+from agents.redaction import redact
 from agents.trace import Message, ModelCall, ToolCallRequest, Usage
 
 _READY = False
 
 
 def setup_models() -> None:
-    """Prepare litellm once per process: offline cost map, no telemetry, sim providers."""
+    """Prepare litellm once per process: offline cost map, no telemetry or logging callbacks, our providers."""
     global _READY
     if _READY:
         return
@@ -30,8 +37,24 @@ def setup_models() -> None:
     litellm.telemetry = False
     litellm.suppress_debug_info = True
     litellm.drop_params = True
+    litellm.turn_off_message_logging = True
+    litellm.disable_streaming_logging = True
     register_providers()
     _READY = True
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Rate limits, 5xx, timeouts, connection errors, malformed responses: worth a retry. 4xx: never."""
+    import litellm
+
+    if isinstance(exc, (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
+                        litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.BadGatewayError,
+                        litellm.APIResponseValidationError)):
+        return True
+    if isinstance(exc, litellm.APIError):
+        status = getattr(exc, "status_code", None)
+        return not (isinstance(status, int) and 400 <= status < 500)  # 5xx, or a 200 with a malformed body
+    return False
 
 
 @dataclass(frozen=True)
@@ -43,44 +66,109 @@ class ModelReply:
 
 
 class ModelClient:
-    """Calls one litellm model with fixed sampling parameters."""
+    """Calls one configured model with fixed sampling parameters."""
 
-    def __init__(self, model: str, params: ModelParams, api_base: str | None = None) -> None:
+    def __init__(self, config: ModelConfig | str, params: ModelParams, api_base: str | None = None) -> None:
         setup_models()
-        self.model = model
+        self.config = config if isinstance(config, ModelConfig) else ModelConfig(model=config, api_base=api_base)
         self.params = params
-        self.api_base = api_base
-        self.simulated = is_simulated(model)
+        self.model = self.config.model
+        self.api_base = self.config.api_base
+        self.simulated = is_simulated(self.model)
+        self._router = _router(self.config) if len(self.config.deployments) > 1 else None
+        self._gates: dict[int, asyncio.Semaphore] = {}
+        self._fixed = self._fixed_kwargs()
 
-    async def complete(self, messages: list[Message], tools: list[dict[str, Any]], turn: int) -> ModelReply:
-        """One chat completion; raises ModelBackendError when the backend fails."""
-        import litellm
-
+    def _fixed_kwargs(self) -> dict[str, Any]:
+        """The request arguments that never change between calls (built once, not per call)."""
         kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": [m.to_openai() for m in messages],
+            "model": self.model if self._router is None else _group(self.config),
             "temperature": self.params.temperature,
             "max_tokens": self.params.max_tokens,
-            "timeout": self.params.timeout_s,
+            "timeout": self.config.timeout_s or self.params.timeout_s,
         }
+        if self._router is None:
+            kwargs["max_retries"] = 0  # ours are the only retries
+            if self.api_base:
+                kwargs["api_base"] = self.api_base
+            if self.config.api_key_env:
+                kwargs["api_key"] = _key(self.config.api_key_env)
+        return kwargs
+
+    def _gate(self) -> asyncio.Semaphore:
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._gates:
+            self._gates = {loop: asyncio.Semaphore(self.config.max_concurrency)}
+        return self._gates[loop]
+
+    async def complete(self, messages: list[Message], tools: list[dict[str, Any]], turn: int,
+                       response_format: dict[str, Any] | None = None) -> ModelReply:
+        """One chat completion, retried on transient errors; ModelBackendError when it still fails."""
+        kwargs = dict(self._fixed, messages=[m.to_openai() for m in messages])
         if tools:
             kwargs["tools"] = tools
             # litellm 1.106 imports its MCP proxy handler (and the optional `mcp` package) whenever
             # tools are passed; Ratchet's tools are plain functions, so skip that path.
             kwargs["_skip_mcp_handler"] = True
-        if self.api_base:
-            kwargs["api_base"] = self.api_base
+        if response_format is not None:
+            kwargs["response_format"] = response_format
         started = time.perf_counter()
+        attempts = 0
         try:
-            response = await litellm.acompletion(**kwargs)
-        except Exception as exc:  # litellm maps every backend failure to its own exception types
-            detail = " ".join(str(exc).split())
-            detail = detail if len(detail) <= 300 else detail[:297] + "..."
-            raise ModelBackendError(f"model {self.model!r} failed on turn {turn}: {type(exc).__name__}: {detail}") from exc
-        return _reply(response, self.model, turn, time.perf_counter() - started, self.simulated)
+            async with self._gate():
+                async for attempt in self._retrying():
+                    with attempt:
+                        attempts += 1
+                        response = await self._send(kwargs)
+        except Exception as exc:
+            raise ModelBackendError(self._failure(exc, turn, attempts)) from exc
+        return _reply(response, self, turn, time.perf_counter() - started, attempts - 1)
+
+    async def _send(self, kwargs: dict[str, Any]) -> Any:
+        if self._router is not None:
+            return await self._router.acompletion(**kwargs)
+        import litellm
+
+        return await litellm.acompletion(**kwargs)
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.config.retries + 1),
+            wait=wait_random_exponential(multiplier=self.config.backoff_s, max=self.config.backoff_max_s),
+            retry=retry_if_exception(is_transient), reraise=True,
+        )
+
+    def _failure(self, exc: Exception, turn: int, attempts: int) -> str:
+        detail = redact(" ".join(str(exc).split()))
+        detail = detail if len(detail) <= 300 else detail[:297] + "..."
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return f"model {self.model!r} failed on turn {turn}{tries}: {type(exc).__name__}: {detail}"
+
+    def cost(self, usage: Usage) -> float | None:
+        """USD for these tokens at the configured prices, or None when no price is known."""
+        cfg = self.config
+        if cfg.input_cost_per_token is None and cfg.output_cost_per_token is None:
+            return None
+        return (usage.prompt_tokens * (cfg.input_cost_per_token or 0.0)
+                + usage.completion_tokens * (cfg.output_cost_per_token or 0.0))
+
+    def supports_structured_outputs(self) -> bool:
+        """Whether to send response_format json_schema (vLLM does); else prompt and validate."""
+        if self.config.structured_outputs is not None:
+            return self.config.structured_outputs
+        if self.model.startswith("hosted_vllm/"):
+            return True
+        if self.simulated or self.model.startswith("scripted/"):
+            return False
+        import litellm
+
+        try:
+            return bool(litellm.supports_response_schema(model=self.model))
+        except Exception:  # unknown model: litellm raises instead of answering
+            return False
 
 
-def _reply(response: Any, model: str, turn: int, duration: float, simulated: bool) -> ModelReply:
+def _reply(response: Any, client: ModelClient, turn: int, duration: float, retries: int) -> ModelReply:
     choice = response.choices[0]
     raw = choice.message
     calls = [
@@ -94,7 +182,33 @@ def _reply(response: Any, model: str, turn: int, duration: float, simulated: boo
     )
     message = Message(role="assistant", content=raw.content, tool_calls=calls)
     call = ModelCall(
-        turn=turn, model=model, duration_s=round(duration, 6), usage=counts,
-        finish_reason=choice.finish_reason, simulated=simulated,
+        turn=turn, model=client.model, duration_s=round(duration, 6), usage=counts,
+        finish_reason=choice.finish_reason, simulated=client.simulated, retries=retries, cost_usd=client.cost(counts),
     )
     return ModelReply(message=message, call=call)
+
+
+def _key(env_name: str) -> str:
+    value = os.environ.get(env_name)
+    if not value:
+        raise UserError(f"the model's api_key_env names ${env_name}, which is not set; export it (the key is never stored)")
+    return value
+
+
+def _group(config: ModelConfig) -> str:
+    return f"ratchet-{config.behaviour_hash()[:12]}"
+
+
+def _router(config: ModelConfig) -> Any:
+    """A litellm Router over the deployments: shuffled load balancing; our retries move between them."""
+    from litellm import Router
+
+    model_list = []
+    for d in config.deployments:
+        params: dict[str, Any] = {"model": d.model}
+        if d.api_base:
+            params["api_base"] = d.api_base
+        if d.api_key_env:
+            params["api_key"] = _key(d.api_key_env)
+        model_list.append({"model_name": _group(config), "litellm_params": params})
+    return Router(model_list=model_list, num_retries=0, routing_strategy="simple-shuffle")

@@ -74,6 +74,8 @@ class ModelCall(BaseModel):
     finish_reason: str | None = None
     error: str | None = None
     simulated: bool = False
+    retries: int = Field(default=0, description="Transient failures retried before this answer.")
+    cost_usd: float | None = Field(default=None, description="At the configured prices; None when unknown.")
 
 
 class ToolCall(BaseModel):

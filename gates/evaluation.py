@@ -67,11 +67,11 @@ def outcome_table(records: list[RunRecord]) -> pd.DataFrame:
 
 
 def run_key(artifact: Artifact, suite: Suite, client: ModelClient) -> RunKey:
-    params = client.params.model_dump(mode="json")
+    params = client.params.model_dump(mode="json", exclude={"timeout_s"})
     return RunKey(
         artifact_hash=artifact.content_hash,
         suite_hash=suite.content_hash(),
-        model_config_hash=model_config_hash(client.model, params, client.api_base),
+        model_config_hash=model_config_hash(client.config.behaviour_hash(), params),
     )
 
 

@@ -46,9 +46,9 @@ class RunRecord(BaseModel):
     outcome: Outcome
 
 
-def model_config_hash(model: str, params: dict[str, object], api_base: str | None = None) -> str:
-    """Hash of everything about the model call that changes its answers."""
-    blob = json.dumps({"model": model, "params": params, "api_base": api_base}, sort_keys=True)
+def model_config_hash(model: str, params: dict[str, object]) -> str:
+    """Hash of everything about the model call that changes its answers (model identity, sampling)."""
+    blob = json.dumps({"model": model, "params": params}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

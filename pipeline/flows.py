@@ -38,11 +38,12 @@ record_task = _task(record, name="record")
 
 
 @flow(name="improve-cycle", flow_run_name="improve-cycle/{agent}", persist_result=False, log_prints=False)
-def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None) -> CycleResult:
+def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None,
+                  api_base: str | None = None) -> CycleResult:
     """Run the current release, critique, diagnose, synthesize one RC, gate it and record the decision."""
     root = Path(workspace).resolve()
     with cycle_lock(root, agent):
-        ctx = stages.open_context(root, agent, model_override=model)
+        ctx = stages.open_context(root, agent, model_override=model, api_base=api_base)
         release, base = resolve_task(ctx)
         dev = run_task(ctx, base, "dev")
         reports = critique_task(ctx, dev)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.artifact import validation_message
 from agents.errors import UserError
+from agents.model_config import ModelConfig
 
 SETTINGS_FILE = "ratchet.toml"
 
@@ -36,6 +37,7 @@ class Settings(BaseModel):
     workspace: WorkspaceInfo = Field(default_factory=WorkspaceInfo)
     run: RunSettings = Field(default_factory=RunSettings)
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(default_factory=dict, description="Model aliases: [models.<alias>].")
 
     def agent(self, name: str) -> AgentSettings:
         return self.agents.get(name, AgentSettings())

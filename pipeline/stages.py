@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agents.artifact import Artifact, load_artifact
+from agents.model_config import resolve_model
 from agents.models import ModelClient
 from critics.detectors import detect
 from critics.diagnosis import EngineeringSpec, diagnose
@@ -38,6 +39,7 @@ class CycleContext:
     store: RunStore
     registry: Registry
     model_override: str | None = None
+    api_base: str | None = None
 
     @property
     def scratch(self) -> Path:
@@ -53,13 +55,15 @@ class ReleaseState:
     files: dict[str, str]
 
 
-def open_context(workspace: Path, agent: str, model_override: str | None = None) -> CycleContext:
+def open_context(workspace: Path, agent: str, model_override: str | None = None,
+                 api_base: str | None = None) -> CycleContext:
     settings = load_settings(workspace)
     agent_settings = settings.agent(agent)
     return CycleContext(
         workspace=workspace, agent=agent, settings=settings,
         suite=load_suite(workspace, agent_settings.suite), policy=load_policy(workspace, agent_settings.policy),
         store=RunStore(workspace / ".ratchet"), registry=Registry(workspace), model_override=model_override,
+        api_base=api_base,
     )
 
 
@@ -83,7 +87,9 @@ def resolve_release(ctx: CycleContext) -> tuple[ReleaseRef, ReleaseState]:
 
 
 def client_for(ctx: CycleContext, artifact: Artifact) -> ModelClient:
-    return ModelClient(ctx.model_override or artifact.spec.model, artifact.spec.model_params)
+    """The agent's model (or the override), resolved through ratchet.toml's [models.<alias>] tables."""
+    name = ctx.model_override or artifact.spec.model
+    return ModelClient(resolve_model(name, ctx.settings.models, ctx.api_base), artifact.spec.model_params)
 
 
 def run_split(ctx: CycleContext, state: ReleaseState, split: str, trials: int = 1) -> Evaluation:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from agents.errors import UserError
-from pipeline.cli.options import AgentOption, WorkspaceOption
+from pipeline.cli.options import AgentOption, ApiBaseOption, ModelOption, WorkspaceOption
 from pipeline.cli.output import RichReporter, console, model_label, pct, print_cycle, progress_bars
 from pipeline.cli.runner import run_cycle
 from pipeline.progress import use_reporter
@@ -23,10 +23,11 @@ def register(app: typer.Typer) -> None:
 def cycle(
     workspace: Path = WorkspaceOption,
     agent: str = AgentOption,
-    model: str = typer.Option(None, "--model", help="Run with this litellm model instead of agent.yaml's."),
+    model: str = ModelOption,
+    api_base: str = ApiBaseOption,
 ) -> None:
     """Run one improvement cycle for an agent (Prefect flow `improve-cycle`)."""
-    result = run_cycle(workspace, agent, model)
+    result = run_cycle(workspace, agent, model, api_base)
     print_cycle(1, result)
 
 
@@ -34,14 +35,15 @@ def eval_release(
     release: str = typer.Argument(..., help="A release such as coder/v1, or an RC branch such as rc/coder/2."),
     split: str = typer.Option("gate", "--split", help="dev, gate or holdout."),
     trials: int = typer.Option(1, "--trials", min=1, max=20),
-    model: str = typer.Option(None, "--model", help="Run with this litellm model instead of agent.yaml's."),
+    model: str = ModelOption,
+    api_base: str = ApiBaseOption,
     workspace: Path = WorkspaceOption,
 ) -> None:
     """Run a release on one split of its suite and print the pass rate."""
     from pipeline import stages
 
     agent = _agent_of(release)
-    ctx = stages.open_context(workspace, agent, model_override=model)
+    ctx = stages.open_context(workspace, agent, model_override=model, api_base=api_base)
     rev = release if release.startswith("rc/") else f"refs/tags/{release}"
     state = stages.checkout_artifact(ctx, rev, release)
     with progress_bars() as bars, use_reporter(RichReporter(bars)):

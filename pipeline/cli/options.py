@@ -11,3 +11,7 @@ WorkspaceOption = typer.Option(
     file_okay=False, resolve_path=True,
 )
 AgentOption = typer.Option("coder", "--agent", "-a", help="Which agent of the workspace.")
+ModelOption = typer.Option(
+    None, "--model", help="Run with this model (a [models.<alias>] of ratchet.toml, or a litellm string) instead of agent.yaml's.",
+)
+ApiBaseOption = typer.Option(None, "--api-base", help="Endpoint for --model, e.g. http://127.0.0.1:8000/v1 (vLLM).")

@@ -9,7 +9,7 @@ from pipeline.cycle_result import CycleResult
 from pipeline.progress import use_reporter
 
 
-def run_cycle(workspace: Path, agent: str, model: str | None = None) -> CycleResult:
+def run_cycle(workspace: Path, agent: str, model: str | None = None, api_base: str | None = None) -> CycleResult:
     from pipeline.locking import check_unlocked
     from pipeline.settings import load_settings
 
@@ -18,4 +18,4 @@ def run_cycle(workspace: Path, agent: str, model: str | None = None) -> CycleRes
     from pipeline.flows import improve_cycle  # Prefect is imported only when a flow runs
 
     with progress_bars() as bars, use_reporter(RichReporter(bars)):
-        return improve_cycle(str(workspace), agent, model)
+        return improve_cycle(str(workspace), agent, model, api_base)

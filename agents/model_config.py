@@ -1,0 +1,72 @@
+"""Per-model configuration: the `[models.<alias>]` tables of ratchet.toml.
+
+An agent names its model either as a litellm string (`sim/humaneval`,
+`hosted_vllm/tiny`, `openai/gpt-4o-mini`) or as an alias defined here. Keys are
+never written here: `api_key_env` names the environment variable that holds one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env_name(value: str | None) -> str | None:
+    if value is not None and not ENV_NAME.match(value):
+        raise ValueError("must be the NAME of an environment variable holding the key (e.g. OPENAI_API_KEY), never the key")
+    return value
+
+
+EnvName = Annotated[str | None, AfterValidator(_env_name)]
+
+
+class Deployment(BaseModel):
+    """One endpoint serving a model; several make a litellm Router (load balancing, fallbacks)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    model: str = Field(min_length=1, description="litellm model string of this deployment.")
+    api_base: str | None = None
+    api_key_env: EnvName = None
+
+
+class ModelConfig(BaseModel):
+    """How to call one model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    model: str = Field(min_length=1, description="litellm model string, e.g. hosted_vllm/tiny.")
+    api_base: str | None = Field(default=None, description="e.g. http://127.0.0.1:8000/v1 for a vLLM server.")
+    api_key_env: EnvName = Field(default=None, description="Name of the environment variable with the API key.")
+    timeout_s: float | None = Field(default=None, gt=0, description="Request timeout; default: the agent's.")
+    max_concurrency: int = Field(default=64, ge=1, le=4096, description="Requests in flight to this model.")
+    retries: int = Field(default=4, ge=0, le=20, description="Retries of transient errors (429, 5xx, timeouts, resets).")
+    backoff_s: float = Field(default=0.5, gt=0, description="Base of the exponential backoff (with full jitter).")
+    backoff_max_s: float = Field(default=20.0, gt=0)
+    input_cost_per_token: float | None = Field(default=None, ge=0, description="USD per prompt token.")
+    output_cost_per_token: float | None = Field(default=None, ge=0, description="USD per completion token.")
+    structured_outputs: bool | None = Field(
+        default=None, description="Whether the backend takes response_format json_schema; default: detect."
+    )
+    deployments: list[Deployment] = Field(default_factory=list, description="Two or more: a litellm Router.")
+
+    def behaviour_hash(self) -> str:
+        """Hash of what changes the model's answers (not keys, concurrency or retries)."""
+        blob = json.dumps({
+            "model": self.model, "api_base": self.api_base,
+            "deployments": [(d.model, d.api_base) for d in self.deployments],
+        }, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def resolve_model(name: str, aliases: dict[str, ModelConfig], api_base: str | None = None) -> ModelConfig:
+    """The config for an alias, or a default config for a plain litellm model string."""
+    if name in aliases:
+        config = aliases[name]
+        return config.model_copy(update={"api_base": api_base}) if api_base else config
+    return ModelConfig(model=name, api_base=api_base)
