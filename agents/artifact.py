@@ -7,6 +7,7 @@ The content hash over every file identifies a version independently of git.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -64,13 +65,21 @@ class Artifact(BaseModel):
 
     def render(self, role: str, **context: Any) -> str:
         """Render the `system` or `user` template with the spec's fields and `context`."""
-        env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        template = env.from_string(self.templates[role])
+        template = _compiled(self.templates[role])
         try:
             return template.render(spec=self.spec, instructions=self.spec.instructions, **context).strip()
         except jinja2.TemplateError as exc:
             path = getattr(self.spec.prompts, role)
             raise UserError(f"{self.root / path}: cannot render: {exc}") from exc
+
+
+_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    """Templates are compiled once per source text, not on every render (it is on the per-call path)."""
+    return _ENV.from_string(source)
 
 
 def artifact_files(root: Path) -> dict[str, bytes]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +38,7 @@ def setup_models() -> None:
     litellm.telemetry = False
     litellm.suppress_debug_info = True
     litellm.drop_params = True
-    litellm.turn_off_message_logging = True
-    litellm.disable_streaming_logging = True
+    # (not turn_off_message_logging: with no callbacks it only adds a deepcopy per call)
     register_providers()
     _READY = True
 
@@ -113,13 +113,19 @@ class ModelClient:
         if response_format is not None:
             kwargs["response_format"] = response_format
         started = time.perf_counter()
-        attempts = 0
+        attempts = 1
         try:
             async with self._gate():
-                async for attempt in self._retrying():
-                    with attempt:
-                        attempts += 1
-                        response = await self._send(kwargs)
+                try:  # the common case, without building the retry machinery
+                    response = await self._send(kwargs)
+                except Exception as first:
+                    if not is_transient(first) or self.config.retries == 0:
+                        raise
+                    await asyncio.sleep(random.uniform(0, self.config.backoff_s))  # full jitter, then exponential
+                    async for attempt in self._retrying():
+                        with attempt:
+                            attempts += 1
+                            response = await self._send(kwargs)
         except Exception as exc:
             raise ModelBackendError(self._failure(exc, turn, attempts)) from exc
         return _reply(response, self, turn, time.perf_counter() - started, attempts - 1)
@@ -132,9 +138,10 @@ class ModelClient:
         return await litellm.acompletion(**kwargs)
 
     def _retrying(self) -> AsyncRetrying:
+        """Retries after a first transient failure: up to `retries` more attempts, jittered backoff."""
         return AsyncRetrying(
-            stop=stop_after_attempt(self.config.retries + 1),
-            wait=wait_random_exponential(multiplier=self.config.backoff_s, max=self.config.backoff_max_s),
+            stop=stop_after_attempt(self.config.retries),
+            wait=wait_random_exponential(multiplier=2 * self.config.backoff_s, max=self.config.backoff_max_s),
             retry=retry_if_exception(is_transient), reraise=True,
         )
 

@@ -101,7 +101,7 @@ async def evaluate(
         nonlocal finished
         async with gate:
             record = await run_one(artifact, client, key, task, trial)
-        store.append(record)
+        await asyncio.to_thread(store.append, record)  # durable (fsync) without stalling the event loop
         done[(task.id, trial)] = record
         finished += 1
         progress(finished, len(wanted))
