@@ -75,7 +75,7 @@ def make_model(vocab_size: int, bos: int, eos: int, pad: int):
     torch.manual_seed(SEED)
     config = LlamaConfig(
         vocab_size=vocab_size, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
         bos_token_id=bos, eos_token_id=eos, pad_token_id=pad, tie_word_embeddings=True,
     )
     model = LlamaForCausalLM(config)
