@@ -55,7 +55,20 @@ class ScriptedReply(BaseModel):
 Script = Callable[[list[dict[str, Any]], list[dict[str, Any]] | None], ScriptedReply]
 
 
-class ScriptedProvider(litellm.CustomLLM):
+class _NoStreaming(litellm.CustomLLM):
+    """Scripts answer whole messages; streaming requests get a clear 400."""
+
+    def streaming(self, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
+        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
+
+    async def astreaming(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[GenericStreamingChunk]:
+        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
+        yield  # unreachable; makes this an async generator
+
+
+class ScriptedProvider(_NoStreaming):
     """Answers each chat request with the script's next reply (sync and async, no streaming).
 
     `requests` records what each call received: `{"messages": [...], "tools": [...] | None}`.
@@ -99,17 +112,9 @@ class ScriptedProvider(litellm.CustomLLM):
         """Same as `completion`: a script has nothing to await."""
         return self.completion(*args, **kwargs)
 
-    def streaming(self, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
-        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
-
-    async def astreaming(  # type: ignore[override]
-        self, *args: Any, **kwargs: Any
-    ) -> AsyncIterator[GenericStreamingChunk]:
-        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
-        yield  # unreachable; makes this an async generator
 
 
-class _ScriptedRouter(litellm.CustomLLM):
+class _ScriptedRouter(_NoStreaming):
     """The one handler litellm knows as provider "scripted": finds the provider by name."""
 
     def __init__(self) -> None:
@@ -134,14 +139,6 @@ class _ScriptedRouter(litellm.CustomLLM):
     ) -> ModelResponse:
         return self.completion(model, messages, *args, **kwargs)
 
-    def streaming(self, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
-        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
-
-    async def astreaming(  # type: ignore[override]
-        self, *args: Any, **kwargs: Any
-    ) -> AsyncIterator[GenericStreamingChunk]:
-        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
-        yield  # unreachable; makes this an async generator
 
 
 _ROUTER = _ScriptedRouter()
