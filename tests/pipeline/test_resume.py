@@ -59,14 +59,16 @@ def test_cycle_killed_during_gate_evaluation_resumes_to_the_same_verdict(workspa
     cycle = [sys.executable, "-m", "pipeline.cli", "cycle", "--workspace"]
     runs = workspace / ".ratchet" / "runs"
 
-    victim = subprocess.Popen([*cycle, str(workspace)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # its own process group, so the kill takes Prefect's temporary server down with it
+    victim = subprocess.Popen([*cycle, str(workspace)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and victim.poll() is None:
         files = sorted(runs.glob("*.jsonl")) if runs.exists() else []
         if len(files) >= 2 and sum(len(f.read_bytes().splitlines()) for f in files) >= 56 + 10:
             break  # dev is done and the gate evaluation is under way
         time.sleep(0.05)
-    victim.send_signal(signal.SIGKILL)
+    os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     snapshot = {f.name: f.read_bytes() for f in runs.glob("*.jsonl")}
     branches = subprocess.run(["git", "-C", str(workspace), "branch", "--list", "rc/*"], capture_output=True, text=True)
