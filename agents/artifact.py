@@ -17,7 +17,7 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import UserError
+from agents.errors import UserError, validation_message
 
 SPEC_FILE = "agent.yaml"
 IGNORED_PARTS = {"__pycache__", ".DS_Store"}
@@ -140,14 +140,6 @@ def _read_template(root: Path, rel: str) -> str:
     except jinja2.TemplateSyntaxError as exc:
         raise UserError(f"{path}: line {exc.lineno}: template syntax error: {exc.message}") from exc
     return source
-
-
-def validation_message(exc: ValidationError) -> str:
-    """The first pydantic error as `field 'a.b': message`."""
-    err = exc.errors()[0]
-    loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-    extra = f" ({exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"field '{loc}': {err['msg']}{extra}"
 
 
 def _one_line(exc: Exception) -> str:

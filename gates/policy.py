@@ -9,8 +9,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.artifact import validation_message
-from agents.errors import UserError
+from agents.errors import UserError, validation_message
 from gates.flips import FlipTable
 
 Decision = Literal["promote", "reject", "hold"]

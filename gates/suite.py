@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import UserError
-from gates.task import PythonTestsVerifier, Task
+from agents.errors import UserError, validation_message
+from gates.task import PythonTestsVerifier, Task, natural_key
 
 SPLITS = ("dev", "gate", "holdout")
 BUILTIN_SOURCES = ("builtin:humaneval",)
@@ -147,54 +147,7 @@ def _validate_task(raw: Any, where: str) -> Task:
     try:
         return Task.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(f"{where}: {describe_validation_error(exc, raw)}") from exc
-
-
-def describe_validation_error(exc: ValidationError, data: Any = None) -> str:
-    """The first error of a pydantic ValidationError as one line: `field 'a.b.c': what is wrong`.
-
-    With the validated `data`, the tag pydantic inserts into the location of a discriminated
-    union (`verifier.python_tests.test`) is left out (`verifier.test`).
-    """
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    loc = _field_path(first["loc"], data)
-    kind, ctx = first["type"], first.get("ctx") or {}
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        loc.append(str(ctx.get("discriminator", "type")).strip("'"))
-        tags = [t.strip() for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
-        what = f"must be {' or '.join(tags)}" if tags and kind == "union_tag_invalid" else "missing"
-    elif kind == "missing":
-        what = "missing"
-    elif kind == "extra_forbidden":
-        what = "unknown field"
-    else:
-        what = first["msg"][:1].lower() + first["msg"][1:]
-    more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-    field = f"field '{'.'.join(loc)}': " if loc else ""
-    return f"{field}{what}{more}"
-
-
-def _field_path(loc: tuple[int | str, ...], data: Any) -> list[str]:
-    """Location parts as strings, without union tags that are not keys of the data."""
-    parts: list[str] = []
-    node = data
-    for part in loc:
-        if isinstance(node, dict) and part not in node and isinstance(part, str) and part in node.values():
-            continue  # a discriminator tag, e.g. 'python_tests'
-        parts.append(str(part))
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            node = None
-    return parts
-
-
-def _natural_order(task_id: str) -> list[Any]:
-    """Sort key putting HumanEval/2 before HumanEval/10 (digit runs compare as numbers)."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", task_id)]
+        raise UserError(f"{where}: {validation_message(exc, raw)}") from exc
 
 
 def assign_splits(task_ids: Iterable[str], seed: str = "ratchet-v1") -> dict[str, list[str]]:
@@ -203,7 +156,7 @@ def assign_splits(task_ids: Iterable[str], seed: str = "ratchet-v1") -> dict[str
     for task_id in set(task_ids):
         digest = hashlib.sha256(f"{seed}:{task_id}".encode()).hexdigest()
         splits[SPLITS[int(digest, 16) % len(SPLITS)]].append(task_id)
-    return {name: sorted(ids, key=_natural_order) for name, ids in splits.items()}
+    return {name: sorted(ids, key=natural_key) for name, ids in splits.items()}
 
 
 def write_splits_file(path: Path, splits: dict[str, list[str]]) -> None:
@@ -245,7 +198,7 @@ def load_suite_spec(path: Path, name: str) -> SuiteSpec:
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        raise UserError(f"{shown}: {describe_validation_error(exc, data)}") from exc
+        raise UserError(f"{shown}: {validation_message(exc, data)}") from exc
     if spec.name != name:
         raise UserError(f"{shown}: field 'name': is {spec.name!r} but the folder is {name!r}")
     return spec
@@ -292,7 +245,7 @@ def _load_splits(path: Path, shown: str, tasks: dict[str, Task]) -> dict[str, li
                 raise UserError(f"{shown}: task {task_id!r} is in two splits ({seen[task_id]} and {split})")
             seen[task_id] = split
         splits[split] = list(ids)
-    missing = sorted(set(tasks) - set(seen), key=_natural_order)
+    missing = sorted(set(tasks) - set(seen), key=natural_key)
     if missing:
         shown_ids = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise UserError(f"{shown}: {len(missing)} task(s) in no split: {shown_ids}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,7 +40,6 @@ class Task(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
-def natural_key(task_id: str) -> tuple[str, int]:
-    """Sort key that puts HumanEval/2 before HumanEval/10."""
-    head, _, tail = task_id.rpartition("/")
-    return (head, int(tail)) if tail.isdigit() else (task_id, -1)
+def natural_key(task_id: str) -> list[str | int]:
+    """Sort key putting HumanEval/2 before HumanEval/10 (digit runs compare as numbers)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", task_id)]

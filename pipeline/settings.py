@@ -7,8 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.artifact import validation_message
-from agents.errors import UserError
+from agents.errors import UserError, validation_message
 from agents.model_config import ModelConfig
 
 SETTINGS_FILE = "ratchet.toml"

@@ -11,8 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.artifact import validation_message
-from agents.errors import UserError
+from agents.errors import UserError, validation_message
 from critics.diagnosis import EngineeringSpec, Pattern
 from pipeline.synthesis.candidate import Proposal, unified_diff
 from pipeline.synthesis.edits import Edit, apply_edits
