@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import Annotated, Literal
 
-from typing import Annotated
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -54,6 +53,31 @@ class ModelConfig(BaseModel):
         default=None, description="Whether the backend takes response_format json_schema; default: detect."
     )
     deployments: list[Deployment] = Field(default_factory=list, description="Two or more: a litellm Router.")
+    transport: Literal["auto", "litellm", "openai-http"] = Field(
+        default="auto",
+        description="How requests travel. auto: the lean OpenAI-compatible HTTP path for a hosted_vllm/ "
+                    "model with an api_base, litellm for everything else.",
+    )
+
+    @model_validator(mode="after")
+    def _http_needs_one_endpoint(self) -> ModelConfig:
+        if self.transport == "openai-http" and (not self.api_base or self.deployments):
+            raise ValueError("transport 'openai-http' needs one endpoint: set api_base (and no deployments), "
+                             "or use transport 'litellm'")
+        return self
+
+    def uses_http_transport(self) -> bool:
+        """Whether calls go over agents.openai_http instead of litellm."""
+        if self.transport == "auto":
+            return self.model.startswith("hosted_vllm/") and bool(self.api_base) and not self.deployments
+        return self.transport == "openai-http"
+
+    def served_name(self) -> str:
+        """The model name the server knows: the litellm string without its provider prefix."""
+        for prefix in ("hosted_vllm/", "openai/"):
+            if self.model.startswith(prefix):
+                return self.model[len(prefix):]
+        return self.model
 
     def behaviour_hash(self) -> str:
         """Hash of what changes the model's answers (not keys, concurrency or retries)."""

@@ -1,5 +1,9 @@
-"""The one model call path of Ratchet: litellm async, retries on transient errors only,
-bounded concurrency, token and cost accounting, structured outputs, optional Router.
+"""The one model call path of Ratchet: retries on transient errors only, bounded concurrency,
+token and cost accounting, structured outputs, optional Router.
+
+Requests travel through litellm (every provider, Routers), or, for a vLLM server
+(`hosted_vllm/...` with an api_base), through the lean `agents.openai_http` transport; the
+retries, accounting and records are the same either way.
 
 `setup_models()` is the explicit setup step (no import-time side effects): it keeps
 litellm offline (local cost map), quiet (no per-call logging work), and registers
@@ -15,11 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from agents.artifact import ModelParams
 from agents.errors import ModelBackendError, UserError
 from agents.model_config import ModelConfig
+from agents.openai_http import HttpStatusError, MalformedResponseError, OpenAIHttpTransport
 from agents.providers import is_simulated, register_providers
 from agents.redaction import redact
 from agents.trace import Message, ModelCall, ToolCallRequest, Usage
@@ -45,6 +51,11 @@ def setup_models() -> None:
 
 def is_transient(exc: BaseException) -> bool:
     """Rate limits, 5xx, timeouts, connection errors, malformed responses: worth a retry. 4xx: never."""
+    if isinstance(exc, HttpStatusError):
+        return exc.transient
+    if isinstance(exc, (MalformedResponseError, TimeoutError, aiohttp.ClientConnectionError,
+                        aiohttp.ClientPayloadError)):
+        return True
     import litellm
 
     if isinstance(exc, (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
@@ -76,11 +87,20 @@ class ModelClient:
         self.api_base = self.config.api_base
         self.simulated = is_simulated(self.model)
         self._router = _router(self.config) if len(self.config.deployments) > 1 else None
+        self._http = _http_transport(self.config, params) if self.config.uses_http_transport() else None
         self._gates: dict[int, asyncio.Semaphore] = {}
         self._fixed = self._fixed_kwargs()
 
+    @property
+    def transport(self) -> str:
+        """"openai-http" or "litellm": how this client's requests travel."""
+        return "litellm" if self._http is None else "openai-http"
+
     def _fixed_kwargs(self) -> dict[str, Any]:
         """The request arguments that never change between calls (built once, not per call)."""
+        if self._http is not None:  # the OpenAI request body itself
+            return {"model": self.config.served_name(), "temperature": self.params.temperature,
+                    "max_tokens": self.params.max_tokens}
         kwargs: dict[str, Any] = {
             "model": self.model if self._router is None else _group(self.config),
             "temperature": self.params.temperature,
@@ -107,6 +127,7 @@ class ModelClient:
         kwargs = dict(self._fixed, messages=[m.to_openai() for m in messages])
         if tools:
             kwargs["tools"] = tools
+        if tools and self._http is None:
             # litellm 1.106 imports its MCP proxy handler (and the optional `mcp` package) whenever
             # tools are passed; Ratchet's tools are plain functions, so skip that path.
             kwargs["_skip_mcp_handler"] = True
@@ -130,7 +151,14 @@ class ModelClient:
             raise ModelBackendError(self._failure(exc, turn, attempts)) from exc
         return _reply(response, self, turn, time.perf_counter() - started, attempts - 1)
 
+    async def aclose(self) -> None:
+        """Close the HTTP connections this client keeps open in the running event loop."""
+        if self._http is not None:
+            await self._http.aclose()
+
     async def _send(self, kwargs: dict[str, Any]) -> Any:
+        if self._http is not None:
+            return _Completion.from_json(await self._http.chat(kwargs))
         if self._router is not None:
             return await self._router.acompletion(**kwargs)
         import litellm
@@ -146,7 +174,7 @@ class ModelClient:
         )
 
     def _failure(self, exc: Exception, turn: int, attempts: int) -> str:
-        detail = redact(" ".join(str(exc).split()))
+        detail = redact(" ".join(str(exc).split())) or _silent_failure(exc, self)
         detail = detail if len(detail) <= 300 else detail[:297] + "..."
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return f"model {self.model!r} failed on turn {turn}{tries}: {type(exc).__name__}: {detail}"
@@ -193,6 +221,52 @@ def _reply(response: Any, client: ModelClient, turn: int, duration: float, retri
         finish_reason=choice.finish_reason, simulated=client.simulated, retries=retries, cost_usd=client.cost(counts),
     )
     return ModelReply(message=message, call=call)
+
+
+class _Completion:
+    """A chat completion JSON body with the attribute access `_reply` uses for litellm's objects."""
+
+    __slots__ = ("choices", "usage")
+
+    def __init__(self, choices: list[Any], usage: Any) -> None:
+        self.choices = choices
+        self.usage = usage
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _Completion:
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+            calls = [
+                _Attrs(id=c["id"], function=_Attrs(name=c["function"]["name"],
+                                                   arguments=c["function"].get("arguments")))
+                for c in message.get("tool_calls") or []
+            ]
+            first = _Attrs(message=_Attrs(content=message.get("content"), tool_calls=calls),
+                           finish_reason=choice.get("finish_reason"))
+        except (KeyError, TypeError, IndexError) as exc:
+            raise MalformedResponseError(f"a 200 that is not a chat completion: missing {exc}") from exc
+        usage = data.get("usage") or {}
+        return cls([first], _Attrs(prompt_tokens=usage.get("prompt_tokens"),
+                                   completion_tokens=usage.get("completion_tokens")))
+
+
+class _Attrs:
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+def _silent_failure(exc: Exception, client: ModelClient) -> str:
+    """Words for exceptions without a message (a timeout says nothing about itself)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {client.config.timeout_s or client.params.timeout_s} s"
+    return "no detail given"
+
+
+def _http_transport(config: ModelConfig, params: ModelParams) -> OpenAIHttpTransport:
+    assert config.api_base is not None  # uses_http_transport() checked it
+    key = _key(config.api_key_env) if config.api_key_env else None
+    return OpenAIHttpTransport(config.api_base, key, timeout_s=config.timeout_s or params.timeout_s)
 
 
 def _key(env_name: str) -> str:

@@ -97,10 +97,18 @@ def run_split(ctx: CycleContext, state: ReleaseState, split: str, trials: int = 
     label = f"{state.label} on {split}"
     reporter().stage("run", label)
     progress = lambda done, total: reporter().progress(label, done, total)  # noqa: E731
-    return asyncio.run(evaluate(
-        state.artifact, client_for(ctx, state.artifact), ctx.suite, ctx.suite.split(split), ctx.store,
-        split=split, trials=trials, concurrency=ctx.settings.run.concurrency, on_progress=progress,
-    ))
+    client = client_for(ctx, state.artifact)
+
+    async def run_and_close() -> Evaluation:
+        try:
+            return await evaluate(
+                state.artifact, client, ctx.suite, ctx.suite.split(split), ctx.store,
+                split=split, trials=trials, concurrency=ctx.settings.run.concurrency, on_progress=progress,
+            )
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run_and_close())
 
 
 def critique(ctx: CycleContext, evaluation: Evaluation) -> list[SymptomReport]:

@@ -66,6 +66,7 @@ class StubServer:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(runner.cleanup())
+            loop.close()
 
         self._thread = threading.Thread(target=serve, daemon=True)
         self._thread.start()
@@ -73,8 +74,9 @@ class StubServer:
         return self
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
 
 
 def error(status: int, message: str = "stub error") -> web.Response:

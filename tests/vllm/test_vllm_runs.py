@@ -48,11 +48,27 @@ def client_for(base_url: str, **config) -> ModelClient:  # noqa: ANN003
                        ModelParams(max_tokens=8, timeout_s=30))
 
 
-def test_agent_runs_through_vllm_with_complete_traces(vllm_server: VllmServer, tmp_path: Path) -> None:
+def run(c: ModelClient, awaitable):  # noqa: ANN001, ANN201
+    """Await in a fresh event loop, then close the client's connections in it."""
+    async def once():  # noqa: ANN202
+        try:
+            return await awaitable
+        finally:
+            await c.aclose()
+
+    return asyncio.run(once())
+
+
+TRANSPORTS = pytest.mark.parametrize("transport", ["openai-http", "litellm"])
+
+
+@TRANSPORTS
+def test_agent_runs_through_vllm_with_complete_traces(vllm_server: VllmServer, tmp_path: Path, transport: str) -> None:
     artifact = load_artifact(tiny_agent(tmp_path / "qa"))
     suite = short_suite()
-    evaluation = asyncio.run(evaluate(artifact, client_for(vllm_server.base_url), suite, suite.split("dev"),
-                                      RunStore(tmp_path / "store"), split="dev", concurrency=4))
+    c = client_for(vllm_server.base_url, transport=transport)
+    evaluation = run(c, evaluate(artifact, c, suite, suite.split("dev"),
+                                 RunStore(tmp_path / "store"), split="dev", concurrency=4))
     assert evaluation.summary.runs == len(QUESTIONS) and not evaluation.summary.simulated
     for record in evaluation.records:
         trace = record.trace
@@ -65,16 +81,17 @@ def test_agent_runs_through_vllm_with_complete_traces(vllm_server: VllmServer, t
         assert record.outcome.error_type in (None, "WrongAnswer", "NoOutput")
 
 
-def test_json_schema_call_returns_schema_valid_output(vllm_server: VllmServer) -> None:
+@TRANSPORTS
+def test_json_schema_call_returns_schema_valid_output(vllm_server: VllmServer, transport: str) -> None:
     schema = {
         "type": "object",
         "properties": {"label": {"type": "string", "enum": ["fix", "keep"]}, "ok": {"type": "boolean"}},
         "required": ["label", "ok"], "additionalProperties": False,
     }
-    c = ModelClient(ModelConfig(model="hosted_vllm/tiny", api_base=vllm_server.base_url),
+    c = ModelClient(ModelConfig(model="hosted_vllm/tiny", api_base=vllm_server.base_url, transport=transport),
                     ModelParams(max_tokens=64, timeout_s=60))
     messages = [Message(role="user", content="Label this.")]
-    answers = [asyncio.run(complete_json(c, messages, schema, name="label")) for _ in range(3)]
+    answers = [run(c, complete_json(c, messages, schema, name="label")) for _ in range(3)]
     for answer in answers:
         assert answer.constrained
         assert answer.valid, (answer.error, answer.text)
@@ -96,19 +113,20 @@ def test_server_killed_mid_run_fails_clearly_and_the_run_resumes(tiny_serve_opti
     server = servers[0]
     try:
         c = client_for(server.base_url, retries=2, backoff_s=0.2, backoff_max_s=0.5)
+        assert c.transport == "openai-http", "a vLLM endpoint takes the lean path by default"
 
         def progress(done: int, total: int) -> None:
             if done == 4:
                 server.stop()  # the backend dies with work in flight
 
         with pytest.raises(ModelBackendError, match="after 3 attempts"):
-            asyncio.run(evaluate(artifact, c, suite, suite.split("dev"), store, split="dev", concurrency=1,
-                                 on_progress=progress))
+            run(c, evaluate(artifact, c, suite, suite.split("dev"), store, split="dev", concurrency=1,
+                            on_progress=progress))
         finished = asyncio.run(_stored(store, artifact, suite, c))
         assert 4 <= finished < len(QUESTIONS)
 
         servers.append(VllmServer(options).start())  # the backend is back, at the same address
-        resumed = asyncio.run(evaluate(artifact, c, suite, suite.split("dev"), store, split="dev", concurrency=2))
+        resumed = run(c, evaluate(artifact, c, suite, suite.split("dev"), store, split="dev", concurrency=2))
         assert resumed.summary.reused == finished
         assert resumed.summary.runs == len(QUESTIONS)
         assert len({(r.task_id, r.trial) for r in resumed.records}) == len(QUESTIONS)
