@@ -11,7 +11,7 @@ from typing import Any
 from agents.artifact import Artifact
 from agents.errors import UserError
 from agents.models import ModelClient
-from agents.redaction import redact, secret_values
+from agents.redaction import might_hold_secrets, redact, secret_values
 from agents.tools import Tool, tool_schema
 from agents.trace import Message, ModelCall, ToolCall, Trace, Usage
 
@@ -34,8 +34,13 @@ async def run_agent(
     client: ModelClient,
     tools: Mapping[str, Tool] | None = None,
     trial: int = 0,
+    secrets: list[str] | None = None,
 ) -> Trace:
-    """Run the agent on one task until it answers without a tool call or `max_turns` runs out."""
+    """Run the agent on one task until it answers without a tool call or `max_turns` runs out.
+
+    `secrets`: the values to mask in the trace (default: `secret_values()` of the environment now;
+    an evaluation reads them once for all its runs).
+    """
     enabled = select_tools(artifact, tools or {})
     by_name = {t.name: t for t in enabled}
     schemas = [tool_schema(t) for t in enabled]
@@ -67,7 +72,7 @@ async def run_agent(
         tool_calls=tool_calls, final_output=final_output, error=error, started_at=started_at,
         duration_s=round(time.perf_counter() - clock, 6), usage=sum((c.usage for c in model_calls), Usage()),
     )
-    return redact_trace(trace)
+    return redact_trace(trace, secrets)
 
 
 async def _run_tool(tools: Mapping[str, Tool], call_id: str, name: str, raw_args: str, turn: int) -> ToolCall:
@@ -92,9 +97,11 @@ async def _run_tool(tools: Mapping[str, Tool], call_id: str, name: str, raw_args
     )
 
 
-def redact_trace(trace: Trace) -> Trace:
+def redact_trace(trace: Trace, secrets: list[str] | None = None) -> Trace:
     """The trace with every known secret value masked in every string it holds."""
-    secrets = secret_values()
+    secrets = secret_values() if secrets is None else secrets
+    if not might_hold_secrets(trace.model_dump_json(), secrets):
+        return trace
     data = trace.model_dump(mode="json")
     cleaned = _redact_strings(data, secrets)
     return trace if cleaned == data else Trace.model_validate(cleaned)

@@ -4,10 +4,15 @@ One JSONL file per run key (artifact hash, suite hash, model config) under
 `.ratchet/runs/`. A record is appended, flushed and fsynced as soon as its task
 finishes, so a killed run resumes without redoing finished work. A torn last line
 (the process died mid-write) is ignored and cut off before the next append.
+
+`GroupCommit` is the asynchronous writer evaluations use: records that finish while a
+write is under way are written together, with one fsync (a database's group commit), and
+each caller returns only once its own record is on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -86,15 +91,70 @@ class RunStore:
 
     def append(self, record: RunRecord) -> None:
         """Write one record durably (flush + fsync) before returning."""
-        path = self.path(record.key)
-        line = record.model_dump_json().encode() + b"\n"
+        self.append_many([record])
+
+    def append_many(self, records: list[RunRecord]) -> None:
+        """Write records durably, one write and one fsync per run key, before returning."""
+        self.write_lines([(r.key, encode(r)) for r in records])
+
+    def write_lines(self, lines: list[tuple[RunKey, bytes]]) -> None:
+        """Append encoded records (see `encode`), grouped by key: one write and one fsync per file."""
+        by_file: dict[Path, list[bytes]] = {}
+        for key, line in lines:
+            by_file.setdefault(self.path(key), []).append(line)
         with self._lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _cut_torn_tail(path)
-            with path.open("ab") as handle:
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
+            for path, chunk in by_file.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _cut_torn_tail(path)
+                with path.open("ab") as handle:
+                    handle.write(b"".join(chunk))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+
+
+def encode(record: RunRecord) -> bytes:
+    """One JSONL line of the store."""
+    return record.model_dump_json().encode() + b"\n"
+
+
+class GroupCommit:
+    """Appends records from many coroutines; those that arrive during a write share the next one."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._waiting: list[tuple[RunKey, bytes, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def append(self, record: RunRecord) -> None:
+        """Return once `record` is on disk (fsynced); raise what the write raised."""
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Encoded here, not in the writer thread: the thread then only waits on the disk, without
+        # holding the GIL the event loop needs.
+        self._waiting.append((record.key, encode(record), written))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_until_empty())
+        await asyncio.shield(written)  # a cancelled caller does not cancel the others' write
+
+    async def flush(self) -> None:
+        """Wait until every record handed over so far is written (or its write failed)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
+
+    async def _write_until_empty(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await asyncio.to_thread(self.store.write_lines, [(key, line) for key, line, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - handed to every caller in the batch
+                for _, _, written in batch:
+                    if not written.done():
+                        written.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            else:
+                for _, _, written in batch:
+                    if not written.done():
+                        written.set_result(None)
 
 
 def _cut_torn_tail(path: Path) -> None:

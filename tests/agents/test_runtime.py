@@ -298,3 +298,18 @@ def test_scripted_module_is_not_imported_by_the_providers_package() -> None:
     root = Path(__file__).resolve().parents[2]
     code = "import sys, agents.providers; assert 'agents.providers.scripted' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={"PYTHONPATH": str(root)}, timeout=60)
+
+
+def test_the_fast_secret_check_never_misses_what_the_walk_would_mask() -> None:
+    import json as _json
+
+    from agents.redaction import SECRET_SHAPES, might_hold_secrets
+
+    samples = ["plain text", "line\nsk-abcdefgh12345678", 'quote " then ghp_' + "a" * 24, "tab\thf_" + "b" * 20]
+    for text in samples:
+        as_json = _json.dumps({"content": text}, ensure_ascii=False)
+        if SECRET_SHAPES.search(text):
+            assert might_hold_secrets(as_json, []), text
+    assert not might_hold_secrets(_json.dumps({"content": "nothing here"}), ["s3cr3t-value"])
+    assert might_hold_secrets(_json.dumps({"content": "x s3cr3t-value"}), ["s3cr3t-value"])
+    assert might_hold_secrets("{}", ['has"quote']), "secrets JSON would escape are always walked"

@@ -79,3 +79,41 @@ def test_blind_view_never_contains_the_artifact(workspace: Path) -> None:
             for quote in symptom.evidence:
                 assert quote in text or json.dumps(quote)[1:-1] in text
 
+
+
+def test_an_evaluation_bounds_work_sets_the_old_heap_aside_and_stores_every_run(workspace: Path) -> None:
+    """concurrency bounds agent runs; the cyclic GC skips pre-existing objects only while runs are in flight."""
+    import gc
+
+    from agents.artifact import ModelParams
+    from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted
+    from gates.evaluation import evaluate, run_key
+    from gates.run_store import RunStore
+
+    artifact = load_artifact(workspace / "agents/coder")
+    suite = load_suite(workspace, "humaneval")
+    tasks = suite.split("dev")[:12]
+    seen = {"in_flight": 0, "max_in_flight": 0, "frozen": []}
+
+    client = ModelClient(register_scripted("bounded", ScriptedProvider(
+        lambda messages, tools: ScriptedReply(content="def f():\n    return 1\n"))), ModelParams())
+    complete = client.complete
+
+    async def watched(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen["in_flight"] += 1
+        seen["max_in_flight"] = max(seen["max_in_flight"], seen["in_flight"])
+        seen["frozen"].append(gc.get_freeze_count())
+        await asyncio.sleep(0.01)
+        try:
+            return await complete(*args, **kwargs)
+        finally:
+            seen["in_flight"] -= 1
+
+    client.complete = watched  # type: ignore[method-assign]
+    store = RunStore(workspace / ".ratchet")
+    before = gc.get_freeze_count()
+    evaluation = asyncio.run(evaluate(artifact, client, suite, tasks, store, split="dev", concurrency=3))
+    assert seen["max_in_flight"] == 3 and len(seen["frozen"]) == 12
+    assert all(count > 0 for count in seen["frozen"]), "long-lived objects are frozen during the runs"
+    assert gc.get_freeze_count() == before, "and handed back to the GC afterwards"
+    assert evaluation.summary.runs == 12 and len(store.load(run_key(artifact, suite, client))) == 12
