@@ -7,7 +7,9 @@ against the same OpenAI-compatible endpoint:
     raw-aiohttp         one aiohttp session posting JSON, no SDK (the endpoint's floor: the
                         openai SDK's httpx pool costs ~3 ms of CPU per request at C=64)
     ratchet             gates.evaluation.evaluate() on an exact-match suite of N tasks, agent
-                        model hosted_vllm/<served-name>, a fresh RunStore per run
+                        model hosted_vllm/<served-name>, a fresh RunStore per run; requests take
+                        the default transport for a vLLM endpoint (agents.openai_http)
+    ratchet-litellm     the same, with the model's transport set to "litellm"
     litellm-concurrent  bare `litellm.acompletion`, same semaphore (separates litellm's cost
                         from Ratchet's own)
     litellm-sequential  `await litellm.acompletion(...)` one after the other, min(N, 200) calls
@@ -53,7 +55,7 @@ SEQUENTIAL_CAP = 200
 WARMUP_TASKS = 4
 SYSTEM_PROMPT = "Answer with one word."
 REPLY = "ok"
-CONTENDERS = ("raw-openai", "raw-aiohttp", "ratchet", "litellm-concurrent", "litellm-sequential", "inspect-ai")
+CONTENDERS = ("raw-openai", "raw-aiohttp", "ratchet", "ratchet-litellm", "litellm-concurrent", "litellm-sequential", "inspect-ai")
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ class BareLitellm:
         return Sample(tasks=n)
 
 
-def ratchet_model_client(artifact: Any, api_base: str, concurrency: int) -> Any:
+def ratchet_model_client(artifact: Any, api_base: str, concurrency: int, transport: str = "auto") -> Any:
     """The one place this benchmark touches Ratchet's model layer (agents.models, agents.model_config).
 
     Default retries and everything else as a user gets them; only the client's own concurrency
@@ -239,7 +241,8 @@ def ratchet_model_client(artifact: Any, api_base: str, concurrency: int) -> Any:
     from agents.model_config import ModelConfig
     from agents.models import ModelClient
 
-    config = ModelConfig(model=artifact.spec.model, api_base=api_base, max_concurrency=concurrency)
+    config = ModelConfig(model=artifact.spec.model, api_base=api_base, max_concurrency=concurrency,
+                         transport=transport)
     return ModelClient(config, artifact.spec.model_params)
 
 
@@ -273,13 +276,13 @@ def exact_match_suite(n: int, name: str = "bench") -> Any:
 class RatchetRunner:
     """(b) Ratchet's runner: evaluate() over the suite, a fresh run store per run (nothing reused)."""
 
-    def __init__(self, ep: Endpoint, workdir: Path) -> None:
+    def __init__(self, ep: Endpoint, workdir: Path, transport: str = "auto") -> None:
         from agents.artifact import load_artifact
 
         self.ep = ep
         self.workdir = workdir
         self.artifact = load_artifact(write_artifact(workdir / "agent", ep.served_model, ep.max_tokens))
-        self.client = ratchet_model_client(self.artifact, ep.base_url, ep.concurrency)
+        self.client = ratchet_model_client(self.artifact, ep.base_url, ep.concurrency, transport)
         self.suites: dict[int, Any] = {}
         self.runs = 0
 
@@ -295,6 +298,9 @@ class RatchetRunner:
         if result.summary.reused:
             raise RuntimeError(f"ratchet reused {result.summary.reused} stored runs; the timing would be wrong")
         return Sample(tasks=n, passed=result.summary.passed)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 async def timed(runner: Any, n: int, timeout_s: float, server_pid: int | None) -> Sample:
@@ -470,6 +476,8 @@ def make_runners(ep: Endpoint, cfg: BenchConfig, workdir: Path, rows: dict[str, 
                 runners[name] = RawAiohttp(ep)
             elif name == "ratchet":
                 runners[name] = RatchetRunner(ep, workdir / "ratchet")
+            elif name == "ratchet-litellm":
+                runners[name] = RatchetRunner(ep, workdir / "ratchet-litellm", transport="litellm")
             elif name in ("litellm-concurrent", "litellm-sequential"):
                 runners[name] = BareLitellm(ep, sequential=name == "litellm-sequential")
             elif name == "inspect-ai":
