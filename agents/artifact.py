@@ -17,6 +17,8 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.contracts.loading import load_contracts
+from agents.contracts.model import Contract, FallbackProof
 from agents.errors import UserError, validation_message
 
 SPEC_FILE = "agent.yaml"
@@ -62,6 +64,8 @@ class Artifact(BaseModel):
     spec: AgentSpec
     templates: dict[str, str] = Field(description="Prompt role -> template source.")
     content_hash: str
+    contracts: dict[str, Contract] = Field(default_factory=dict, description="contracts/<name>.yaml, by name.")
+    proofs: dict[str, FallbackProof] = Field(default_factory=dict, description="Each contract's fallback proof.")
 
     def render(self, role: str, **context: Any) -> str:
         """Render the `system` or `user` template with the spec's fields and `context`."""
@@ -109,7 +113,9 @@ def load_artifact(root: Path) -> Artifact:
         raise UserError(f"{spec_path}: no agent.yaml here; an agent artifact is a folder agents/<name>/ with agent.yaml")
     spec = _parse_spec(spec_path)
     templates = {role: _read_template(root, getattr(spec.prompts, role)) for role in ("system", "user")}
-    return Artifact(root=root, spec=spec, templates=templates, content_hash=content_hash(artifact_files(root)))
+    contracts, proofs = load_contracts(root)
+    return Artifact(root=root, spec=spec, templates=templates, content_hash=content_hash(artifact_files(root)),
+                    contracts=contracts, proofs=proofs)
 
 
 def _parse_spec(path: Path) -> AgentSpec:

@@ -122,9 +122,15 @@ class ModelClient:
         return self._gates[loop]
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], turn: int,
-                       response_format: dict[str, Any] | None = None) -> ModelReply:
-        """One chat completion, retried on transient errors; ModelBackendError when it still fails."""
+                       response_format: dict[str, Any] | None = None,
+                       temperature: float | None = None) -> ModelReply:
+        """One chat completion, retried on transient errors; ModelBackendError when it still fails.
+
+        `temperature` overrides the configured one for this call (guarded calls vary it per sample).
+        """
         kwargs = dict(self._fixed, messages=[m.to_openai() for m in messages])
+        if temperature is not None:
+            kwargs["temperature"] = temperature
         if tools:
             kwargs["tools"] = tools
         if tools and self._http is None:

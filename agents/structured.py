@@ -37,18 +37,18 @@ class JsonAnswer:
 
 
 async def complete_json(client: ModelClient, messages: list[Message], schema: dict[str, Any], turn: int = 0,
-                        name: str = "answer") -> JsonAnswer:
+                        name: str = "answer", temperature: float | None = None) -> JsonAnswer:
     """One call asking for JSON valid under `schema`; backend errors still raise ModelBackendError."""
     constrained = client.supports_structured_outputs()
     if constrained:
         response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-        reply = await client.complete(messages, [], turn, response_format=response_format)
+        reply = await client.complete(messages, [], turn, response_format=response_format, temperature=temperature)
     else:
         instruction = Message(role="system", content=(
             "Answer with one JSON value and nothing else. It must validate against this JSON schema:\n"
             + json.dumps(schema, sort_keys=True)
         ))
-        reply = await client.complete([*messages, instruction], [], turn)
+        reply = await client.complete([*messages, instruction], [], turn, temperature=temperature)
     text = reply.message.content or ""
     value, error = parse_and_validate(text, schema)
     return JsonAnswer(value=value, error=error, text=text, call=reply.call, constrained=constrained)

@@ -192,3 +192,55 @@ def test_render_with_an_undefined_variable_names_the_template(coder: Path) -> No
         artifact.render("user", task_id="t", task_input="x")
     assert str(coder / "prompts" / "user.md.j2") in str(info.value)
     assert "no_such_variable" in str(info.value)
+
+
+WRONG_FALLBACK = """\
+name: budget
+input_schema:
+  type: object
+  properties: {limit: {type: integer, minimum: 0, maximum: 1000}, task: {type: string}}
+  required: [limit, task]
+output_schema:
+  type: object
+  properties: {steps: {type: integer}, note: {type: string}}
+  required: [steps, note]
+clauses:
+  within_budget: output.steps <= input.limit
+  mentions_task: input.task in output.note
+fallback:
+  template: {steps: 3, note: "no plan for {{ input.task }}"}
+"""
+
+
+def test_an_artifact_whose_fallback_is_refuted_does_not_load(workspace: Path) -> None:
+    root = workspace / "agents/coder"
+    (root / "contracts").mkdir()
+    (root / "contracts/budget.yaml").write_text(WRONG_FALLBACK)
+    with pytest.raises(UserError) as info:
+        load_artifact(root)
+    message = str(info.value)
+    assert "contracts/budget.yaml" in message and "within_budget" in message and "z3 counterexample" in message
+    assert '"limit": ' in message and "\n" not in message
+    limit = int(message.split('"limit": ')[1].split(",")[0].split("}")[0])
+    assert limit < 3, "the counterexample really breaks the clause"
+
+    (root / "contracts/budget.yaml").write_text(WRONG_FALLBACK.replace("steps: 3,", "steps: 0,"))
+    artifact = load_artifact(root)
+    assert artifact.proofs["budget"].status == "proven" and artifact.proofs["budget"].method == "z3"
+    assert set(artifact.contracts["budget"].clauses) == {"within_budget", "mentions_task"}
+
+
+def test_a_contract_outside_the_fragment_is_tested_and_a_bad_one_named(workspace: Path) -> None:
+    root = workspace / "agents/coder"
+    (root / "contracts").mkdir()
+    regex = WRONG_FALLBACK.replace("steps: 3,", "steps: 0,").replace(
+        "mentions_task: input.task in output.note", 'mentions_task: matches(output.note, "(?s)no plan for .*")')
+    (root / "contracts/budget.yaml").write_text(regex)
+    proof = load_artifact(root).proofs["budget"]  # (without (?s), hypothesis finds a task with a newline)
+    assert proof.status == "tested" and proof.method == "hypothesis" and proof.examples > 0
+    (root / "contracts/budget.yaml").write_text(regex.replace("output.steps <= input.limit", "open('x')"))
+    with pytest.raises(UserError, match=r"contracts/budget.yaml: .*clause 'within_budget'.*unknown function"):
+        load_artifact(root)
+    (root / "contracts/budget.yaml").write_text(regex.replace("name: budget", "name: other"))
+    with pytest.raises(UserError, match="must match the file name"):
+        load_artifact(root)
