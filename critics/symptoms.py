@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.contracts.guarded import GuardedCallRecord
+
 TAXONOMY: dict[str, str] = {
     "non_code_output": "The answer is not plain code: prose or markdown fences around it break execution.",
     "undefined_name": "The code uses a name it never defines or imports (NameError).",
@@ -26,6 +28,7 @@ class Symptom(BaseModel):
     description: str
     evidence: list[str] = Field(default_factory=list, description="Verbatim quotes from the blind view.")
     detector: str = Field(description="Which detector or critic produced it.")
+    new_label: bool = Field(default=False, description="The LLM critic's own label, not in TAXONOMY.")
 
 
 class SymptomReport(BaseModel):
@@ -40,3 +43,5 @@ class SymptomReport(BaseModel):
     used_tools: bool = False
     symptoms: list[Symptom] = Field(default_factory=list)
     source: Literal["detectors", "llm"] = "detectors"
+    critic_call: GuardedCallRecord | None = Field(
+        default=None, description="The LLM critic's guarded call: samples, broken clauses, fallback used.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 
 from critics.diagnosis import EngineeringSpec, symptom_frame
@@ -47,6 +48,7 @@ def build_notes(ctx: CycleContext, rc: CandidateRef, ev: Evidence, title: str, a
         agent=ctx.agent, title=title, base_release=ev.base_release, rc=rc.branch, decision=ev.verdict.decision,
         actor=actor, reasons=ev.verdict.reasons, intent=ev.proposal.intent, targets=ev.proposal.targets,
         remediation=ev.proposal.remediation, model=ev.model, simulated=ev.simulated,
+        strategy=ev.proposal.strategy, meta_edits=ev.proposal.meta_edits,
         counts=ev.flips.counts() if ev.flips else {},
         flips=[FlipRow(**f.model_dump(include={"task_id", "kind", "baseline_error", "candidate_error"}))
                for f in flips if f.kind in ("P->F", "F->P")],
@@ -66,6 +68,11 @@ def evidence_files(ev: Evidence, notes: ReleaseNotes) -> dict[str, bytes]:
         "notes.json": notes.model_dump_json(indent=2).encode(),
         "notes.md": notes.markdown().encode(),
     }
+    calls = [r for r in ev.reports if r.critic_call is not None]
+    if calls:  # what the LLM critic's guarded calls did, run by run
+        files["critic-calls.jsonl"] = b"".join(
+            json.dumps({"task_id": r.task_id, "trial": r.trial, **r.critic_call.model_dump(mode="json")}).encode()
+            + b"\n" for r in calls)
     if ev.flips is not None:
         files["flips.csv"] = ev.flips.to_frame().to_csv(index=False).encode()
     for name, evaluation in (("baseline-gate", ev.baseline_gate), ("candidate-gate", ev.candidate_gate),

@@ -27,6 +27,10 @@ class AgentSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     suite: str = "humaneval"
     policy: str = "default"
+    critic_model: str | None = Field(
+        default=None,
+        description="Model (alias or litellm string) of the LLM critic; unset: the deterministic detectors.",
+    )
 
 
 class Settings(BaseModel):

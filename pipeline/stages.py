@@ -8,13 +8,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.artifact import Artifact, load_artifact
+from agents.artifact import Artifact, ModelParams, load_artifact
 from agents.model_config import resolve_model
 from agents.models import ModelClient
 from critics.detectors import detect
 from critics.diagnosis import EngineeringSpec, diagnose
+from critics.llm_critic import llm_critique
 from critics.symptoms import SymptomReport
-from critics.view import blind_view
+from critics.view import BlindView, blind_view
 from gates.evaluation import Evaluation, evaluate
 from gates.flips import FlipTable, compute_flips
 from gates.policy import GatePolicy, Verdict, decide, load_policy
@@ -23,8 +24,11 @@ from gates.suite import Suite, load_suite
 from pipeline.progress import reporter
 from pipeline.settings import Settings, load_settings
 from pipeline.synthesis import Proposal, synthesize
+from pipeline.validate import validate_proposal
 from releases.gitstore import GitStore
 from releases.registry import CandidateRef, Registry, ReleaseRef
+
+CRITIC_PARAMS = ModelParams(temperature=0.0, max_tokens=1024, timeout_s=120.0)
 
 
 @dataclass(frozen=True)
@@ -112,9 +116,29 @@ def run_split(ctx: CycleContext, state: ReleaseState, split: str, trials: int = 
 
 
 def critique(ctx: CycleContext, evaluation: Evaluation) -> list[SymptomReport]:
-    """Deterministic detectors over each run's blind view (the critic never sees the artifact)."""
-    reporter().stage("critique", f"{len(evaluation.records)} traces")
-    return [detect(blind_view(r.trace, ctx.suite.tasks[r.task_id], r.outcome)) for r in evaluation.records]
+    """Symptoms from each run's blind view (the critic never sees the artifact): the LLM critic when
+    the agent's settings name a `critic_model`, else the deterministic detectors."""
+    views = [blind_view(r.trace, ctx.suite.tasks[r.task_id], r.outcome) for r in evaluation.records]
+    critic_model = ctx.settings.agent(ctx.agent).critic_model
+    if critic_model is None:
+        reporter().stage("critique", f"{len(views)} traces, detectors")
+        return [detect(view) for view in views]
+    reporter().stage("critique", f"{len(views)} traces, LLM critic {critic_model}")
+    client = ModelClient(resolve_model(critic_model, ctx.settings.models), CRITIC_PARAMS)
+
+    async def all_reports() -> list[SymptomReport]:
+        gate = asyncio.Semaphore(ctx.settings.run.concurrency)
+
+        async def one(view: BlindView) -> SymptomReport:
+            async with gate:
+                return (await llm_critique(client, view))[0]
+
+        try:
+            return list(await asyncio.gather(*(one(view) for view in views)))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(all_reports())
 
 
 def diagnose_reports(ctx: CycleContext, reports: list[SymptomReport], release: str, split: str) -> EngineeringSpec:
@@ -129,7 +153,13 @@ def propose(ctx: CycleContext, spec: EngineeringSpec, state: ReleaseState) -> Pr
         e.remediation for e in ctx.registry.ledger(ctx.agent)
         if e.decision in ("reject", "manual_reject") and e.remediation
     }
-    return synthesize(spec, state.files, rejected)
+    def client_for(model: str, params: ModelParams) -> ModelClient:
+        return ModelClient(resolve_model(model, ctx.settings.models), params)
+
+    def validate(changes: dict[str, str | None]) -> str | None:
+        return validate_proposal(ctx.agent, state.files, changes)
+
+    return synthesize(spec, state.files, rejected, client_for=client_for, validate=validate)
 
 
 def create_candidate(ctx: CycleContext, proposal: Proposal) -> CandidateRef:

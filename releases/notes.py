@@ -43,6 +43,8 @@ class ReleaseNotes(BaseModel):
     holdout_pass_rate: float | None = None
     baseline_holdout_pass_rate: float | None = None
     top_patterns: list[tuple[str, int]] = Field(default_factory=list)
+    strategy: str = ""
+    meta_edits: list[str] = Field(default_factory=list, description="Changed files of the improvement procedure.")
 
     def markdown(self) -> str:
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,

@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
+from agents.artifact import ModelParams
+from agents.models import ModelClient
 from critics.diagnosis import EngineeringSpec
 from pipeline.synthesis.candidate import Proposal
-from pipeline.synthesis.playbook import load_meta, propose_from_playbook
+from pipeline.synthesis.llm import propose_with_llm
+from pipeline.synthesis.playbook import LlmSettings, load_meta, propose_from_playbook
 
 __all__ = ["Proposal", "synthesize"]
 
+ClientFactory = Callable[[str, ModelParams], ModelClient]
+Validator = Callable[[dict[str, str | None]], str | None]
 
-def synthesize(spec: EngineeringSpec, files: dict[str, str], rejected: set[str]) -> Proposal | None:
-    """Exactly one proposal from the first strategy that has one, or None (no RC this cycle)."""
+
+def synthesize(spec: EngineeringSpec, files: dict[str, str], rejected: set[str],
+               client_for: ClientFactory | None = None, validate: Validator | None = None) -> Proposal | None:
+    """Exactly one proposal from the first strategy that has one, or None (no RC this cycle).
+
+    Strategy order and budgets come from the release's own `meta/synthesizer.yaml`. The llm
+    strategy needs `client_for(model, params)` (resolves ratchet.toml aliases) and `validate`
+    (the same check an RC gets before evaluation).
+    """
     settings, playbook = load_meta(spec.agent, files)
     for strategy in settings.strategies:
         if strategy == "playbook":
             proposal = propose_from_playbook(spec, files, settings, playbook, rejected)
-            if proposal is not None:
-                return proposal
+        else:
+            proposal = _llm(spec, files, rejected if settings.skip_rejected else set(), settings.llm,
+                            client_for, validate)
+        if proposal is not None:
+            return proposal
     return None
+
+
+def _llm(spec: EngineeringSpec, files: dict[str, str], rejected: set[str], llm: LlmSettings | None,
+         client_for: ClientFactory | None, validate: Validator | None) -> Proposal | None:
+    assert llm is not None  # SynthesizerSettings requires it with strategy llm
+    if client_for is None or validate is None:
+        raise ValueError("the llm strategy needs client_for and validate")
+    client = client_for(llm.model, ModelParams(temperature=llm.temperature, max_tokens=llm.max_tokens))
+
+    async def run() -> Proposal | None:
+        try:
+            return (await propose_with_llm(spec, files, rejected, client, llm.samples, validate))[0]
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())

@@ -6,6 +6,8 @@ import difflib
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.contracts.guarded import GuardedCallRecord
+
 
 class Proposal(BaseModel):
     """What the synthesizer proposes; becomes one commit on an RC branch."""
@@ -20,12 +22,21 @@ class Proposal(BaseModel):
     expected_fixes: list[str] = Field(description="Dev task ids showing the targeted patterns.")
     changes: dict[str, str | None] = Field(description="Workspace-relative path -> new text (None deletes).")
     diff: str = ""
+    synthesis_call: GuardedCallRecord | None = Field(
+        default=None, description="The LLM synthesizer's guarded call (llm strategy only).")
+
+    @property
+    def meta_edits(self) -> list[str]:
+        """Changed paths of the improvement procedure itself (agents/<agent>/meta/...)."""
+        prefix = f"agents/{self.agent}/meta/"
+        return sorted(path for path in self.changes if path.startswith(prefix))
 
     def commit_message(self) -> str:
         return (
             f"RC for {self.agent}: {self.remediation}\n\n{self.intent}\n\n"
             f"Targets: {', '.join(self.targets)}\nExpected fixes (dev): {len(self.expected_fixes)} tasks\n"
             f"Strategy: {self.strategy}\n"
+            + (f"Meta-edits: {', '.join(self.meta_edits)}\n" if self.meta_edits else "")
         )
 
 

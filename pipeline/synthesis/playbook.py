@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.errors import UserError, validation_message
 from critics.diagnosis import EngineeringSpec, Pattern
@@ -33,11 +33,28 @@ class Playbook(BaseModel):
     remediations: list[Remediation] = Field(default_factory=list)
 
 
+class LlmSettings(BaseModel):
+    """The llm strategy's budget: which model, how many samples before its fallback."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    model: str = Field(min_length=1, description="Alias from ratchet.toml or a litellm model string.")
+    samples: int = Field(default=3, ge=1, le=10)
+    max_tokens: int = Field(default=2048, ge=64, le=32768)
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+
+
 class SynthesizerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    strategies: list[Literal["playbook"]] = Field(default_factory=lambda: ["playbook"], min_length=1)
+    strategies: list[Literal["playbook", "llm"]] = Field(default_factory=lambda: ["playbook"], min_length=1)
+    llm: LlmSettings | None = Field(default=None, description="Needed when strategies include llm.")
     min_pattern_count: int = Field(default=2, ge=1)
     skip_rejected: bool = True
+
+    @model_validator(mode="after")
+    def _llm_needs_settings(self) -> SynthesizerSettings:
+        if "llm" in self.strategies and self.llm is None:
+            raise ValueError("strategy 'llm' needs an `llm:` section with at least `model:`")
+        return self
 
 
 def load_meta(agent: str, files: dict[str, str]) -> tuple[SynthesizerSettings, Playbook]:

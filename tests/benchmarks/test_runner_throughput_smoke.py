@@ -65,7 +65,7 @@ def test_tiny_benchmark_writes_every_row(bench: ModuleType, tmp_path: Path) -> N
     inspect = rows[("fixed-latency", "inspect-ai")]
     assert inspect["status"] == "not available" and "--no-inspect" in inspect["note"]
 
-    for name in ("raw-openai", "raw-aiohttp", "ratchet", "litellm-concurrent", "litellm-sequential"):
+    for name in ("raw-openai", "raw-aiohttp", "ratchet", "ratchet-litellm", "litellm-concurrent", "litellm-sequential"):
         row = rows[("fixed-latency", name)]
         assert row["status"] == "ok", row
         assert row["tasks"] == 20 and len(row["samples"]) == 1

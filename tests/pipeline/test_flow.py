@@ -123,3 +123,32 @@ def test_held_candidate_takes_a_manual_decision(tmp_path: Path, cli) -> None:  #
     assert out.exit_code == 0, out.output
     assert Registry(ws).ledger("coder")[-1].decision == "manual_reject"
     assert "coder/rc2-rejected" in git(ws, "tag").split()
+
+
+def test_a_cycle_with_the_llm_critic_uses_its_symptoms(tmp_path: Path) -> None:
+    """ratchet.toml names a critic model; its grounded reports (scripted here) drive the diagnosis."""
+    from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted
+
+    def critic(messages, tools):  # noqa: ANN001, ANN202 - reads only the rendered blind view in the prompt
+        prompt = next(m["content"] for m in messages if m["role"] == "user")
+        final = prompt.split("--- final output ---\n", 1)[1].splitlines()[0]
+        code_like = final.startswith(("def ", "from ", "import ", "    "))
+        label = "wrong_answer" if code_like else "non_code_output"
+        quote = final if len(final) >= 3 else prompt.split("--- verifier: ", 1)[1].splitlines()[0]
+        return ScriptedReply(content=json.dumps({"symptoms": [
+            {"label": label, "new_label": False, "description": "seen from outside", "evidence": [quote]}]}))
+
+    provider = ScriptedProvider(critic)
+    register_scripted("cycle-critic", provider)
+    settings = demo_files()["ratchet.toml"] + b'critic_model = "scripted/cycle-critic"\n'
+    ws = make_workspace(tmp_path / "ws", {"ratchet.toml": settings})
+    result = improve_cycle(str(ws), "coder")
+
+    symptom_rows = git(ws, "show", "coder/v2:releases/coder/rc-1/symptoms.csv").splitlines()[1:]
+    assert symptom_rows and len(provider.requests) == len(symptom_rows), "one call (one symptom) per failed run"
+    labels = {row.split(",")[2] for row in symptom_rows}
+    assert labels <= {"wrong_answer", "non_code_output"}, "every report is the critic's, none the detectors'"
+    calls = [json.loads(line) for line in git(ws, "show", "coder/v2:releases/coder/rc-1/critic-calls.jsonl").splitlines()]
+    assert len(calls) == len(symptom_rows) and all(c["source"] == "sample" and len(c["samples"]) == 1 for c in calls)
+    assert result.patterns[0][0] == "non_code_output"
+    assert result.decision == "promote" and result.new_tag == "coder/v2"
