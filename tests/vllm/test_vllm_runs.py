@@ -139,3 +139,33 @@ async def _stored(store: RunStore, artifact, suite: Suite, c: ModelClient) -> in
     from gates.evaluation import run_key
 
     return len(store.load(run_key(artifact, suite, c)))
+
+
+def test_a_guarded_call_rejects_the_tiny_models_noise_and_returns_the_fallback(vllm_server: VllmServer) -> None:
+    """Schema-constrained samples from the random model parse, but cannot know the secret: the proven
+    template fallback comes back, and the record says which clause each sample broke."""
+    from agents.contracts.guarded import guarded_call
+    from agents.contracts.model import Contract, check
+    from agents.contracts.prove import prove_fallback
+
+    contract = Contract.model_validate({
+        "name": "secret",
+        "input_schema": {"type": "object", "properties": {"secret": {"type": "string", "maxLength": 20}},
+                         "required": ["secret"]},
+        "output_schema": {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 20}},
+                          "required": ["answer"], "additionalProperties": False},
+        "clauses": {"knows_secret": "output.answer == input.secret"},
+        "samples": 2,
+        "fallback": {"template": {"answer": "{{ input.secret }}"}},
+    })
+    assert prove_fallback(contract).status == "proven"  # (refuted without the maxLength on the input: z3 finds it)
+    c = ModelClient(ModelConfig(model="hosted_vllm/tiny", api_base=vllm_server.base_url),
+                    ModelParams(max_tokens=48, timeout_s=60))
+    given = {"secret": "ratchet-7f3a"}
+    result = run(c, guarded_call(c, [Message(role="user", content="Say the secret.")], contract, given))
+    assert result.value == {"answer": "ratchet-7f3a"} and check(contract, given, result.value) == []
+    record = result.record
+    assert record.source == "fallback" and len(record.samples) == 2
+    assert all(s.failures and s.backend_error is None for s in record.samples)
+    assert all(s.usage.completion_tokens > 0 for s in record.samples), "real samples were drawn"
+    assert {f.clause for s in record.samples for f in s.failures} <= {"knows_secret", "schema"}
