@@ -17,7 +17,7 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.contracts.loading import load_contracts
+from agents.contracts.loading import CONTRACTS_DIR, load_contracts
 from agents.contracts.model import Contract, FallbackProof
 from agents.errors import UserError, validation_message
 
@@ -54,6 +54,9 @@ class AgentSpec(BaseModel):
     prompts: PromptFiles
     instructions: list[str] = Field(default_factory=list, description="Rendered into the system prompt.")
     tools: list[str] = Field(default_factory=list, description="Names of tools the agent may call, e.g. python.")
+    answer_contract: str | None = Field(
+        default=None, description="Name of a contracts/<name>.yaml the final answer (JSON) must satisfy; its "
+                                  "input is {task: <the task input>}.")
 
 
 class Artifact(BaseModel):
@@ -114,6 +117,9 @@ def load_artifact(root: Path) -> Artifact:
     spec = _parse_spec(spec_path)
     templates = {role: _read_template(root, getattr(spec.prompts, role)) for role in ("system", "user")}
     contracts, proofs = load_contracts(root)
+    if spec.answer_contract is not None and spec.answer_contract not in contracts:
+        raise UserError(f"{spec_path}: field 'answer_contract': no contract {spec.answer_contract!r}; "
+                        f"add {CONTRACTS_DIR}/{spec.answer_contract}.yaml or remove the field")
     return Artifact(root=root, spec=spec, templates=templates, content_hash=content_hash(artifact_files(root)),
                     contracts=contracts, proofs=proofs)
 

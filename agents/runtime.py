@@ -6,14 +6,24 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from agents.artifact import Artifact
+from agents.contracts.guarded import excerpt, guarded_call
+from agents.contracts.model import ClauseFailure, check
 from agents.errors import UserError
 from agents.models import ModelClient
 from agents.redaction import might_hold_secrets, redact, secret_values
+from agents.structured import parse_and_validate
 from agents.tools import Tool, tool_schema
-from agents.trace import Message, ModelCall, ToolCall, Trace, Usage
+from agents.trace import GuardedCallRecord, Message, ModelCall, SampleRecord, ToolCall, Trace, Usage
+
+_FEEDBACK = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), undefined=jinja2.StrictUndefined,
+).get_template("answer_feedback.md.j2")
 
 
 def select_tools(artifact: Artifact, available: Mapping[str, Tool]) -> list[Tool]:
@@ -66,13 +76,44 @@ async def run_agent(
             messages.append(Message(role="tool", content=call.result, tool_call_id=request.id, name=request.name))
     else:
         error = f"no final answer after max_turns={artifact.spec.max_turns} turns"
+    guard = None
+    if artifact.spec.answer_contract is not None and error is None:
+        final_output, guard = await _guard_answer(artifact, client, messages, final_output, task_input)
+    usage = sum((c.usage for c in model_calls), Usage()) + (guard.usage if guard else Usage())
     trace = Trace(
         task_id=task_id, trial=trial, agent=artifact.spec.name, artifact_hash=artifact.content_hash,
         model=client.model, simulated=client.simulated, messages=messages, model_calls=model_calls,
         tool_calls=tool_calls, final_output=final_output, error=error, started_at=started_at,
-        duration_s=round(time.perf_counter() - clock, 6), usage=sum((c.usage for c in model_calls), Usage()),
+        duration_s=round(time.perf_counter() - clock, 6), usage=usage, answer_guard=guard,
     )
     return redact_trace(trace, secrets)
+
+
+async def _guard_answer(artifact: Artifact, client: ModelClient, messages: list[Message], answer: str,
+                        task_input: str) -> tuple[str, GuardedCallRecord]:
+    """The final answer checked against the artifact's answer contract (FGGM).
+
+    The tool loop's answer is sample 0. If it breaks the contract the model is told how (the
+    first broken clause) and sampled again, up to the contract's K samples in all, then the
+    proven fallback is used. Returns the answer as JSON text and the record of what happened.
+    """
+    contract = artifact.contracts[artifact.spec.answer_contract or ""]
+    given = {"task": task_input}
+    started = time.perf_counter()
+    value, problem = parse_and_validate(answer, contract.output_schema)
+    failures = [ClauseFailure(clause="schema", reason=problem)] if problem else check(contract, given, value)
+    first = SampleRecord(index=0, temperature=client.params.temperature, text=excerpt(answer), failures=failures,
+                         usage=Usage())
+    if not failures:
+        record = GuardedCallRecord(contract=contract.name, samples=[first], source="sample",
+                                   duration_s=round(time.perf_counter() - started, 6))
+        return json.dumps(value, ensure_ascii=False), record
+    feedback = Message(role="user", content=_FEEDBACK.render(failure=failures[0]).strip())
+    result = await guarded_call(client, [*messages, feedback], contract, given, samples=contract.samples - 1)
+    again = [s.model_copy(update={"index": s.index + 1}) for s in result.record.samples]
+    record = result.record.model_copy(update={
+        "samples": [first, *again], "duration_s": round(time.perf_counter() - started, 6)})
+    return json.dumps(result.value, ensure_ascii=False), record
 
 
 async def _run_tool(tools: Mapping[str, Tool], call_id: str, name: str, raw_args: str, turn: int) -> ToolCall:

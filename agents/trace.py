@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.contracts.model import ClauseFailure
+
 
 class Usage(BaseModel):
     """Token counts reported by the model backend."""
@@ -91,6 +93,41 @@ class ToolCall(BaseModel):
     error: str | None = None
 
 
+class SampleRecord(BaseModel):
+    """One model sample of a guarded call and what the contract said about it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    index: int
+    temperature: float
+    text: str = Field(description="The model's answer, redacted and shortened.")
+    failures: list[ClauseFailure] = Field(default_factory=list)
+    backend_error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+    @property
+    def accepted(self) -> bool:
+        return not self.failures and self.backend_error is None
+
+
+class GuardedCallRecord(BaseModel):
+    """Everything a guarded call did; goes into traces and evidence (never holds secrets)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    contract: str
+    samples: list[SampleRecord]
+    source: Literal["sample", "computed_fallback", "fallback"]
+    computed_fallback_failures: list[ClauseFailure] = Field(default_factory=list)
+    duration_s: float
+
+    @property
+    def fallback_used(self) -> bool:
+        return self.source != "sample"
+
+    @property
+    def usage(self) -> Usage:
+        return sum((s.usage for s in self.samples), Usage())
+
+
 class Trace(BaseModel):
     """What one agent version did on one task, one trial."""
 
@@ -110,3 +147,5 @@ class Trace(BaseModel):
     started_at: str
     duration_s: float
     usage: Usage = Field(default_factory=Usage)
+    answer_guard: GuardedCallRecord | None = Field(
+        default=None, description="With an answer_contract: the final answer's samples, broken clauses, fallback.")

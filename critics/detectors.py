@@ -49,6 +49,15 @@ def detect(view: BlindView) -> SymptomReport:
     )
 
 
+@detector("contract_violation")
+def fallback_after_contract(view: BlindView) -> list[str] | None:
+    """The answer contract refused every answer: the fallback, not the model, answered."""
+    for step in view.steps:
+        if step.kind == "contract_check" and step.text.endswith("the fallback answer was used"):
+            return [line for line in step.text.splitlines() if " refused: " in line][:3] or [step.text]
+    return None
+
+
 @detector("no_answer")
 def empty_final_answer(view: BlindView) -> list[str] | None:
     if view.final_output.strip():

@@ -17,6 +17,7 @@ TAXONOMY: dict[str, str] = {
     "runtime_error": "The code raises an exception other than NameError while being tested.",
     "timeout": "The code does not finish within the time limit.",
     "no_answer": "The run ended without a final answer.",
+    "contract_violation": "Every answer broke the answer's declared output contract; a fallback answer was used.",
 }
 
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from agents.contracts.fallback import FallbackRenderError, render_fallback
 from agents.contracts.model import ClauseFailure, Contract, check
@@ -29,46 +27,12 @@ from agents.errors import ModelBackendError, StateError
 from agents.models import ModelClient
 from agents.redaction import redact
 from agents.structured import complete_json
-from agents.trace import Message, Usage
+from agents.trace import GuardedCallRecord, Message, SampleRecord
 
 TEMPERATURE_STEP = 0.3
 MAX_TEMPERATURE = 1.2
 KEEP_TEXT = 400
-
-
-class SampleRecord(BaseModel):
-    """One model sample of a guarded call and what the contract said about it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    index: int
-    temperature: float
-    text: str = Field(description=f"The model's answer, redacted, at most {KEEP_TEXT} characters.")
-    failures: list[ClauseFailure] = Field(default_factory=list)
-    backend_error: str | None = None
-    usage: Usage = Field(default_factory=Usage)
-
-    @property
-    def accepted(self) -> bool:
-        return not self.failures and self.backend_error is None
-
-
-class GuardedCallRecord(BaseModel):
-    """Everything a guarded call did; goes into traces and evidence (never holds secrets)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    contract: str
-    samples: list[SampleRecord]
-    source: Literal["sample", "computed_fallback", "fallback"]
-    computed_fallback_failures: list[ClauseFailure] = Field(default_factory=list)
-    duration_s: float
-
-    @property
-    def fallback_used(self) -> bool:
-        return self.source != "sample"
-
-    @property
-    def usage(self) -> Usage:
-        return sum((s.usage for s in self.samples), Usage())
+__all__ = ["GuardedCallRecord", "GuardedResult", "SampleRecord", "guarded_call", "sample_temperatures"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +73,8 @@ async def guarded_call(
 
     started = time.perf_counter()
     records: list[SampleRecord] = []
-    for index, temperature in enumerate(sample_temperatures(client.params.temperature, samples or contract.samples)):
+    count = contract.samples if samples is None else samples
+    for index, temperature in enumerate(sample_temperatures(client.params.temperature, count)):
         try:
             answer = await complete_json(client, messages, contract.output_schema, turn=index, name=contract.name,
                                          temperature=temperature)
@@ -120,7 +85,7 @@ async def guarded_call(
             failures = [ClauseFailure(clause="schema", reason=answer.error)]
         else:
             failures = failures_of(answer.value)
-        records.append(SampleRecord(index=index, temperature=temperature, text=_excerpt(answer.text),
+        records.append(SampleRecord(index=index, temperature=temperature, text=excerpt(answer.text),
                                     failures=failures, usage=answer.call.usage))
         if not failures:
             return GuardedResult(answer.value, _record(contract, records, "sample", started))
@@ -151,6 +116,7 @@ def _record(contract: Contract, samples: list[SampleRecord], source: str, starte
                              duration_s=round(time.perf_counter() - started, 6))
 
 
-def _excerpt(text: str) -> str:
+def excerpt(text: str) -> str:
+    """A sample's text as records keep it: redacted, at most KEEP_TEXT characters."""
     text = redact(text)
     return text if len(text) <= KEEP_TEXT else text[: KEEP_TEXT - 3] + "..."

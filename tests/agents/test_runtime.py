@@ -313,3 +313,71 @@ def test_the_fast_secret_check_never_misses_what_the_walk_would_mask() -> None:
     assert not might_hold_secrets(_json.dumps({"content": "nothing here"}), ["s3cr3t-value"])
     assert might_hold_secrets(_json.dumps({"content": "x s3cr3t-value"}), ["s3cr3t-value"])
     assert might_hold_secrets("{}", ['has"quote']), "secrets JSON would escape are always walked"
+
+
+ANSWER_CONTRACT = """\
+name: answer
+input_schema: {type: object, properties: {task: {type: string}}, required: [task]}
+output_schema:
+  type: object
+  properties: {label: {type: string, enum: ["yes", "no", "unsure"]}, why: {type: string}}
+  required: [label, why]
+  additionalProperties: false
+clauses:
+  explained: len(output.why) >= 3
+samples: 3
+fallback:
+  constant: {label: unsure, why: "no valid answer"}
+"""
+
+
+def _contract_artifact(tmp_path: Path) -> Artifact:
+    root = tmp_path / "agents" / "coder"
+    _artifact(tmp_path)
+    (root / "contracts").mkdir()
+    (root / "contracts/answer.yaml").write_text(ANSWER_CONTRACT)
+    return _artifact(tmp_path, answer_contract="answer")
+
+
+def test_an_answer_that_breaks_its_contract_is_resampled_with_the_reason(tmp_path: Path, scripted) -> None:  # noqa: ANN001
+    artifact = _contract_artifact(tmp_path)
+    client, provider = scripted([ScriptedReply(content="Yes, probably."),
+                                 ScriptedReply(content='{"label": "yes", "why": "it is blue"}')])
+    trace = _run(artifact, client)
+    assert json.loads(trace.final_output) == {"label": "yes", "why": "it is blue"}
+    guard = trace.answer_guard
+    assert guard is not None and guard.source == "sample" and len(guard.samples) == 2
+    assert guard.samples[0].failures[0].clause == "schema" and guard.samples[1].accepted
+    feedback = provider.requests[1]["messages"]
+    assert any("does not have the required form: schema" in (m.get("content") or "") for m in feedback)
+    assert trace.usage.total_tokens >= sum(c.usage.total_tokens for c in trace.model_calls)
+
+
+def test_when_every_answer_breaks_the_contract_the_fallback_answers_and_the_critic_sees_it(tmp_path: Path,
+                                                                                         scripted) -> None:  # noqa: ANN001
+    from critics.detectors import detect
+    from critics.view import blind_view
+    from gates.outcome import Outcome
+    from gates.task import ExactMatchVerifier, Task
+
+    artifact = _contract_artifact(tmp_path)
+    client, provider = scripted([ScriptedReply(content='{"label": "maybe", "why": "?"}'),
+                                 ScriptedReply(content='{"label": "yes", "why": ""}'),
+                                 ScriptedReply(content="no JSON at all")])
+    trace = _run(artifact, client)
+    assert json.loads(trace.final_output) == {"label": "unsure", "why": "no valid answer"}
+    assert trace.answer_guard.source == "fallback" and len(provider.requests) == 3
+    assert [s.failures[0].clause for s in trace.answer_guard.samples] == ["schema", "explained", "schema"]
+
+    task = Task(id="demo/1", input="What colour is it?", verifier=ExactMatchVerifier(expected=["blue"]))
+    outcome = Outcome(task_id="demo/1", passed=False, score=0.0, error_type="WrongAnswer", message="WrongAnswer")
+    view = blind_view(trace, task, outcome)
+    report = detect(view)
+    assert report.symptoms[0].label == "contract_violation"
+    assert all(q in view.final_output or any(q in s.text for s in view.steps) for q in report.symptoms[0].evidence)
+    assert "answer 2 refused: explained" in view.steps[-1].text
+
+
+def test_an_answer_contract_that_does_not_exist_stops_the_load(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="field 'answer_contract': no contract 'answer'"):
+        _artifact(tmp_path, answer_contract="answer")

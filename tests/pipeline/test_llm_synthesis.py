@@ -24,11 +24,23 @@ def git(ws: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(ws), *args], check=True, capture_output=True, text=True).stdout
 
 
-def llm_workspace(path: Path, model: str) -> Path:
+def critic(messages, tools):  # noqa: ANN001, ANN202 - a grounded critic: quotes the run's first answer line
+    prompt = next(m["content"] for m in messages if m["role"] == "user")
+    final = prompt.split("--- final output ---\n", 1)[1].splitlines()[0]
+    label = "wrong_answer" if final.startswith(("def ", "from ", "import ", "    ")) else "non_code_output"
+    quote = final if len(final) >= 3 else prompt.split("--- verifier: ", 1)[1].splitlines()[0]
+    return ScriptedReply(content=json.dumps({"symptoms": [
+        {"label": label, "new_label": False, "description": "seen from outside", "evidence": [quote]}]}))
+
+
+def llm_workspace(path: Path, model: str, with_critic: bool = False) -> Path:
     files = demo_files()
     meta = yaml.safe_load(files["agents/coder/meta/synthesizer.yaml"])
     meta.update(strategies=["llm", "playbook"], llm={"model": model, "samples": 2})
     files["agents/coder/meta/synthesizer.yaml"] = yaml.safe_dump(meta).encode()
+    if with_critic:
+        register_scripted("synth-test-critic", ScriptedProvider(critic))
+        files["ratchet.toml"] += b'critic_model = "scripted/synth-test-critic"\n'
     initialize(path, files, ["coder"], "test workspace")
     return path
 
@@ -47,7 +59,7 @@ CODE_ONLY = {
     ],
 }
 SELF_TEST = {
-    "remediation": "self-test", "targets": ["undefined_name"],
+    "remediation": "self-test", "targets": ["wrong_answer"],
     "intent": "Let the agent run its code with the python tool before answering.",
     "edits": [{"enable_tool": "python"},
               {"add_instruction": "Before answering, test your code with the python tool and fix any error it shows."}],
@@ -63,7 +75,7 @@ def test_a_meta_edit_is_promoted_and_the_next_cycle_uses_the_edited_procedure(tm
         return reply(SELF_TEST if MARKER in prompt else CODE_ONLY)
 
     register_scripted("meta-synth", ScriptedProvider(synthesizer))
-    ws = llm_workspace(tmp_path / "ws", "scripted/meta-synth")
+    ws = llm_workspace(tmp_path / "ws", "scripted/meta-synth", with_critic=True)
 
     first = improve_cycle(str(ws), "coder")
     assert first.decision == "promote" and first.new_tag == "coder/v2"
@@ -71,6 +83,9 @@ def test_a_meta_edit_is_promoted_and_the_next_cycle_uses_the_edited_procedure(tm
     intent = json.loads(git(ws, "show", "coder/v2:releases/coder/rc-1/intent.json"))
     assert intent["strategy"] == "llm" and intent["remediation"] == "bare-code"
     assert intent["synthesis_call"]["source"] == "sample"
+    critic_calls = git(ws, "show", "coder/v2:releases/coder/rc-1/critic-calls.jsonl").splitlines()
+    assert critic_calls and all(json.loads(c)["source"] == "sample" for c in critic_calls), "the LLM critic ran"
+    assert "## Engineering spec" in prompts[0] or "non_code_output" in prompts[0], "it got the critic's diagnosis"
     notes = git(ws, "show", "coder/v2:releases/coder/rc-1/notes.md")
     assert "Meta-edits" in notes and "meta/prompts/synthesizer.md.j2" in notes and "meta/memory.md" in notes
     assert MARKER in (ws / "agents/coder" / PROMPT_FILE).read_text(), "the procedure edit is on main"
