@@ -149,17 +149,18 @@ def diagnose_reports(ctx: CycleContext, reports: list[SymptomReport], release: s
 def propose(ctx: CycleContext, spec: EngineeringSpec, state: ReleaseState) -> Proposal | None:
     """Run the release's own improvement procedure; remediations the gate rejected are skipped."""
     reporter().stage("synthesize", state.label)
-    rejected = {
-        e.remediation for e in ctx.registry.ledger(ctx.agent)
-        if e.decision in ("reject", "manual_reject") and e.remediation
-    }
+    ledger = ctx.registry.ledger(ctx.agent)
+    rejected = {e.remediation for e in ledger if e.decision in ("reject", "manual_reject") and e.remediation}
+    history = [f"{e.rc} `{e.remediation}`: {e.decision} (fixes {e.fixes}, regressions {e.regressions})"
+               for e in ledger if e.rc and e.remediation]
+
     def client_for(model: str, params: ModelParams) -> ModelClient:
         return ModelClient(resolve_model(model, ctx.settings.models), params)
 
     def validate(changes: dict[str, str | None]) -> str | None:
         return validate_proposal(ctx.agent, state.files, changes)
 
-    return synthesize(spec, state.files, rejected, client_for=client_for, validate=validate)
+    return synthesize(spec, state.files, rejected, client_for=client_for, validate=validate, history=history)
 
 
 def create_candidate(ctx: CycleContext, proposal: Proposal) -> CandidateRef:

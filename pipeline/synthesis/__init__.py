@@ -19,12 +19,14 @@ Validator = Callable[[dict[str, str | None]], str | None]
 
 
 def synthesize(spec: EngineeringSpec, files: dict[str, str], rejected: set[str],
-               client_for: ClientFactory | None = None, validate: Validator | None = None) -> Proposal | None:
+               client_for: ClientFactory | None = None, validate: Validator | None = None,
+               history: list[str] | None = None) -> Proposal | None:
     """Exactly one proposal from the first strategy that has one, or None (no RC this cycle).
 
     Strategy order and budgets come from the release's own `meta/synthesizer.yaml`. The llm
     strategy needs `client_for(model, params)` (resolves ratchet.toml aliases) and `validate`
-    (the same check an RC gets before evaluation).
+    (the same check an RC gets before evaluation); `history` (what the gate did with earlier
+    RCs, one line each) goes into its prompt.
     """
     settings, playbook = load_meta(spec.agent, files)
     for strategy in settings.strategies:
@@ -32,14 +34,14 @@ def synthesize(spec: EngineeringSpec, files: dict[str, str], rejected: set[str],
             proposal = propose_from_playbook(spec, files, settings, playbook, rejected)
         else:
             proposal = _llm(spec, files, rejected if settings.skip_rejected else set(), settings.llm,
-                            client_for, validate)
+                            client_for, validate, history or [])
         if proposal is not None:
             return proposal
     return None
 
 
 def _llm(spec: EngineeringSpec, files: dict[str, str], rejected: set[str], llm: LlmSettings | None,
-         client_for: ClientFactory | None, validate: Validator | None) -> Proposal | None:
+         client_for: ClientFactory | None, validate: Validator | None, history: list[str]) -> Proposal | None:
     assert llm is not None  # SynthesizerSettings requires it with strategy llm
     if client_for is None or validate is None:
         raise ValueError("the llm strategy needs client_for and validate")
@@ -47,7 +49,7 @@ def _llm(spec: EngineeringSpec, files: dict[str, str], rejected: set[str], llm: 
 
     async def run() -> Proposal | None:
         try:
-            return (await propose_with_llm(spec, files, rejected, client, llm.samples, validate))[0]
+            return (await propose_with_llm(spec, files, rejected, client, llm.samples, validate, history))[0]
         finally:
             await client.aclose()
 

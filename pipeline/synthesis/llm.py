@@ -43,13 +43,14 @@ def synthesizer_contract() -> Contract:
     return Contract.model_validate(yaml.safe_load((HERE / "contracts" / "synthesizer.yaml").read_text(encoding="utf-8")))
 
 
-def synthesizer_messages(spec: EngineeringSpec, files: dict[str, str], rejected: set[str]) -> list[Message]:
+def synthesizer_messages(spec: EngineeringSpec, files: dict[str, str], rejected: set[str],
+                         history: list[str] | None = None) -> list[Message]:
     """The prompt, rendered from the release's own template when it has one."""
     source = files.get(PROMPT_FILE) or (HERE / "templates" / "synthesizer.md.j2").read_text(encoding="utf-8")
     try:
         prompt = _ENV.from_string(source).render(
             agent=spec.agent, spec_markdown=spec.markdown(), files=dict(sorted(files.items())),
-            memory=files.get(MEMORY_FILE, ""), rejected=sorted(rejected),
+            memory=files.get(MEMORY_FILE, ""), rejected=sorted(rejected), history=history or [],
         )
     except jinja2.TemplateError as exc:
         raise UserError(f"agents/{spec.agent}/{PROMPT_FILE}: cannot render: {exc}") from exc
@@ -58,7 +59,7 @@ def synthesizer_messages(spec: EngineeringSpec, files: dict[str, str], rejected:
 
 async def propose_with_llm(
     spec: EngineeringSpec, files: dict[str, str], rejected: set[str], client: ModelClient, samples: int,
-    validate: Callable[[dict[str, str | None]], str | None],
+    validate: Callable[[dict[str, str | None]], str | None], history: list[str] | None = None,
 ) -> tuple[Proposal | None, GuardedCallRecord]:
     """One proposal from the model, or None when no sample passed (the record says why)."""
     checks = {
@@ -68,7 +69,7 @@ async def propose_with_llm(
         "edit_surface_and_loads": lambda value: validate(_changes(spec, files, value)) if value["edits"] else None,
     }
     contract_input = {"labels": [p.label for p in spec.patterns], "rejected": sorted(rejected)}
-    result = await guarded_call(client, synthesizer_messages(spec, files, rejected), synthesizer_contract(),
+    result = await guarded_call(client, synthesizer_messages(spec, files, rejected, history), synthesizer_contract(),
                                 contract_input, samples=samples, checks=checks)
     value = result.value
     if not value["edits"]:

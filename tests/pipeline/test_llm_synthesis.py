@@ -93,6 +93,7 @@ def test_a_meta_edit_is_promoted_and_the_next_cycle_uses_the_edited_procedure(tm
     second = improve_cycle(str(ws), "coder")
     assert len(prompts) == 2 and MARKER in prompts[1], "RC 2 was made by release v2's own procedure"
     assert "bare-code: asked for code only" in prompts[1], "and it reads its memory"
+    assert "rc/coder/1 `bare-code`: promote (fixes" in prompts[1], "and what the gate did"
     assert second.decision == "promote" and second.new_tag == "coder/v3"
     assert [e.remediation for e in Registry(ws).ledger("coder")][1:] == ["bare-code", "self-test"]
 
