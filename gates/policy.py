@@ -6,11 +6,13 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import UserError, validation_message
 from gates.flips import FlipTable
+from gates.statistics import negative_flip_rate, wilson_interval
 
 Decision = Literal["promote", "reject", "hold"]
 
@@ -25,6 +27,12 @@ class GatePolicy(BaseModel):
     max_regressions: int = Field(default=0, ge=0, description="P->F flips allowed.")
     min_fixes: int = Field(default=1, ge=0, description="F->P flips required.")
     require_manual_approval: bool = Field(default=False, description="Hold every passing RC for a person.")
+    alpha: float = Field(default=0.05, gt=0, lt=0.5,
+                         description="Level of the one-sided Fisher exact test that confirms a flip (gates.statistics).")
+    confirmation_cap: int = Field(default=7, ge=1, le=50,
+                                  description="Most trials per side for a task that looks flipped.")
+    max_nfr: float | None = Field(default=None, ge=0, le=1,
+                                  description="Highest negative flip rate (share of tasks P->F) allowed; none: no limit.")
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
@@ -42,6 +50,14 @@ class Verdict(BaseModel):
     regressions: int = 0
     policy: GatePolicy
     policy_hash: str
+    unconfirmed_fixes: int = 0
+    unconfirmed_regressions: int = 0
+    nfr: float | None = None
+    relative_nfr: float | None = None
+    baseline_pass_rate: float | None = None
+    candidate_pass_rate: float | None = None
+    candidate_pass_interval: tuple[float, float] | None = None
+    explanation: str = ""
 
 
 def load_policy(workspace: Path, name: str = "default") -> GatePolicy:
@@ -49,6 +65,14 @@ def load_policy(workspace: Path, name: str = "default") -> GatePolicy:
     path = workspace / "gates" / f"{name}.yaml"
     if not path.is_file():
         raise UserError(f"{path}: no gate policy named {name!r}; create gates/{name}.yaml or pass another --policy")
+    return load_policy_file(path, name)
+
+
+def load_policy_file(path: Path, name: str | None = None) -> GatePolicy:
+    """Read and validate one policy file (named after the file unless `name` is given)."""
+    name = name or path.stem
+    if not path.is_file():
+        raise UserError(f"{path}: no such policy file")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -80,6 +104,49 @@ def decide(flips: FlipTable, policy: GatePolicy) -> Verdict:
         reasons.append(f"{fixes} fix(es), {regressions} regression(s) within policy")
     return Verdict(decision=decision, reasons=reasons, fixes=fixes, regressions=regressions,
                    policy=policy, policy_hash=policy.content_hash())
+
+
+def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy) -> Verdict:
+    """Apply the policy to per-task flip classes (gates.statistics.classify): only confirmed flips count
+    against `max_regressions` and towards `min_fixes`; `max_nfr` bounds the negative flip rate."""
+    kinds = classified["flip"].value_counts()
+    fixes, regressions = int(kinds.get("fix", 0)), int(kinds.get("regression", 0))
+    unconfirmed_fixes, unconfirmed_regressions = int(kinds.get("unconfirmed_fix", 0)), int(
+        kinds.get("unconfirmed_regression", 0))
+    nfr, relative = negative_flip_rate(classified)
+    b_runs, c_runs = int(classified["b_n"].sum()), int(classified["c_n"].sum())
+    b_rate = float(classified["b_pass"].sum()) / b_runs if b_runs else None
+    c_rate = float(classified["c_pass"].sum()) / c_runs if c_runs else None
+    reasons = []
+    if regressions > policy.max_regressions:
+        names = ", ".join(classified.loc[classified["flip"] == "regression", "task_id"].head(5))
+        reasons.append(f"{regressions} confirmed regression(s), policy allows {policy.max_regressions}: {names}")
+    if fixes < policy.min_fixes:
+        reasons.append(f"{fixes} confirmed fix(es), policy requires at least {policy.min_fixes}")
+    if policy.max_nfr is not None and nfr > policy.max_nfr:
+        reasons.append(f"negative flip rate {nfr:.1%} above the policy's {policy.max_nfr:.1%}")
+    decision: Decision = "reject" if reasons else ("hold" if policy.require_manual_approval else "promote")
+    if not reasons:
+        reasons.append(f"{fixes} confirmed fix(es), {regressions} confirmed regression(s) within policy"
+                       + ("; policy requires a person's approval" if decision == "hold" else ""))
+    explanation = (
+        f"{decision.upper()}: over {len(classified)} tasks ({b_runs} baseline and {c_runs} candidate runs), "
+        f"{regressions} task(s) regressed and {fixes} were fixed with one-sided Fisher p <= {policy.alpha}; "
+        f"{unconfirmed_regressions} more looked regressed and {unconfirmed_fixes} looked fixed without enough "
+        f"evidence. Negative flip rate {nfr:.1%}"
+        + (f" ({relative:.2f}x the baseline's error rate)" if relative is not None else "")
+        + (f"; pass rate {b_rate:.1%} -> {c_rate:.1%}" if b_rate is not None and c_rate is not None else "")
+        + ". " + " ".join(reasons) + "."
+    )
+    return Verdict(
+        decision=decision, reasons=reasons, fixes=fixes, regressions=regressions, policy=policy,
+        policy_hash=policy.content_hash(), unconfirmed_fixes=unconfirmed_fixes,
+        unconfirmed_regressions=unconfirmed_regressions, nfr=round(nfr, 6),
+        relative_nfr=None if relative is None else round(relative, 6),
+        baseline_pass_rate=b_rate, candidate_pass_rate=c_rate,
+        candidate_pass_interval=wilson_interval(int(classified["c_pass"].sum()), c_runs) if c_runs else None,
+        explanation=explanation,
+    )
 
 
 def reject_before_evaluation(reason: str, policy: GatePolicy) -> Verdict:

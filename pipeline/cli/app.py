@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from agents.errors import RatchetError
-from pipeline.cli import cycle_cmds, release_cmds, serve_cmds, workspace_cmds
+from pipeline.cli import cycle_cmds, gate_cmds, release_cmds, serve_cmds, workspace_cmds
 from pipeline.cli.output import console
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ workspace_cmds.register(app)
 cycle_cmds.register(app)
 release_cmds.register(app)
 serve_cmds.register(app)
+gate_cmds.register(app)
 
 
 def configure_environment() -> None:

@@ -1,0 +1,202 @@
+"""Gate error rates against ground truth: how often each gate promotes a regression or rejects a good RC.
+
+Simulated suites with known per-task pass probabilities (no model involved, so thousands of
+seeded repetitions are cheap). Each repetition draws a suite of T tasks:
+
+    85% stable passes  p ~ U(0.95, 1.00)
+    10% stable fails   p ~ U(0.00, 0.05)
+     5% flaky          p ~ U(0.30, 0.70)
+
+and a candidate of one kind: hard regression of k tasks (a stable pass drops to p <= 0.1),
+soft regression of k tasks (p drops by 0.5), only fixes (3 stable fails rise to p >= 0.9), or
+no change. Two gates judge it, both with "no regression allowed, no fix required":
+
+    single-run   AgentDevel-style: baseline and candidate run once per task; any P->F rejects.
+    ratchet      the baseline's last gate evaluation is reused from history (H trials per task,
+                 as the previous cycle left them in the run store); the candidate runs `trials`
+                 per task; tasks in doubt get adaptive confirmation up to `confirmation_cap`
+                 per side (gates.confirmation); tasks flaky in the suite's history (10 older
+                 runs per task, from earlier releases, plus the reused ones) need alpha/10; a
+                 regression must be confirmed by the one-sided Fisher test at alpha.
+
+Cost is model calls relative to the single-run gate (one trial per task on each side, 2T);
+the reused baseline history is free because it really is reused (it is the previous cycle's
+candidate evaluation), and every confirmation run is counted, on both sides.
+
+Also times `classify` + `decide_on_trials` over 1,000,000 outcome rows.
+
+    PYTHONPATH=. python benchmarks/gate_error_rates.py                 # 2,000 repetitions per scenario
+    PYTHONPATH=. python benchmarks/gate_error_rates.py --reps 200      # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "benchmarks" / "results"
+SCENARIOS = ("hard regression k=1", "hard regression k=3", "soft regression k=1", "soft regression k=3",
+             "only fixes", "no change")
+
+
+@dataclass(frozen=True)
+class Setup:
+    tasks: int = 100
+    history: int = 2       # baseline trials per task reused from the previous cycle
+    older: int = 10        # older runs per task (earlier releases) that only inform flakiness
+    trials: int = 2        # candidate trials per task
+    cap: int = 7           # confirmation cap per side (the policy default)
+    alpha: float = 0.05
+
+
+def draw_suite(rng: np.random.Generator, n: int) -> np.ndarray:
+    kind = rng.choice(3, size=n, p=[0.85, 0.10, 0.05])
+    return np.where(kind == 0, rng.uniform(0.95, 1.0, n), np.where(kind == 1, rng.uniform(0.0, 0.05, n),
+                                                                   rng.uniform(0.3, 0.7, n)))
+
+
+def candidate_of(rng: np.random.Generator, base: np.ndarray, scenario: str) -> np.ndarray:
+    cand = base.copy()
+    stable_pass, stable_fail = np.flatnonzero(base >= 0.95), np.flatnonzero(base <= 0.05)
+    if scenario.startswith("hard regression"):
+        k = int(scenario[-1])
+        hit = rng.choice(stable_pass, k, replace=False)
+        cand[hit] = rng.uniform(0.0, 0.1, k)
+    elif scenario.startswith("soft regression"):
+        k = int(scenario[-1])
+        hit = rng.choice(stable_pass, k, replace=False)
+        cand[hit] = base[hit] - 0.5
+    elif scenario == "only fixes":
+        hit = rng.choice(stable_fail, min(3, stable_fail.size), replace=False)
+        cand[hit] = rng.uniform(0.9, 1.0, hit.size)
+    return cand
+
+
+def single_run_gate(rng: np.random.Generator, base: np.ndarray, cand: np.ndarray) -> tuple[bool, int]:
+    b = rng.random(base.size) < base
+    c = rng.random(cand.size) < cand
+    return bool(np.any(b & ~c)), 2 * base.size
+
+
+def ratchet_gate(rng: np.random.Generator, base: np.ndarray, cand: np.ndarray, setup: Setup) -> tuple[bool, int]:
+    from gates.confirmation import confirm
+    from gates.policy import GatePolicy, decide_on_trials
+    from gates.statistics import flaky_tasks
+
+    ids = [f"t{i}" for i in range(base.size)]
+    history = rng.random((setup.history, base.size)) < base
+    runs = rng.random((setup.trials, cand.size)) < cand
+    counts = pd.DataFrame({"task_id": ids, "b_pass": history.sum(0), "b_n": setup.history,
+                           "c_pass": runs.sum(0), "c_n": setup.trials})
+    older = rng.random((setup.older, base.size)) < base
+    seen = np.vstack([older, history])
+    flaky = flaky_tasks(pd.Series(seen.sum(0), index=ids), pd.Series(seen.shape[0], index=ids))
+    probability = {"baseline": dict(zip(ids, base, strict=True)), "candidate": dict(zip(ids, cand, strict=True))}
+
+    def sample(tasks: list[str], side: str) -> dict[str, bool]:
+        return {t: bool(rng.random() < probability[side][t]) for t in tasks}
+
+    result = confirm(counts, sample, setup.alpha, setup.cap, flaky)
+    policy = GatePolicy(name="bench", max_regressions=0, min_fixes=0, alpha=setup.alpha, confirmation_cap=setup.cap)
+    verdict = decide_on_trials(result.classified, policy)
+    cost = setup.trials * cand.size + sum(result.extra_runs.values())
+    return verdict.decision == "reject", cost
+
+
+def error_rates(reps: int, seed: int, setup: Setup) -> list[dict[str, object]]:
+    rows = []
+    for index, scenario in enumerate(SCENARIOS):
+        rng = np.random.default_rng(seed + 1000 * index)
+        single = {"reject": 0, "cost": 0}
+        ours = {"reject": 0, "cost": 0}
+        for _ in range(reps):
+            base = draw_suite(rng, setup.tasks)
+            cand = candidate_of(rng, base, scenario)
+            rejected, cost = single_run_gate(rng, base, cand)
+            single["reject"] += rejected
+            single["cost"] += cost
+            rejected, cost = ratchet_gate(rng, base, cand, setup)
+            ours["reject"] += rejected
+            ours["cost"] += cost
+        good = scenario in ("only fixes", "no change")
+        rows.append({
+            "scenario": scenario, "reps": reps,
+            "measure": "P(reject)" if good else "P(promote)",
+            "single_run": (single["reject"] if good else reps - single["reject"]) / reps,
+            "ratchet": (ours["reject"] if good else reps - ours["reject"]) / reps,
+            "ratchet_cost_vs_single": ours["cost"] / single["cost"],
+        })
+    return rows
+
+
+def million_rows(seed: int) -> dict[str, float]:
+    """Time classify + decide over 1,000,000 outcome rows (100,000 tasks x 5 trials x 2 sides)."""
+    from gates.policy import GatePolicy, decide_on_trials
+    from gates.statistics import classify, paired_counts
+
+    rng = np.random.default_rng(seed)
+    tasks, trials = 100_000, 5
+    ids = np.repeat(np.array([f"task-{i}" for i in range(tasks)], dtype=object), trials)
+    p = rng.uniform(0, 1, tasks).repeat(trials)
+    baseline = pd.DataFrame({"task_id": ids, "passed": rng.random(p.size) < p})
+    candidate = pd.DataFrame({"task_id": ids, "passed": rng.random(p.size) < p})
+    started = time.perf_counter()
+    classified = classify(paired_counts(baseline, candidate), 0.05)
+    verdict = decide_on_trials(classified, GatePolicy(min_fixes=0))
+    seconds = time.perf_counter() - started
+    return {"rows": int(len(baseline) + len(candidate)), "seconds": round(seconds, 3),
+            "regressions": verdict.regressions, "fixes": verdict.fixes}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--reps", type=int, default=2000, help="repetitions per scenario (default 2,000)")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    setup = Setup()
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    rows = error_rates(args.reps, args.seed, setup)
+    scale = million_rows(args.seed)
+    result = {
+        "version": 1, "benchmark": "gate_error_rates", "started_at": started.isoformat(timespec="seconds"),
+        "wall_s": round(time.perf_counter() - clock, 1), "seed": args.seed, "setup": setup.__dict__,
+        "rows": rows, "million_rows": scale,
+        "host": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=2) + "\n"
+    for path in (args.out_dir / "gate_error_rates.json", args.out_dir / f"gate_error_rates-{started:%Y%m%dT%H%M%SZ}.json"):
+        path.write_text(text, encoding="utf-8")
+
+    table = Table(title=f"Gate error rates: {args.reps} seeded repetitions per scenario, {setup.tasks} tasks")
+    for column in ("scenario", "measure", "single-run gate", "ratchet gate", "ratchet cost / single-run"):
+        table.add_column(column, justify="left" if column in ("scenario", "measure") else "right")
+    for row in rows:
+        table.add_row(str(row["scenario"]), str(row["measure"]), f"{row['single_run']:.1%}", f"{row['ratchet']:.1%}",
+                      f"{row['ratchet_cost_vs_single']:.2f}x")
+    console = Console(width=max(Console().width, 110))
+    console.print(table)
+    console.print(f"classify + decide over {scale['rows']:,} outcome rows: {scale['seconds']:.3f} s")
+    console.print(f"results: {args.out_dir / 'gate_error_rates.json'} (+ timestamped copy); wall {result['wall_s']} s")
+
+
+if __name__ == "__main__":
+    main()

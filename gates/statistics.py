@@ -1,0 +1,123 @@
+"""Trial statistics for the gate: per-task pass counts, exact tests for flips, suite-level rates.
+
+A task *looks* flipped when its majority outcome differs between baseline and candidate
+(P->F: baseline pass rate >= 0.5, candidate < 0.5; F->P the other way). It is a *confirmed*
+regression (fix) only when a one-sided Fisher exact test on the 2x2 table
+
+                 passes   fails
+    baseline       b      nb - b
+    candidate      c      nc - c
+
+rejects "the candidate passes at least as often as the baseline" ("... at most as often")
+at the policy's level alpha. The p-value is the hypergeometric tail: with K = b + c passes
+among N = nb + nc runs, P(X >= b) for X ~ Hypergeometric(N, K, nb) (regressions), P(X <= b)
+for fixes. Exact for any trial counts; with one trial a side it is 0.5, so a single run can
+never confirm a flip, which is the point.
+
+Also here: the negative flip rate (NFR, Yan et al. 2021: share of tasks right before and
+wrong after), its relative form (NFR / baseline error rate), and Wilson score intervals for
+suite pass rates. Everything works on counts grouped per task, so a million outcome rows
+cost one pandas groupby.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from functools import lru_cache
+from typing import Literal
+
+import pandas as pd
+
+FlipClass = Literal["regression", "fix", "unconfirmed_regression", "unconfirmed_fix", "stable_pass", "stable_fail"]
+COUNT_COLUMNS = ["task_id", "b_pass", "b_n", "c_pass", "c_n"]
+
+
+def task_counts(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Per task: passes and runs. `outcomes` has columns task_id and passed (one row per trial)."""
+    grouped = outcomes.groupby("task_id", sort=False)["passed"].agg(["sum", "count"])
+    return grouped.rename(columns={"sum": "passes", "count": "runs"}).astype("int64")
+
+
+def paired_counts(baseline: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
+    """Tasks run on both sides: task_id, b_pass, b_n, c_pass, c_n (outcome frames as in `task_counts`)."""
+    b, c = task_counts(baseline), task_counts(candidate)
+    joined = b.join(c, how="inner", lsuffix="_b", rsuffix="_c")
+    frame = pd.DataFrame({
+        "task_id": joined.index, "b_pass": joined["passes_b"].to_numpy(), "b_n": joined["runs_b"].to_numpy(),
+        "c_pass": joined["passes_c"].to_numpy(), "c_n": joined["runs_c"].to_numpy(),
+    })
+    return frame.reset_index(drop=True)
+
+
+@lru_cache(maxsize=65536)
+def fisher_greater(b_pass: int, b_n: int, c_pass: int, c_n: int) -> float:
+    """One-sided Fisher exact p-value for "the baseline passes more often than the candidate"."""
+    total, passes = b_n + c_n, b_pass + c_pass
+    denominator = math.comb(total, b_n)
+    top = min(b_n, passes)
+    tail = sum(math.comb(passes, i) * math.comb(total - passes, b_n - i) for i in range(b_pass, top + 1))
+    return min(1.0, tail / denominator)
+
+
+def fisher_less(b_pass: int, b_n: int, c_pass: int, c_n: int) -> float:
+    """One-sided Fisher exact p-value for "the candidate passes more often than the baseline"."""
+    return fisher_greater(c_pass, c_n, b_pass, b_n)
+
+
+def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = (), flaky_alpha: float | None = None,
+             ) -> pd.DataFrame:
+    """`counts` plus b_rate, c_rate, p_regression, p_fix, `level` and `flip` (a FlipClass) per task.
+
+    Tasks in `flaky` (known from history to flip on their own) need p <= `flaky_alpha` (default
+    alpha / 10) to count as confirmed. The tests run once per distinct (b_pass, b_n, c_pass, c_n):
+    with a handful of trials there are only a few dozen, whatever the number of tasks.
+    """
+    frame = counts.copy()
+    strict = alpha / 10 if flaky_alpha is None else flaky_alpha
+    frame["level"] = [strict if task in flaky else alpha for task in frame["task_id"]] if len(flaky) else alpha
+    frame["b_rate"] = frame["b_pass"] / frame["b_n"]
+    frame["c_rate"] = frame["c_pass"] / frame["c_n"]
+    keys = list(zip(frame["b_pass"], frame["b_n"], frame["c_pass"], frame["c_n"], strict=True))
+    distinct = {key: (fisher_greater(*key), fisher_less(*key)) for key in set(keys)}
+    frame["p_regression"] = [distinct[k][0] for k in keys]
+    frame["p_fix"] = [distinct[k][1] for k in keys]
+    b_up, c_up = frame["b_rate"] >= 0.5, frame["c_rate"] >= 0.5
+    looks_regression, looks_fix = b_up & ~c_up, ~b_up & c_up
+    flip = pd.Series("stable_fail", index=frame.index, dtype="object")
+    flip[b_up & c_up] = "stable_pass"
+    flip[looks_regression] = "unconfirmed_regression"
+    flip[looks_regression & (frame["p_regression"] <= frame["level"])] = "regression"
+    flip[looks_fix] = "unconfirmed_fix"
+    flip[looks_fix & (frame["p_fix"] <= frame["level"])] = "fix"
+    frame["flip"] = flip
+    return frame
+
+
+def negative_flip_rate(classified: pd.DataFrame) -> tuple[float, float | None]:
+    """(NFR, relative NFR): share of tasks passing before and failing after (majority outcomes), and
+    that share over the baseline's error rate (None when the baseline fails nothing)."""
+    if classified.empty:
+        return 0.0, None
+    negative = (classified["b_rate"] >= 0.5) & (classified["c_rate"] < 0.5)
+    nfr = float(negative.mean())
+    baseline_error = float((classified["b_rate"] < 0.5).mean())
+    return nfr, (nfr / baseline_error if baseline_error > 0 else None)
+
+
+def wilson_interval(passes: int, runs: int, z: float = 1.96) -> tuple[float, float]:
+    """95% (by default) Wilson score interval for a pass rate; (0, 1) with no runs."""
+    if runs == 0:
+        return 0.0, 1.0
+    p = passes / runs
+    centre = (p + z * z / (2 * runs)) / (1 + z * z / runs)
+    half = z * math.sqrt(p * (1 - p) / runs + z * z / (4 * runs * runs)) / (1 + z * z / runs)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def flaky_tasks(passes: pd.Series, runs: pd.Series, min_runs: int = 10, low: float = 0.2,
+                high: float = 0.8) -> set[str]:
+    """Tasks whose past runs (indexed by task id) pass neither reliably nor reliably not: with at least
+    `min_runs` runs, a pass rate in [low, high]. Such tasks flip on their own and need stronger evidence."""
+    rate = passes / runs
+    return set(rate.index[(runs >= min_runs) & (rate >= low) & (rate <= high)])

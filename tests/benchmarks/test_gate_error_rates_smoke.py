@@ -1,0 +1,32 @@
+"""The gate error-rate benchmark's functions on a few repetitions: every scenario, both gates, costs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+
+import gate_error_rates as bench  # noqa: E402
+
+
+def test_scenarios_change_what_they_say() -> None:
+    rng = np.random.default_rng(1)
+    base = bench.draw_suite(rng, 200)
+    hard = bench.candidate_of(rng, base, "hard regression k=3")
+    changed = np.flatnonzero(hard != base)
+    assert len(changed) == 3 and (base[changed] >= 0.95).all() and (hard[changed] <= 0.1).all()
+    fixes = bench.candidate_of(rng, base, "only fixes")
+    assert ((fixes != base) <= (base <= 0.05)).all() and (fixes >= base).all()
+    assert (bench.candidate_of(rng, base, "no change") == base).all()
+
+
+def test_error_rates_rows_and_costs() -> None:
+    rows = {r["scenario"]: r for r in bench.error_rates(reps=6, seed=3, setup=bench.Setup(tasks=40))}
+    assert set(rows) == set(bench.SCENARIOS)
+    for row in rows.values():
+        assert 0.0 <= row["single_run"] <= 1.0 and 0.0 <= row["ratchet"] <= 1.0
+        assert row["ratchet_cost_vs_single"] >= 1.0, "two candidate trials already cost one single-run gate"
+    assert rows["hard regression k=3"]["ratchet"] == 0.0, "three hard regressions never pass the gate"

@@ -1,0 +1,76 @@
+"""Exact tests for flips, NFR and intervals, checked against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from gates.statistics import classify, fisher_greater, fisher_less, negative_flip_rate, paired_counts, wilson_interval
+
+
+def test_fisher_matches_the_hypergeometric_tail_by_hand() -> None:
+    assert fisher_greater(1, 1, 0, 1) == pytest.approx(0.5), "one run a side can never confirm a flip"
+    assert fisher_greater(3, 3, 0, 3) == pytest.approx(1 / math.comb(6, 3))
+    assert fisher_greater(5, 5, 0, 5) == pytest.approx(1 / 252)
+    # 4/4 vs 1/4: P(X >= 4) with N=8, K=5, n=4 = C(5,4)C(3,0)/C(8,4)
+    assert fisher_greater(4, 4, 1, 4) == pytest.approx(5 / 70)
+    assert fisher_less(0, 4, 4, 4) == pytest.approx(1 / 70)
+    assert fisher_greater(2, 4, 2, 4) > 0.5
+
+
+def test_classify_confirms_only_with_enough_evidence() -> None:
+    counts = pd.DataFrame({
+        "task_id": ["hard", "thin", "fixed", "flaky", "same"],
+        "b_pass": [5, 1, 0, 2, 4], "b_n": [5, 1, 4, 4, 4],
+        "c_pass": [0, 0, 4, 1, 4], "c_n": [5, 1, 4, 4, 4],
+    })
+    flips = classify(counts, alpha=0.05).set_index("task_id")["flip"].to_dict()
+    assert flips == {"hard": "regression", "thin": "unconfirmed_regression", "fixed": "fix",
+                     "flaky": "unconfirmed_regression", "same": "stable_pass"}
+
+
+def test_paired_counts_nfr_and_intervals() -> None:
+    baseline = pd.DataFrame({"task_id": ["a", "a", "b", "b", "c"], "passed": [True, True, False, False, True]})
+    candidate = pd.DataFrame({"task_id": ["a", "a", "b", "b", "d"], "passed": [False, False, True, False, True]})
+    pairs = paired_counts(baseline, candidate).set_index("task_id")
+    assert list(pairs.index) == ["a", "b"], "only tasks run on both sides"
+    assert pairs.loc["a"].tolist() == [2, 2, 0, 2] and pairs.loc["b"].tolist() == [0, 2, 1, 2]
+    nfr, relative = negative_flip_rate(classify(pairs.reset_index(), 0.05))
+    assert nfr == pytest.approx(0.5) and relative == pytest.approx(1.0)
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_confirmation_spends_trials_only_on_tasks_in_doubt() -> None:
+    import random
+
+    from gates.confirmation import confirm
+
+    truth = {"stable": (1.0, 1.0), "broken": (1.0, 0.0), "fixed": (0.0, 1.0), "coin": (0.5, 0.5)}
+    counts = pd.DataFrame({"task_id": ["stable", "broken", "fixed", "coin"], "b_pass": [2, 2, 0, 1], "b_n": [2] * 4,
+                           "c_pass": [2, 0, 2, 1], "c_n": [2] * 4})
+    rng = random.Random(5)
+    asked: list[tuple[str, str]] = []
+
+    def sample(tasks: list[str], side: str) -> dict[str, bool]:
+        asked.extend((t, side) for t in tasks)
+        return {t: rng.random() < truth[t][0 if side == "baseline" else 1] for t in tasks}
+
+    result = confirm(counts, sample, alpha=0.05, cap=6, flaky={"coin"})
+    flips = result.classified.set_index("task_id")["flip"].to_dict()
+    assert flips["broken"] == "regression" and flips["fixed"] == "fix" and flips["stable"] == "stable_pass"
+    assert flips["coin"] not in ("regression", "fix"), "a flaky task needs alpha/10"
+    assert not any(task == "stable" for task, _ in asked), "a stable task never gets another trial"
+    assert max(result.classified.set_index("task_id").loc["broken", ["b_n", "c_n"]]) <= 6
+    assert result.extra_runs["baseline"] + result.extra_runs["candidate"] == len(asked)
+
+
+def test_flaky_tasks_come_from_history() -> None:
+    from gates.statistics import flaky_tasks
+
+    passes = pd.Series({"steady": 12, "coin": 6, "rare": 11, "short": 1})
+    runs = pd.Series({"steady": 12, "coin": 12, "rare": 12, "short": 2})
+    assert flaky_tasks(passes, runs) == {"coin"}
