@@ -133,6 +133,21 @@ async def evaluate(
     return Evaluation(summary=summary, records=records)
 
 
+def stored_evaluation(artifact: Artifact, client: ModelClient, suite: Suite, tasks: list[Task], store: RunStore,
+                      split: str) -> Evaluation:
+    """Every stored run of these tasks for this artifact and model, whatever the trial count (no new runs)."""
+    key = run_key(artifact, suite, client)
+    wanted = {task.id for task in tasks}
+    records = sorted((r for (task_id, _), r in store.load(key).items() if task_id in wanted),
+                     key=lambda r: (natural_key(r.task_id), r.trial))
+    summary = EvaluationSummary(
+        split=split, artifact_hash=key.artifact_hash, suite_hash=key.suite_hash, model=client.model,
+        simulated=client.simulated, tasks=len(tasks), trials=max((r.trial + 1 for r in records), default=0),
+        runs=len(records), passed=sum(r.outcome.passed for r in records), reused=len(records),
+    )
+    return Evaluation(summary=summary, records=records)
+
+
 async def run_one(artifact: Artifact, client: ModelClient, key: RunKey, task: Task, trial: int,
                   secrets: list[str] | None = None) -> RunRecord:
     """Run the agent on one task and verify its final answer."""

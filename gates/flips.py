@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gates.outcome import Outcome
 from gates.task import natural_key
@@ -24,6 +24,10 @@ class Flip(BaseModel):
     candidate_pass_rate: float
     baseline_error: str | None = None
     candidate_error: str | None = None
+    baseline_runs: int | None = None
+    candidate_runs: int | None = None
+    confirmed: bool | None = Field(default=None, description="Flips only: did the exact test confirm it?")
+    p_value: float | None = Field(default=None, description="One-sided Fisher p-value in the flip's direction.")
 
 
 class FlipTable(BaseModel):
@@ -46,28 +50,29 @@ class FlipTable(BaseModel):
     def fixes(self) -> list[Flip]:
         return [f for f in self.flips if f.kind == "F->P"]
 
+    def confirmed_counts(self) -> dict[str, int]:
+        """Confirmed P->F and F->P flips."""
+        return {kind: sum(1 for f in self.flips if f.kind == kind and f.confirmed) for kind in ("P->F", "F->P")}
+
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([f.model_dump() for f in self.flips], columns=list(Flip.model_fields))
 
 
-def compute_flips(baseline: list[Outcome], candidate: list[Outcome]) -> FlipTable:
-    """Pair outcomes by task; a side passes a task when at least half its trials pass."""
-    base, cand = _pass_rates(baseline), _pass_rates(candidate)
+def flips_from_classified(classified: pd.DataFrame, baseline: list[Outcome], candidate: list[Outcome]) -> FlipTable:
+    """The flip table of a statistical gate (gates.statistics.classify): majority kinds plus evidence."""
     base_errors, cand_errors = _first_errors(baseline), _first_errors(candidate)
     flips = []
-    for task_id in sorted(base.index.intersection(cand.index), key=natural_key):
-        b, c = float(base[task_id]), float(cand[task_id])
-        kind = f"{'P' if b >= 0.5 else 'F'}->{'P' if c >= 0.5 else 'F'}"
+    for row in sorted(classified.itertuples(), key=lambda r: natural_key(str(r.task_id))):
+        kind = f"{'P' if row.b_rate >= 0.5 else 'F'}->{'P' if row.c_rate >= 0.5 else 'F'}"
+        p_value = {"P->F": row.p_regression, "F->P": row.p_fix}.get(kind)
         flips.append(Flip(
-            task_id=task_id, kind=kind, baseline_pass_rate=b, candidate_pass_rate=c,
-            baseline_error=base_errors.get(task_id), candidate_error=cand_errors.get(task_id),
+            task_id=str(row.task_id), kind=kind, baseline_pass_rate=float(row.b_rate),
+            candidate_pass_rate=float(row.c_rate), baseline_error=base_errors.get(row.task_id),
+            candidate_error=cand_errors.get(row.task_id), baseline_runs=int(row.b_n), candidate_runs=int(row.c_n),
+            confirmed=None if p_value is None else row.flip in ("regression", "fix"),
+            p_value=None if p_value is None else round(float(p_value), 6),
         ))
     return FlipTable(flips=flips)
-
-
-def _pass_rates(outcomes: list[Outcome]) -> pd.Series:
-    frame = pd.DataFrame({"task_id": [o.task_id for o in outcomes], "passed": [o.passed for o in outcomes]})
-    return frame.groupby("task_id")["passed"].mean()
 
 
 def _first_errors(outcomes: list[Outcome]) -> dict[str, str]:

@@ -11,7 +11,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import UserError, validation_message
-from gates.flips import FlipTable
 from gates.statistics import negative_flip_rate, wilson_interval
 
 Decision = Literal["promote", "reject", "hold"]
@@ -23,9 +22,10 @@ class GatePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = "default"
     description: str = ""
-    trials: int = Field(default=1, ge=1, le=20, description="Runs per task on the gate split.")
-    max_regressions: int = Field(default=0, ge=0, description="P->F flips allowed.")
-    min_fixes: int = Field(default=1, ge=0, description="F->P flips required.")
+    trials: int = Field(default=2, ge=1, le=20,
+                        description="Runs per task and side on the gate split before confirmation.")
+    max_regressions: int = Field(default=0, ge=0, description="Confirmed P->F flips allowed.")
+    min_fixes: int = Field(default=1, ge=0, description="Confirmed F->P flips required.")
     require_manual_approval: bool = Field(default=False, description="Hold every passing RC for a person.")
     alpha: float = Field(default=0.05, gt=0, lt=0.5,
                          description="Level of the one-sided Fisher exact test that confirms a flip (gates.statistics).")
@@ -83,27 +83,6 @@ def load_policy_file(path: Path, name: str | None = None) -> GatePolicy:
         return GatePolicy.model_validate({"name": name, **raw})
     except ValidationError as exc:
         raise UserError(f"{path}: {validation_message(exc)}") from exc
-
-
-def decide(flips: FlipTable, policy: GatePolicy) -> Verdict:
-    """Apply the policy to the flip table."""
-    fixes, regressions = len(flips.fixes), len(flips.regressions)
-    reasons = []
-    if regressions > policy.max_regressions:
-        names = ", ".join(f.task_id for f in flips.regressions[:5])
-        reasons.append(f"{regressions} regression(s) (P->F), policy allows {policy.max_regressions}: {names}")
-    if fixes < policy.min_fixes:
-        reasons.append(f"{fixes} fix(es) (F->P), policy requires at least {policy.min_fixes}")
-    if reasons:
-        decision: Decision = "reject"
-    elif policy.require_manual_approval:
-        decision = "hold"
-        reasons.append(f"{fixes} fix(es), {regressions} regression(s); policy requires a person's approval")
-    else:
-        decision = "promote"
-        reasons.append(f"{fixes} fix(es), {regressions} regression(s) within policy")
-    return Verdict(decision=decision, reasons=reasons, fixes=fixes, regressions=regressions,
-                   policy=policy, policy_hash=policy.content_hash())
 
 
 def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy) -> Verdict:

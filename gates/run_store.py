@@ -117,6 +117,20 @@ def encode(record: RunRecord) -> bytes:
     return record.model_dump_json().encode() + b"\n"
 
 
+def history(store: RunStore, suite_hash: str, model_config_hash: str) -> list[RunRecord]:
+    """Every stored run of this suite with this model, over all artifacts (unreadable files skipped)."""
+    records: list[RunRecord] = []
+    if not store.root.is_dir():
+        return records
+    for path in sorted(store.root.glob(f"*-{suite_hash[:12]}-{model_config_hash[:12]}.jsonl")):
+        for line in path.read_bytes().splitlines():
+            try:
+                records.append(RunRecord.model_validate_json(line))
+            except ValidationError:
+                continue
+    return records
+
+
 class GroupCommit:
     """Appends records from many coroutines; those that arrive during a write share the next one."""
 

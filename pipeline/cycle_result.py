@@ -24,6 +24,10 @@ class CycleResult(BaseModel):
     remediation: str | None = None
     intent: str | None = None
     counts: dict[str, int] = Field(default_factory=dict, description="Flip counts P->F, F->P, P->P, F->F.")
+    confirmed: dict[str, int] = Field(default_factory=dict, description="Confirmed P->F and F->P flips.")
+    trials: int = Field(default=1, description="Gate runs per task and side before confirmation.")
+    confirmation_runs: int = Field(default=0, description="Extra runs spent confirming tasks in doubt.")
+    in_doubt: int = Field(default=0, description="Tasks that got confirmation trials.")
     decision: Literal["promote", "reject", "hold"] | None = None
     stage: Literal["validate", "gate"] | None = None
     reasons: list[str] = Field(default_factory=list)

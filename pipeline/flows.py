@@ -63,7 +63,10 @@ def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None
         entry, new_tag = record_task(ctx, rc, evidence)
         return CycleResult(
             status="decided", rc=rc.branch, remediation=proposal.remediation, intent=proposal.intent,
-            counts=evidence.flips.counts() if evidence.flips else {}, decision=evidence.verdict.decision,
+            counts=evidence.flips.counts() if evidence.flips else {},
+            confirmed=evidence.flips.confirmed_counts() if evidence.flips else {},
+            trials=ctx.policy.trials, confirmation_runs=evidence.confirmation_runs, in_doubt=evidence.in_doubt,
+            decision=evidence.verdict.decision,
             stage=evidence.verdict.stage, reasons=evidence.verdict.reasons, new_tag=new_tag,
             rejected_tag=rejected_tag(agent, rc.number) if evidence.verdict.decision == "reject" else None,
             baseline_gate_pass_rate=rate(evidence.baseline_gate), gate_pass_rate=rate(evidence.candidate_gate),
@@ -81,12 +84,13 @@ def _judge(ctx, rc, base, proposal, spec, reports, base_tag, dev) -> Evidence:  
         return Evidence(verdict=reject_before_evaluation(problem, ctx.policy), **common)
     candidate = stages.checkout_artifact(ctx, rc.commit, rc.branch)
     trials = ctx.policy.trials
-    baseline_gate = run_task(ctx, base, "gate", trials)
-    candidate_gate = run_task(ctx, candidate, "gate", trials)
+    run_task(ctx, base, "gate", trials)  # reused from the run store when the previous cycle ran it
+    run_task(ctx, candidate, "gate", trials)
     baseline_holdout = run_task(ctx, base, "holdout")
     candidate_holdout = run_task(ctx, candidate, "holdout")
-    flips, verdict = gate_task(ctx.policy, baseline_gate, candidate_gate)
+    judged = gate_task(ctx, base, candidate)
     return Evidence(
-        verdict=verdict, flips=flips, baseline_gate=baseline_gate, candidate_gate=candidate_gate,
+        verdict=judged.verdict, flips=judged.flips, baseline_gate=judged.baseline, candidate_gate=judged.candidate,
         baseline_holdout=baseline_holdout, candidate_holdout=candidate_holdout, **common,
+        confirmation_runs=judged.confirmation_runs, in_doubt=judged.in_doubt,
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from critics.diagnosis import EngineeringSpec, symptom_frame
 from critics.symptoms import SymptomReport
 from gates.evaluation import Evaluation
-from gates.flips import FlipTable
+from gates.flips import Flip, FlipTable
 from gates.policy import Verdict
 from pipeline.stages import CycleContext
 from pipeline.synthesis import Proposal
@@ -36,10 +36,22 @@ class Evidence:
     candidate_gate: Evaluation | None = None
     baseline_holdout: Evaluation | None = None
     candidate_holdout: Evaluation | None = None
+    confirmation_runs: int = 0
+    in_doubt: int = 0
+
+
+def _runs(flip: Flip) -> str:
+    if flip.baseline_runs is None or flip.candidate_runs is None:
+        return ""
+    passes = (round(flip.baseline_pass_rate * flip.baseline_runs), round(flip.candidate_pass_rate * flip.candidate_runs))
+    return f"{passes[0]}/{flip.baseline_runs} -> {passes[1]}/{flip.candidate_runs}"
 
 
 def rate(evaluation: Evaluation | None) -> float | None:
-    return round(evaluation.summary.pass_rate, 4) if evaluation else None
+    """Mean of per-task pass rates: confirmation trials on a few tasks do not tilt it."""
+    if not evaluation or not evaluation.records:
+        return None
+    return round(float(evaluation.outcome_table().groupby("task_id")["passed"].mean().mean()), 4)
 
 
 def build_notes(ctx: CycleContext, rc: CandidateRef, ev: Evidence, title: str, actor: str) -> ReleaseNotes:
@@ -50,7 +62,8 @@ def build_notes(ctx: CycleContext, rc: CandidateRef, ev: Evidence, title: str, a
         remediation=ev.proposal.remediation, model=ev.model, simulated=ev.simulated,
         strategy=ev.proposal.strategy, meta_edits=ev.proposal.meta_edits,
         counts=ev.flips.counts() if ev.flips else {},
-        flips=[FlipRow(**f.model_dump(include={"task_id", "kind", "baseline_error", "candidate_error"}))
+        flips=[FlipRow(**f.model_dump(include={"task_id", "kind", "baseline_error", "candidate_error", "confirmed",
+                                               "p_value"}), runs=_runs(f))
                for f in flips if f.kind in ("P->F", "F->P")],
         baseline_gate_pass_rate=rate(ev.baseline_gate), gate_pass_rate=rate(ev.candidate_gate),
         baseline_holdout_pass_rate=rate(ev.baseline_holdout), holdout_pass_rate=rate(ev.candidate_holdout),

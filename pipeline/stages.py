@@ -16,11 +16,14 @@ from critics.diagnosis import EngineeringSpec, diagnose
 from critics.llm_critic import llm_critique
 from critics.symptoms import SymptomReport
 from critics.view import BlindView, blind_view
-from gates.evaluation import Evaluation, evaluate
-from gates.flips import FlipTable, compute_flips
-from gates.policy import GatePolicy, Verdict, decide, load_policy
-from gates.run_store import RunStore
+from gates.confirmation import confirm
+from gates.evaluation import Evaluation, evaluate, run_key, stored_evaluation
+from gates.flips import FlipTable, flips_from_classified
+from gates.policy import GatePolicy, Verdict, decide_on_trials, load_policy
+from gates.run_store import RunStore, history
+from gates.statistics import paired_counts
 from gates.suite import Suite, load_suite
+from gates.task import Task
 from pipeline.progress import reporter
 from pipeline.settings import Settings, load_settings
 from pipeline.synthesis import Proposal, synthesize
@@ -98,7 +101,12 @@ def client_for(ctx: CycleContext, artifact: Artifact) -> ModelClient:
 
 def run_split(ctx: CycleContext, state: ReleaseState, split: str, trials: int = 1) -> Evaluation:
     """Evaluate one version on one split, resuming from the run store."""
-    label = f"{state.label} on {split}"
+    return run_tasks(ctx, state, split, ctx.suite.split(split), trials, f"{state.label} on {split}")
+
+
+def run_tasks(ctx: CycleContext, state: ReleaseState, split: str, tasks: list[Task], trials: int,
+              label: str) -> Evaluation:
+    """Evaluate one version on some tasks of a split, `trials` runs each, resuming from the run store."""
     reporter().stage("run", label)
     progress = lambda done, total: reporter().progress(label, done, total)  # noqa: E731
     client = client_for(ctx, state.artifact)
@@ -106,7 +114,7 @@ def run_split(ctx: CycleContext, state: ReleaseState, split: str, trials: int = 
     async def run_and_close() -> Evaluation:
         try:
             return await evaluate(
-                state.artifact, client, ctx.suite, ctx.suite.split(split), ctx.store,
+                state.artifact, client, ctx.suite, tasks, ctx.store,
                 split=split, trials=trials, concurrency=ctx.settings.run.concurrency, on_progress=progress,
             )
         finally:
@@ -182,7 +190,67 @@ def representable(path: str) -> bool:
     return not (path.startswith("/") or normal.startswith("..") or normal != path or "\\" in path)
 
 
-def gate(policy: GatePolicy, baseline: Evaluation, candidate: Evaluation) -> tuple[FlipTable, Verdict]:
-    reporter().stage("gate", policy.name)
-    flips = compute_flips([r.outcome for r in baseline.records], [r.outcome for r in candidate.records])
-    return flips, decide(flips, policy)
+@dataclass(frozen=True)
+class GateResult:
+    """The gate's verdict, its flip table, and both sides' gate runs including confirmation trials."""
+
+    flips: FlipTable
+    verdict: Verdict
+    baseline: Evaluation
+    candidate: Evaluation
+    confirmation_runs: int
+    in_doubt: int
+
+
+def gate(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState) -> GateResult:
+    """Confirmed flips decide: both sides' stored gate runs (the baseline's are reused when the
+    previous cycle made them), adaptive confirmation trials for tasks in doubt, then the policy."""
+    policy = ctx.policy
+    reporter().stage("gate", f"{policy.name}: exact tests at alpha {policy.alpha}, up to {policy.confirmation_cap} trials")
+    tasks = ctx.suite.split("gate")
+    states = {"baseline": base, "candidate": candidate}
+    evaluations = {side: _stored(ctx, state, tasks) for side, state in states.items()}
+    counts = paired_counts(evaluations["baseline"].outcome_table(), evaluations["candidate"].outcome_table())
+    runs = {side: dict(zip(counts["task_id"], counts[column], strict=True))
+            for side, column in (("baseline", "b_n"), ("candidate", "c_n"))}
+    asked: set[str] = set()
+
+    def sample(task_ids: list[str], side: str) -> dict[str, bool]:
+        answers: dict[str, bool] = {}
+        asked.update(task_ids)
+        by_trials: dict[int, list[str]] = {}
+        for task_id in task_ids:
+            by_trials.setdefault(int(runs[side][task_id]), []).append(task_id)
+        for done, group in sorted(by_trials.items()):
+            label = f"{states[side].label}: confirmation trial {done + 1} of {len(group)} task(s)"
+            more = run_tasks(ctx, states[side], "gate", [ctx.suite.tasks[t] for t in group], done + 1, label)
+            answers.update({r.task_id: r.outcome.passed for r in more.records if r.trial == done})
+        for task_id in answers:
+            runs[side][task_id] += 1
+        return answers
+
+    flaky = flaky_in_history(ctx, base, tasks)
+    confirmation = confirm(counts, sample, policy.alpha, policy.confirmation_cap, flaky)
+    final = {side: _stored(ctx, state, tasks) for side, state in states.items()}
+    outcomes = {side: [r.outcome for r in evaluation.records] for side, evaluation in final.items()}
+    flips = flips_from_classified(confirmation.classified, outcomes["baseline"], outcomes["candidate"])
+    verdict = decide_on_trials(confirmation.classified, policy)
+    return GateResult(flips=flips, verdict=verdict, baseline=final["baseline"], candidate=final["candidate"],
+                      confirmation_runs=sum(confirmation.extra_runs.values()), in_doubt=len(asked))
+
+
+def _stored(ctx: CycleContext, state: ReleaseState, tasks: list[Task]) -> Evaluation:
+    client = client_for(ctx, state.artifact)
+    return stored_evaluation(state.artifact, client, ctx.suite, tasks, ctx.store, "gate")
+
+
+def flaky_in_history(ctx: CycleContext, base: ReleaseState, tasks: list[Task]) -> set[str]:
+    """Tasks that gave mixed outcomes within one version in any stored evaluation of this suite and model:
+    they flip on their own, so the gate asks for stronger evidence (alpha / 10) before counting them."""
+    wanted = {task.id for task in tasks}
+    key = run_key(base.artifact, ctx.suite, client_for(ctx, base.artifact))
+    seen: dict[tuple[str, str], set[bool]] = {}
+    for record in history(ctx.store, key.suite_hash, key.model_config_hash):
+        if record.task_id in wanted:
+            seen.setdefault((record.key.artifact_hash, record.task_id), set()).add(record.outcome.passed)
+    return {task_id for (_, task_id), outcomes in seen.items() if len(outcomes) == 2}

@@ -18,6 +18,9 @@ class FlipRow(BaseModel):
     kind: str
     baseline_error: str | None = None
     candidate_error: str | None = None
+    confirmed: bool | None = None
+    p_value: float | None = None
+    runs: str = Field(default="", description="Passes/runs on each side, e.g. '3/3 -> 0/3'.")
 
 
 class ReleaseNotes(BaseModel):

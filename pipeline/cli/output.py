@@ -72,6 +72,9 @@ def print_cycle(number: int, result: CycleResult) -> None:
     if result.counts:
         flips = ", ".join(f"{kind} {n}" for kind, n in result.counts.items())
         console.print(f"gate flips: {flips}")
+        confirmed = ", ".join(f"{kind} {n}" for kind, n in result.confirmed.items())
+        console.print(f"confirmed (one-sided Fisher): {confirmed}; {result.trials} trial(s) per task, "
+                      f"{result.confirmation_runs} confirmation run(s) on {result.in_doubt} task(s) in doubt")
         console.print(f"gate pass rate {pct(result.baseline_gate_pass_rate)} -> {pct(result.gate_pass_rate)}"
                       f" · holdout {pct(result.baseline_holdout_pass_rate)} -> {pct(result.holdout_pass_rate)} (report only)")
     color = {"promote": "green", "reject": "red", "hold": "yellow"}[result.decision or "hold"]

@@ -31,7 +31,8 @@ def test_quickstart_promotes_then_rejects_and_history_agrees_with_git(tmp_path: 
     text = out.output
     assert "SIMULATED" in text
     assert text.count("verdict: PROMOTE") >= 1 and text.count("verdict: REJECT") == 1
-    assert re.search(r"verdict: REJECT: \d+ regression\(s\) \(P->F\), policy allows 0", text)
+    assert re.search(r"verdict: REJECT: \d+ confirmed regression\(s\), policy allows 0", text)
+    assert re.search(r"confirmed \(one-sided Fisher\): P->F \d+, F->P \d+; 2 trial\(s\) per task, \d+ confirmation run", text)
     assert "new release: coder/v2" in text
     assert re.search(r"tagged coder/rc\d+-rejected; the canonical line stays at coder/v\d+", text)
     assert re.search(r"symptoms \(top patterns, failed dev runs\): non_code_output \d+", text)

@@ -39,6 +39,8 @@ def test_one_cycle_promotes_and_records_everything(workspace: Path, monkeypatch:
     assert result.simulated and result.model == "sim/humaneval"
     assert result.patterns[0][0] == "non_code_output"
     assert result.counts["F->P"] >= 1 and result.counts["P->F"] == 0
+    assert result.confirmed["F->P"] == result.counts["F->P"], "the simulator is consistent: every fix confirms"
+    assert result.trials == 2 and result.in_doubt >= result.counts["F->P"] and result.confirmation_runs > 0
     assert result.new_tag == "coder/v2"
     assert result.gate_pass_rate > result.baseline_gate_pass_rate
 
@@ -57,6 +59,8 @@ def test_one_cycle_promotes_and_records_everything(workspace: Path, monkeypatch:
     for name in ("spec.md", "spec.json", "symptoms.csv", "flips.csv", "verdict.json", "notes.md",
                  "outcomes-baseline-gate.csv", "outcomes-candidate-gate.csv", "intent.json"):
         assert f"releases/coder/rc-1/{name}" in evidence
+    flips_csv = git(workspace, "show", "coder/v2:releases/coder/rc-1/flips.csv")
+    assert "confirmed" in flips_csv.splitlines()[0] and "p_value" in flips_csv.splitlines()[0]
     verdict = json.loads(git(workspace, "show", "coder/v2:releases/coder/rc-1/verdict.json"))
     assert verdict["decision"] == "promote"
     assert "coder/v2" in git(workspace, "tag", "-n1", "coder/v2")
