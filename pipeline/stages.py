@@ -8,6 +8,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from agents.artifact import Artifact, ModelParams, load_artifact
 from agents.model_config import resolve_model
 from agents.models import ModelClient
@@ -18,6 +20,7 @@ from critics.symptoms import SymptomReport
 from critics.view import BlindView, blind_view
 from gates.confirmation import confirm
 from gates.evaluation import Evaluation, evaluate, run_key, stored_evaluation
+from gates.flakiness import flakiness_table, flaky
 from gates.flips import FlipTable, flips_from_classified
 from gates.policy import GatePolicy, Verdict, decide_on_trials, load_policy
 from gates.run_store import RunStore, history
@@ -245,12 +248,11 @@ def _stored(ctx: CycleContext, state: ReleaseState, tasks: list[Task]) -> Evalua
 
 
 def flaky_in_history(ctx: CycleContext, base: ReleaseState, tasks: list[Task]) -> set[str]:
-    """Tasks that gave mixed outcomes within one version in any stored evaluation of this suite and model:
-    they flip on their own, so the gate asks for stronger evidence (alpha / 10) before counting them."""
-    wanted = {task.id for task in tasks}
+    """Tasks flaky in any stored evaluation of this suite and model (gates.flakiness): they flip on
+    their own, so the gate asks for stronger evidence (alpha / 10) before counting them."""
+    return flaky(flakiness_history(ctx, base, tasks))
+
+
+def flakiness_history(ctx: CycleContext, base: ReleaseState, tasks: list[Task]) -> pd.DataFrame:
     key = run_key(base.artifact, ctx.suite, client_for(ctx, base.artifact))
-    seen: dict[tuple[str, str], set[bool]] = {}
-    for record in history(ctx.store, key.suite_hash, key.model_config_hash):
-        if record.task_id in wanted:
-            seen.setdefault((record.key.artifact_hash, record.task_id), set()).add(record.outcome.passed)
-    return {task_id for (_, task_id), outcomes in seen.items() if len(outcomes) == 2}
+    return flakiness_table(history(ctx.store, key.suite_hash, key.model_config_hash), {task.id for task in tasks})

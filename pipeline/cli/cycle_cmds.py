@@ -18,6 +18,7 @@ from pipeline.progress import use_reporter
 def register(app: typer.Typer) -> None:
     app.command("cycle")(cycle)
     app.command("eval")(eval_release)
+    app.command("flaky")(flaky_tasks)
 
 
 def cycle(
@@ -58,6 +59,35 @@ def eval_release(
         for name, count in errors.items():
             table.add_row(str(name), str(count))
         console.print(table)
+
+
+def flaky_tasks(
+    agent: str = AgentOption,
+    split: str = typer.Option("gate", "--split", help="dev, gate or holdout."),
+    model: str = ModelOption,
+    api_base: str = ApiBaseOption,
+    workspace: Path = WorkspaceOption,
+) -> None:
+    """Tasks that passed and failed across runs of one version, in every stored evaluation."""
+    from gates.flakiness import flaky
+    from pipeline import stages
+
+    ctx = stages.open_context(workspace, agent, model_override=model, api_base=api_base)
+    _, base = stages.resolve_release(ctx)
+    table = stages.flakiness_history(ctx, base, ctx.suite.split(split))
+    found = flaky(table)
+    if table.empty:
+        console.print(f"no stored runs of {ctx.suite.name}/{split} for {agent}'s model yet; run a cycle or "
+                      f"`ratchet eval {base.label} --split {split} --trials 2` first")
+        return
+    repeated = int((table["versions"] > 0).sum())
+    console.print(f"{ctx.suite.name}/{split}: {len(found)} flaky task(s) among {len(table)} with stored runs "
+                  f"({repeated} run more than once by one version); the gate asks flaky tasks for p <= alpha / 10")
+    if found:
+        rows = Table("task", "versions mixed / repeated", "runs", "pass rate", title="Flaky tasks")
+        for row in table[table["task_id"].isin(found)].itertuples():
+            rows.add_row(str(row.task_id), f"{row.mixed_versions} / {row.versions}", str(row.runs), pct(row.pass_rate))
+        console.print(rows)
 
 
 def _agent_of(release: str) -> str:

@@ -136,3 +136,23 @@ def test_a_failing_model_backend_is_one_line_and_stores_nothing(workspace: Path,
     assert len(lines) == 1 and "model 'nonexistent/foo' failed" in lines[0]
     runs = workspace / ".ratchet" / "runs"
     assert not runs.exists() or all(f.stat().st_size == 0 for f in runs.glob("*.jsonl"))
+
+
+def test_flaky_lists_tasks_that_flipped_within_one_version(workspace: Path, cli) -> None:  # noqa: ANN001
+    import json as _json
+
+    out = cli("flaky", "--workspace", str(workspace))
+    assert out.exit_code == 0 and "no stored runs" in out.output
+    assert cli("eval", "coder/v1", "--split", "gate", "--trials", "2", "--workspace", str(workspace)).exit_code == 0
+    out = cli("flaky", "--workspace", str(workspace))
+    assert out.exit_code == 0 and re.search(r"0 flaky task\(s\) among \d+ with stored runs", out.output)
+
+    store = next((workspace / ".ratchet" / "runs").glob("*.jsonl"))
+    first = _json.loads(store.read_text().splitlines()[0])
+    first.update(trial=2)
+    first["outcome"].update(trial=2, passed=not first["outcome"]["passed"])
+    with store.open("a") as handle:  # a third run of the same version that came out the other way
+        handle.write(_json.dumps(first) + "\n")
+    out = cli("flaky", "--workspace", str(workspace))
+    assert out.exit_code == 0 and re.search(r"1 flaky task\(s\)", out.output)
+    assert first["task_id"] in out.output and "1 / 1" in out.output
