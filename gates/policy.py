@@ -33,6 +33,12 @@ class GatePolicy(BaseModel):
                                   description="Most trials per side for a task that looks flipped.")
     max_nfr: float | None = Field(default=None, ge=0, le=1,
                                   description="Highest negative flip rate (share of tasks P->F) allowed; none: no limit.")
+    min_intent_coverage: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Share of confirmed fixes whose baseline failure shows a symptom the RC targeted; none: no rule.")
+    holdout: Literal["report", "gate"] = Field(
+        default="report", description="report: holdout pass rates are shown only; gate: its confirmed regressions "
+                                      "count against max_regressions too.")
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
@@ -57,6 +63,8 @@ class Verdict(BaseModel):
     baseline_pass_rate: float | None = None
     candidate_pass_rate: float | None = None
     candidate_pass_interval: tuple[float, float] | None = None
+    intent_coverage: float | None = None
+    holdout_regressions: int | None = None
     explanation: str = ""
 
 
@@ -85,9 +93,15 @@ def load_policy_file(path: Path, name: str | None = None) -> GatePolicy:
         raise UserError(f"{path}: {validation_message(exc)}") from exc
 
 
-def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy) -> Verdict:
+def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy, targeted_fixes: int | None = None,
+                     holdout: pd.DataFrame | None = None) -> Verdict:
     """Apply the policy to per-task flip classes (gates.statistics.classify): only confirmed flips count
-    against `max_regressions` and towards `min_fixes`; `max_nfr` bounds the negative flip rate."""
+    against `max_regressions` and towards `min_fixes`; `max_nfr` bounds the negative flip rate.
+
+    `targeted_fixes`: how many confirmed fixes failed, on the baseline, with a symptom the RC said it
+    targets (for `min_intent_coverage`). `holdout`: the holdout split classified the same way (for
+    `holdout: gate`); its confirmed regressions count against `max_regressions` too.
+    """
     kinds = classified["flip"].value_counts()
     fixes, regressions = int(kinds.get("fix", 0)), int(kinds.get("regression", 0))
     unconfirmed_fixes, unconfirmed_regressions = int(kinds.get("unconfirmed_fix", 0)), int(
@@ -104,6 +118,17 @@ def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy) -> Verdict:
         reasons.append(f"{fixes} confirmed fix(es), policy requires at least {policy.min_fixes}")
     if policy.max_nfr is not None and nfr > policy.max_nfr:
         reasons.append(f"negative flip rate {nfr:.1%} above the policy's {policy.max_nfr:.1%}")
+    coverage = (targeted_fixes / fixes) if targeted_fixes is not None and fixes else None
+    if policy.min_intent_coverage is not None and coverage is not None and coverage < policy.min_intent_coverage:
+        reasons.append(f"only {targeted_fixes} of {fixes} confirmed fixes show a targeted symptom ({coverage:.0%}); "
+                       f"policy requires {policy.min_intent_coverage:.0%}: the RC's intent does not explain its fixes")
+    holdout_regressions = None
+    if policy.holdout == "gate" and holdout is not None:
+        holdout_regressions = int((holdout["flip"] == "regression").sum())
+        if holdout_regressions > policy.max_regressions:
+            names = ", ".join(holdout.loc[holdout["flip"] == "regression", "task_id"].head(5))
+            reasons.append(f"holdout: {holdout_regressions} confirmed regression(s), policy allows "
+                           f"{policy.max_regressions}: {names}")
     decision: Decision = "reject" if reasons else ("hold" if policy.require_manual_approval else "promote")
     if not reasons:
         reasons.append(f"{fixes} confirmed fix(es), {regressions} confirmed regression(s) within policy"
@@ -124,6 +149,7 @@ def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy) -> Verdict:
         relative_nfr=None if relative is None else round(relative, 6),
         baseline_pass_rate=b_rate, candidate_pass_rate=c_rate,
         candidate_pass_interval=wilson_interval(int(classified["c_pass"].sum()), c_runs) if c_runs else None,
+        intent_coverage=None if coverage is None else round(coverage, 4), holdout_regressions=holdout_regressions,
         explanation=explanation,
     )
 

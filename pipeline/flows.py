@@ -88,7 +88,7 @@ def _judge(ctx, rc, base, proposal, spec, reports, base_tag, dev) -> Evidence:  
     run_task(ctx, candidate, "gate", trials)
     baseline_holdout = run_task(ctx, base, "holdout")
     candidate_holdout = run_task(ctx, candidate, "holdout")
-    judged = gate_task(ctx, base, candidate)
+    judged = gate_task(ctx, base, candidate, proposal.targets)
     return Evidence(
         verdict=judged.verdict, flips=judged.flips, baseline_gate=judged.baseline, candidate_gate=judged.candidate,
         baseline_holdout=baseline_holdout, candidate_holdout=candidate_holdout, **common,

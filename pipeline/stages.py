@@ -205,14 +205,37 @@ class GateResult:
     in_doubt: int
 
 
-def gate(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState) -> GateResult:
+def gate(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, targets: list[str] | None = None,
+         ) -> GateResult:
     """Confirmed flips decide: both sides' stored gate runs (the baseline's are reused when the
-    previous cycle made them), adaptive confirmation trials for tasks in doubt, then the policy."""
+    previous cycle made them), adaptive confirmation trials for tasks in doubt, then the policy
+    (with the holdout split gated the same way when the policy says `holdout: gate`)."""
     policy = ctx.policy
     reporter().stage("gate", f"{policy.name}: exact tests at alpha {policy.alpha}, up to {policy.confirmation_cap} trials")
-    tasks = ctx.suite.split("gate")
+    judged = _confirmed(ctx, base, candidate, "gate")
+    classified, final, extra, asked = judged
+    holdout = None
+    if policy.holdout == "gate":
+        run_split(ctx, base, "holdout", policy.trials)
+        run_split(ctx, candidate, "holdout", policy.trials)
+        holdout, _, holdout_extra, holdout_asked = _confirmed(ctx, base, candidate, "holdout")
+        extra, asked = extra + holdout_extra, asked | holdout_asked
+    outcomes = {side: [r.outcome for r in evaluation.records] for side, evaluation in final.items()}
+    flips = flips_from_classified(classified, outcomes["baseline"], outcomes["candidate"])
+    fixed = set(classified.loc[classified["flip"] == "fix", "task_id"])
+    targeted = _targeted_fixes(ctx, final["baseline"], fixed, targets) if targets is not None else None
+    verdict = decide_on_trials(classified, policy, targeted_fixes=targeted, holdout=holdout)
+    return GateResult(flips=flips, verdict=verdict, baseline=final["baseline"], candidate=final["candidate"],
+                      confirmation_runs=extra, in_doubt=len(asked))
+
+
+def _confirmed(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, split: str,
+               ) -> tuple[pd.DataFrame, dict[str, Evaluation], int, set[str]]:
+    """Classified flips on one split after adaptive confirmation, both sides' runs, extra runs, tasks asked."""
+    policy = ctx.policy
+    tasks = ctx.suite.split(split)
     states = {"baseline": base, "candidate": candidate}
-    evaluations = {side: _stored(ctx, state, tasks) for side, state in states.items()}
+    evaluations = {side: _stored(ctx, state, tasks, split) for side, state in states.items()}
     counts = paired_counts(evaluations["baseline"].outcome_table(), evaluations["candidate"].outcome_table())
     runs = {side: dict(zip(counts["task_id"], counts[column], strict=True))
             for side, column in (("baseline", "b_n"), ("candidate", "c_n"))}
@@ -225,26 +248,31 @@ def gate(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState) -> Gate
         for task_id in task_ids:
             by_trials.setdefault(int(runs[side][task_id]), []).append(task_id)
         for done, group in sorted(by_trials.items()):
-            label = f"{states[side].label}: confirmation trial {done + 1} of {len(group)} task(s)"
-            more = run_tasks(ctx, states[side], "gate", [ctx.suite.tasks[t] for t in group], done + 1, label)
+            label = f"{states[side].label} on {split}: confirmation trial {done + 1} of {len(group)} task(s)"
+            more = run_tasks(ctx, states[side], split, [ctx.suite.tasks[t] for t in group], done + 1, label)
             answers.update({r.task_id: r.outcome.passed for r in more.records if r.trial == done})
         for task_id in answers:
             runs[side][task_id] += 1
         return answers
 
-    flaky = flaky_in_history(ctx, base, tasks)
-    confirmation = confirm(counts, sample, policy.alpha, policy.confirmation_cap, flaky)
-    final = {side: _stored(ctx, state, tasks) for side, state in states.items()}
-    outcomes = {side: [r.outcome for r in evaluation.records] for side, evaluation in final.items()}
-    flips = flips_from_classified(confirmation.classified, outcomes["baseline"], outcomes["candidate"])
-    verdict = decide_on_trials(confirmation.classified, policy)
-    return GateResult(flips=flips, verdict=verdict, baseline=final["baseline"], candidate=final["candidate"],
-                      confirmation_runs=sum(confirmation.extra_runs.values()), in_doubt=len(asked))
+    confirmation = confirm(counts, sample, policy.alpha, policy.confirmation_cap, flaky_in_history(ctx, base, tasks))
+    final = {side: _stored(ctx, state, tasks, split) for side, state in states.items()}
+    return confirmation.classified, final, sum(confirmation.extra_runs.values()), asked
 
 
-def _stored(ctx: CycleContext, state: ReleaseState, tasks: list[Task]) -> Evaluation:
+def _targeted_fixes(ctx: CycleContext, baseline: Evaluation, fixed: set[str], targets: list[str]) -> int:
+    """Confirmed fixes whose first baseline failure the detectors label with a pattern the RC targeted."""
+    labels: dict[str, str | None] = {}
+    for record in baseline.records:
+        if record.task_id in fixed and record.task_id not in labels and not record.outcome.passed:
+            report = detect(blind_view(record.trace, ctx.suite.tasks[record.task_id], record.outcome))
+            labels[record.task_id] = report.symptoms[0].label if report.symptoms else None
+    return sum(1 for label in labels.values() if label in targets)
+
+
+def _stored(ctx: CycleContext, state: ReleaseState, tasks: list[Task], split: str) -> Evaluation:
     client = client_for(ctx, state.artifact)
-    return stored_evaluation(state.artifact, client, ctx.suite, tasks, ctx.store, "gate")
+    return stored_evaluation(state.artifact, client, ctx.suite, tasks, ctx.store, split)
 
 
 def flaky_in_history(ctx: CycleContext, base: ReleaseState, tasks: list[Task]) -> set[str]:

@@ -156,3 +156,25 @@ def test_a_cycle_with_the_llm_critic_uses_its_symptoms(tmp_path: Path) -> None:
     assert len(calls) == len(symptom_rows) and all(c["source"] == "sample" and len(c["samples"]) == 1 for c in calls)
     assert result.patterns[0][0] == "non_code_output"
     assert result.decision == "promote" and result.new_tag == "coder/v2"
+
+
+def test_intent_coverage_and_a_gated_holdout(tmp_path: Path) -> None:
+    """An RC whose fixes are not the symptoms it claimed to target is rejected under min_intent_coverage;
+    an honest one passes, with the holdout split gated too."""
+    strict = b"min_fixes: 1\nmin_intent_coverage: 0.8\nholdout: gate\n"
+    honest = make_workspace(tmp_path / "honest", {"gates/default.yaml": strict})
+    result = improve_cycle(str(honest), "coder")
+    assert result.decision == "promote"
+    verdict = json.loads(git(honest, "show", "coder/v2:releases/coder/rc-1/verdict.json"))
+    assert verdict["intent_coverage"] == 1.0 and verdict["holdout_regressions"] == 0
+
+    misdirected = yaml.safe_dump({"remediations": [{
+        "id": "misdirected", "targets": ["wrong_answer"], "intent": "Claims to fix logic errors.",
+        "edits": [{"add_instruction": "Return only the Python code of the complete function, without markdown "
+                                      "fences or explanations."}],
+    }]}).encode()
+    liar = make_workspace(tmp_path / "liar", {"gates/default.yaml": strict,
+                                              "agents/coder/meta/playbook.yaml": misdirected})
+    result = improve_cycle(str(liar), "coder")
+    assert result.decision == "reject" and result.remediation == "misdirected"
+    assert any("intent does not explain its fixes" in reason for reason in result.reasons)
