@@ -123,14 +123,18 @@ class ModelClient:
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]], turn: int,
                        response_format: dict[str, Any] | None = None,
-                       temperature: float | None = None) -> ModelReply:
+                       temperature: float | None = None, seed: int | None = None) -> ModelReply:
         """One chat completion, retried on transient errors; ModelBackendError when it still fails.
 
-        `temperature` overrides the configured one for this call (guarded calls vary it per sample).
+        `temperature` overrides the configured one for this call (guarded calls vary it per sample);
+        `seed` is the OpenAI sampling seed (the runtime sends one per task and trial, so a trial is
+        reproducible where the backend honours it, and the simulator draws its noise from it).
         """
         kwargs = dict(self._fixed, messages=[m.to_openai() for m in messages])
         if temperature is not None:
             kwargs["temperature"] = temperature
+        if seed is not None:
+            kwargs["seed"] = seed
         if tools:
             kwargs["tools"] = tools
         if tools and self._http is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -63,8 +64,9 @@ async def run_agent(
     started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
     clock = time.perf_counter()
     final_output, error = "", None
+    seed = trial_seed(task_id, trial)
     for turn in range(artifact.spec.max_turns):
-        reply = await client.complete(messages, schemas, turn)
+        reply = await client.complete(messages, schemas, turn, seed=seed)
         model_calls.append(reply.call)
         messages.append(reply.message)
         if not reply.message.tool_calls:
@@ -87,6 +89,11 @@ async def run_agent(
         duration_s=round(time.perf_counter() - clock, 6), usage=usage, answer_guard=guard,
     )
     return redact_trace(trace, secrets)
+
+
+def trial_seed(task_id: str, trial: int) -> int:
+    """The sampling seed of one (task, trial): stable across processes, different per trial."""
+    return int(hashlib.sha256(f"{task_id}:{trial}".encode()).hexdigest()[:8], 16)
 
 
 async def _guard_answer(artifact: Artifact, client: ModelClient, messages: list[Message], answer: str,

@@ -6,8 +6,9 @@ translates between litellm's chat format and the pure behaviour in `sim_world`.
 
 Every response says it is simulated: `model` reads "sim/<world>",
 `system_fingerprint` is "ratchet-sim/<world>" and `_hidden_params["simulated"]`
-is True. The answer depends only on the messages and tools: temperature,
-max_tokens and the other sampling parameters are accepted and ignored.
+is True. The answer depends only on the messages, the tools and the `seed` (which
+draws the world's per-sample noise): temperature, max_tokens and the other sampling
+parameters are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -53,8 +54,13 @@ def read_conversation(messages: list[Any]) -> sim_world.Conversation:
     return sim_world.Conversation(tool_calls_made=calls, last_tool_result=results[-1] if results else None)
 
 
-def simulate(world_name: str, messages: list[Any], tools: list[Any] | None) -> tuple[sim_world.Reply, str | None]:
-    """The simulated reply to one request, and the id of the task it recognised (or None)."""
+def simulate(world_name: str, messages: list[Any], tools: list[Any] | None,
+             seed: int | None = None) -> tuple[sim_world.Reply, str | None]:
+    """The simulated reply to one request, and the id of the task it recognised (or None).
+
+    With a `seed`, the world's per-sample noise applies; the sample is the seed plus a hash of the
+    prompt, so two agent versions asked with the same seed still draw independent noise.
+    """
     world = sim_world.load_world(world_name)
     instructions = [_text(_field(m, "content")) for m in messages if _field(m, "role") in ("system", "user")]
     text = "\n".join(instructions)
@@ -62,7 +68,8 @@ def simulate(world_name: str, messages: list[Any], tools: list[Any] | None) -> t
     if task is None:
         return sim_world.Reply("final", sim_world.NO_TASK_ANSWER), None
     traits = sim_world.detect_traits(world, text.replace(task.prompt.strip(), " "), _has_python_tool(tools))
-    return sim_world.respond(world, task, traits, read_conversation(messages)), task.task_id
+    sample = None if seed is None else f"{seed}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return sim_world.respond(world, task, traits, read_conversation(messages), sample), task.task_id
 
 
 def _tool_call_id(task_id: str | None, number: int) -> str:
@@ -75,10 +82,11 @@ def _tokens(text: str) -> int:
 
 
 def build_response(
-    model_response: ModelResponse, world_name: str, messages: list[Any], tools: list[Any] | None
+    model_response: ModelResponse, world_name: str, messages: list[Any], tools: list[Any] | None,
+    seed: int | None = None,
 ) -> ModelResponse:
     """Fill litellm's ModelResponse with the simulated reply."""
-    reply, task_id = simulate(world_name, messages, tools)
+    reply, task_id = simulate(world_name, messages, tools, seed)
     choice = model_response.choices[0]
     if reply.kind == "tool_call":
         number = read_conversation(messages).tool_calls_made + 1
@@ -127,7 +135,8 @@ class SimProvider(litellm.CustomLLM):
         """Answer one chat request; `model` is the world's name (litellm strips "sim/")."""
         world_name = model.removeprefix("sim/")
         try:
-            return build_response(model_response, world_name, messages, optional_params.get("tools"))
+            return build_response(model_response, world_name, messages, optional_params.get("tools"),
+                                  optional_params.get("seed"))
         except UserError as exc:
             raise litellm.BadRequestError(message=str(exc), model=f"sim/{world_name}", llm_provider="sim") from exc
 

@@ -84,6 +84,14 @@ class Faults(_Frozen):
     reasoning_leak: FaultRule
 
 
+class Noise(_Frozen):
+    """Per-sample noise: on a seeded share of tasks, each sample gets a logic error with probability `rate`."""
+
+    share: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of tasks that are noisy (per-task draw).")
+    rate: float = Field(default=0.0, ge=0.0, le=1.0, description="Chance that one sample of a noisy task is wrong.")
+    seed: int = Field(default=0, description="Picks which tasks are noisy (mixed into the world's seed).")
+
+
 class World(_Frozen):
     """One simulated world, as loaded from `worlds/<name>.yaml`."""
 
@@ -95,6 +103,7 @@ class World(_Frozen):
     repair_on_errors: tuple[str, ...] = Field(description="Error types a self-test repairs.")
     traits: Traits
     faults: Faults
+    noise: Noise = Field(default_factory=Noise, description="Per-sample noise; needs the request's seed.")
 
 
 @dataclass(frozen=True)
@@ -233,8 +242,12 @@ def draw(seed: int, fault: str, task_id: str) -> float:
     return int(hashlib.sha256(f"{seed}:{fault}:{task_id}".encode()).hexdigest(), 16) / 16**64
 
 
-def plan_faults(world: World, task: SimTask, traits: frozenset[str]) -> frozenset[str]:
-    """Names of the faults that hit this task under these traits."""
+def plan_faults(world: World, task: SimTask, traits: frozenset[str], sample: str | None = None) -> frozenset[str]:
+    """Names of the faults that hit this task under these traits.
+
+    `sample` identifies one sample (the request's seed and prompt): on the world's noisy tasks it
+    adds a logic error with probability `noise.rate`, drawn per sample. Without it, no noise.
+    """
     conditions = traits | task_facts(world, task)
     hits = set()
     for name, rule in world.faults:
@@ -247,6 +260,10 @@ def plan_faults(world: World, task: SimTask, traits: frozenset[str]) -> frozense
         if rule.fixable_by in traits and draw(world.seed, f"{name}.fixable", task.task_id) < rule.fixable_share:
             continue
         hits.add(name)
+    noise = world.noise
+    if sample is not None and draw(world.seed, f"noise{noise.seed}", task.task_id) < noise.share:
+        if draw(world.seed, f"noise{noise.seed}:{sample}", task.task_id) < noise.rate:
+            hits.add("logic_error")
     return frozenset(hits)
 
 
@@ -323,9 +340,10 @@ def is_repairable(world: World, tool_result: str | None) -> bool:
     return kind == "error" and rest.split(":", 1)[0].strip() in world.repair_on_errors
 
 
-def respond(world: World, task: SimTask, traits: frozenset[str], conversation: Conversation) -> Reply:
-    """The model's next turn for this task, traits and conversation so far."""
-    faults = plan_faults(world, task, traits)
+def respond(world: World, task: SimTask, traits: frozenset[str], conversation: Conversation,
+            sample: str | None = None) -> Reply:
+    """The model's next turn for this task, traits and conversation so far (`sample`: see plan_faults)."""
+    faults = plan_faults(world, task, traits, sample)
     calls = conversation.tool_calls_made
     draft_faults = faults & CODE_FAULTS
     repaired_faults = draft_faults - REPAIRABLE_FAULTS

@@ -299,3 +299,24 @@ def test_respond_keeps_the_tested_code_after_a_failing_example() -> None:
     assert draft.kind == "tool_call"
     final = sw.respond(_world(), task, traits, sw.Conversation(1, "fail: example 1 of 2: ..."))
     assert final == sw.Reply("final", draft.text)
+
+
+def test_noisy_tasks_vary_with_the_seed_and_quiet_ones_do_not(litellm: Any) -> None:
+    """The world's per-sample noise: a seeded share of tasks passes on some seeds and fails on others;
+    without a seed, and on every other task, the answer is the same whatever the seed."""
+    world = sw.load_world("humaneval")
+    noise = world.noise
+    noisy = [t for t in _tasks() if sw.draw(world.seed, f"noise{noise.seed}", t) < noise.share]
+    assert 0.03 * len(_tasks()) < len(noisy) < 0.10 * len(_tasks())
+    system = "Return only the Python code of the complete function, without markdown fences or explanations."
+    task_id = noisy[0]
+    outcomes = set()
+    for seed in range(12):
+        answer = _complete(litellm, _messages(system, task_id), seed=seed).choices[0].message.content
+        outcomes.add(_passes_tests(answer, task_id))
+    assert outcomes == {True, False}, "some samples of a noisy task pass, some fail"
+    unseeded = {_complete(litellm, _messages(system, task_id)).choices[0].message.content for _ in range(3)}
+    assert len(unseeded) == 1
+    quiet = next(t for t in _tasks() if t not in noisy)
+    answers = {_complete(litellm, _messages(system, quiet), seed=seed).choices[0].message.content for seed in range(8)}
+    assert len(answers) == 1
