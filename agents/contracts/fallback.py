@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from agents.contracts.model import Fallback
+from agents.contracts.model import ClauseFailure, Contract, Fallback, check
 
 # The placeholders the prover understands: {{ input.a.b }} or {{ input["a"] }}, nothing else.
 PLACEHOLDER = re.compile(r"\{\{\s*input((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\"[^\"]+\"\])+)\s*\}\}")
@@ -68,3 +68,13 @@ def template_parts(text: str) -> list[str | tuple[str, ...]] | None:
     if any(isinstance(p, str) and ("{{" in p or "{%" in p or "{#" in p) for p in parts):
         return None
     return parts
+
+
+def fallback_failures(contract: Contract, input: Any) -> list[ClauseFailure]:
+    """What the contract's own fallback breaks for `input` ([]: nothing); an unfillable template is clause
+    `template`."""
+    try:
+        output = render_fallback(contract.fallback, input)
+    except FallbackRenderError as exc:
+        return [ClauseFailure(clause="template", reason=str(exc))]
+    return check(contract, input, output)

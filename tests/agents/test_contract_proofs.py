@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import z3
 
-from agents.contracts import prove
+from agents.contracts import z3_proof
 from agents.contracts.fallback import render_fallback
 from agents.contracts.model import Contract, check
 from agents.contracts.prove import FallbackProof, describe, prove_fallback
@@ -223,7 +223,7 @@ def test_counterexample_outside_the_input_schema_is_not_reported_by_z3() -> None
 
 
 def test_a_translation_gap_is_never_reported_as_a_refutation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prove._Translator, "compare", lambda self, op, a, b: z3.BoolVal(False))
+    monkeypatch.setattr(z3_proof._Translator, "compare", lambda self, op, a, b: z3.BoolVal(False))
     c = contract({"short": "len(output.echo) >= 3"}, {"template": {"echo": "id-{{ input.task }}"}})
     proof = prove_fallback(c, examples=20)
     assert (proof.status, proof.method) == ("tested", "hypothesis")
