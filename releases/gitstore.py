@@ -91,9 +91,14 @@ class GitStore:
             raise StateError(f"{theirs[:10]} does not merge cleanly into {ours[:10]}: {exc.stdout.strip()[:300]}") from exc
 
     def list_files(self, rev: str, folder: str) -> dict[str, bytes]:
-        """Every file below `folder` at `rev`, keyed by path relative to `folder`."""
+        """Every file below `folder` at `rev`, keyed by path relative to `folder`; StateError if `rev` is unknown."""
         try:
-            tree = self.repo.commit(rev).tree / folder
+            commit = self.repo.commit(rev)
+        except (BadName, ValueError) as exc:
+            name = rev.removeprefix("refs/tags/")
+            raise StateError(f"{self.path}: no release or candidate {name!r}; `ratchet history` lists them") from exc
+        try:
+            tree = commit.tree / folder
         except KeyError:
             return {}
         return {

@@ -1,27 +1,33 @@
-"""`ratchet gate`: the regression gate as a standalone CI tool over two result files.
+"""`ratchet gate`: the regression gate as a standalone CI tool over two evaluations.
 
-Exit codes: 0 promote, 1 reject, 2 hold, 3 error (bad input, unreadable files).
+Each side is a results file (JSONL, gates/results_file.py) or a version of a workspace's agent
+(`coder/v2`, `rc/coder/3`) whose stored runs on `--split` are read from the run store.
+Exit codes: 0 promote, 1 reject, 2 hold, 3 error (bad input, unreadable files, no stored runs).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
+import pandas as pd
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from agents.errors import RatchetError
+from agents.errors import RatchetError, UserError
 from gates.junit import write_junit
 from gates.policy import GatePolicy, decide_on_trials, load_policy_file
 from gates.results_file import read_results
 from gates.statistics import classify, paired_counts
+from pipeline.cli.options import WorkspaceOption
 from pipeline.cli.output import console
 
 EXIT_CODES = {"promote": 0, "reject": 1, "hold": 2}
+VERSION = re.compile(r"(?:rc/)?([a-z][a-z0-9_-]*)/v?\d+")
 EXIT_ERROR = 3
 
 
@@ -30,17 +36,21 @@ def register(app: typer.Typer) -> None:
 
 
 def gate(
-    baseline: Path = typer.Option(..., "--baseline", help="Results of the current release (JSONL, docs/formats.md)."),
-    candidate: Path = typer.Option(..., "--candidate", help="Results of the candidate (JSONL)."),
+    baseline: str = typer.Option(..., "--baseline", help="Results of the current release: a JSONL file "
+                                                          "(docs/formats.md) or a version such as coder/v2."),
+    candidate: str = typer.Option(..., "--candidate", help="Results of the candidate: a JSONL file or a version "
+                                                            "such as rc/coder/3."),
     policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML (gates/<name>.yaml); default: "
                                                                "0 confirmed regressions, 0 fixes required, alpha 0.05."),
     junit: Path | None = typer.Option(None, "--junit", help="Also write JUnit XML: one testcase per regression."),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict and the flips as JSON instead of a table."),
+    split: str = typer.Option("gate", "--split", help="For versions: which split's stored runs to compare."),
+    workspace: Path = WorkspaceOption,
 ) -> None:
     """Compare two evaluations task by task and decide: exit 0 promote, 1 reject, 2 hold, 3 error."""
     try:
         chosen = load_policy_file(policy) if policy else GatePolicy(name="ci", min_fixes=0)
-        pairs = paired_counts(read_results(baseline), read_results(candidate))
+        pairs = paired_counts(_results(baseline, workspace, split), _results(candidate, workspace, split))
         if pairs.empty:
             raise RatchetError(f"{baseline} and {candidate} share no task id; nothing to compare")
         classified = classify(pairs, chosen.alpha)
@@ -58,6 +68,26 @@ def gate(
     else:
         _print(classified, flipped, verdict.explanation)
     sys.exit(EXIT_CODES[verdict.decision])
+
+
+def _results(source: str, workspace: Path, split: str) -> pd.DataFrame:
+    """A results file, or the stored runs of a version (`coder/v2`, `rc/coder/3`) on one split."""
+    path = Path(source)
+    if path.is_file() or not VERSION.fullmatch(source):
+        return read_results(path)
+    from gates.evaluation import stored_evaluation
+    from pipeline import stages
+
+    agent = VERSION.fullmatch(source).group(1)  # type: ignore[union-attr]
+    ctx = stages.open_context(workspace, agent)
+    rev = source if source.startswith("rc/") else f"refs/tags/{source}"
+    state = stages.checkout_artifact(ctx, rev, source)
+    client = stages.client_for(ctx, state.artifact)
+    evaluation = stored_evaluation(state.artifact, client, ctx.suite, ctx.suite.split(split), ctx.store, split)
+    if not evaluation.records:
+        raise UserError(f"{source}: no stored runs on {ctx.suite.name}/{split}; run "
+                        f"`ratchet eval {source} --split {split} --trials 2` first")
+    return evaluation.outcome_table()[["task_id", "trial", "passed", "score"]]
 
 
 def _print(classified, flipped, explanation: str) -> None:  # noqa: ANN001

@@ -69,3 +69,17 @@ def test_bad_input_exits_3_with_the_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "twice.jsonl").write_text('{"task_id": "a", "trial": 0, "pass": true}\n' * 2)
     code, out = gate(tmp_path, "twice.jsonl")
     assert code == 3 and "appears twice" in out
+
+
+def test_versions_are_read_from_the_run_store(workspace: Path, cli) -> None:  # noqa: ANN001
+    base = ["gate", "--baseline", "coder/v1", "--candidate", "coder/v1", "--workspace", str(workspace), "--json"]
+    out = cli(*base)
+    assert out.exit_code == 3 and "coder/v1: no stored runs on humaneval/gate" in out.output
+    assert cli("eval", "coder/v1", "--split", "gate", "--trials", "2", "--workspace", str(workspace)).exit_code == 0
+    out = cli(*base)
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.output[out.output.index("{"): out.output.rindex("}") + 1])
+    assert payload["verdict"]["decision"] == "promote" and payload["flips"] == []
+    assert payload["verdict"]["baseline_pass_rate"] == payload["verdict"]["candidate_pass_rate"]
+    out = cli("gate", "--baseline", "coder/v9", "--candidate", "coder/v1", "--workspace", str(workspace))
+    assert out.exit_code == 3 and "coder/v9" in out.output
