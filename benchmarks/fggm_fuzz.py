@@ -36,6 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from results_json import write_results  # benchmarks/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
 HOSTILE = ["\u0000", "\u202e", "e\u0301", "\ud800", "\U0001f600", "\u200b", "\\", '"', "\n", "{{ input }}"]
@@ -328,10 +330,7 @@ def main(argv: list[str] | None = None) -> None:
         "started_at": started.isoformat(timespec="seconds"), "wall_s": round(time.perf_counter() - clock, 2),
         "host": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
     })
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result, indent=2) + "\n"
-    for path in (args.out_dir / "fggm_fuzz.json", args.out_dir / f"fggm_fuzz-{started:%Y%m%dT%H%M%SZ}.json"):
-        path.write_text(text, encoding="utf-8")
+    write_results("fggm_fuzz", result, args.out_dir, started)
 
     table = Table(title=f"FGGM fuzz: {args.calls} guarded calls against an adversarial model (seed {args.seed})")
     for column in ("contract", "calls", "samples", "fallback rate", "violations (check)", "violations (oracle)",

@@ -32,7 +32,6 @@ Also times `classify` + `decide_on_trials` over 1,000,000 outcome rows.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -43,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from results_json import write_results  # benchmarks/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
@@ -181,10 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         "rows": rows, "million_rows": scale,
         "host": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result, indent=2) + "\n"
-    for path in (args.out_dir / "gate_error_rates.json", args.out_dir / f"gate_error_rates-{started:%Y%m%dT%H%M%SZ}.json"):
-        path.write_text(text, encoding="utf-8")
+    write_results("gate_error_rates", result, args.out_dir, started)
 
     table = Table(title=f"Gate error rates: {args.reps} seeded repetitions per scenario, {setup.tasks} tasks")
     for column in ("scenario", "measure", "single-run gate", "ratchet gate", "ratchet cost / single-run"):

@@ -46,6 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from results_json import write_results  # benchmarks/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_SCRIPT = Path(__file__).resolve().parent / "fixed_latency_server.py"
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
@@ -628,7 +630,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "endpoints": [{**asdict(ep), "ideal_wall_s": ep.ideal_wall_s} for ep in endpoints],
         "rows": [asdict(row) for row in rows],
     }
-    write_results(result, cfg.out_dir, started)
+    write_results("runner_throughput", result, cfg.out_dir, started)
     return result
 
 
@@ -649,15 +651,6 @@ def host_facts(load_before: tuple[float, float, float]) -> dict[str, Any]:
         "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "versions": versions,
         "ratchet_commit": commit.stdout.strip() or None,
     }
-
-
-def write_results(result: dict[str, Any], out_dir: Path, started: datetime) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result, indent=2) + "\n"
-    paths = [out_dir / "runner_throughput.json", out_dir / f"runner_throughput-{started:%Y%m%dT%H%M%SZ}.json"]
-    for path in paths:
-        path.write_text(text, encoding="utf-8")
-    return paths
 
 
 def render_table(result: dict[str, Any]) -> tuple[Any, list[str]]:

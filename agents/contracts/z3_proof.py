@@ -83,6 +83,14 @@ def _eq(a: Any, b: Any) -> Any:
     return a.term == (b.term if isinstance(b, Sym) else _typed(b, a.kind, "=="))
 
 
+def _on_constants(operation: Any, op: Any, a: Any, b: Any) -> Any:
+    """An operator on two known values, computed exactly as `check` computes it."""
+    try:
+        return operation(op, a, b)
+    except EvalFailure as exc:
+        raise OutsideFragment(f"cannot be computed on the fallback: {exc}") from exc
+
+
 class _Translator:
     """Turns a clause tree into a z3 boolean over the input variables; OutsideFragment if it cannot."""
 
@@ -122,10 +130,7 @@ class _Translator:
 
     def arith(self, op: ast.operator, a: Any, b: Any) -> Any:
         if not symbolic(a) and not symbolic(b):
-            try:
-                return _arith(op, a, b)
-            except EvalFailure as exc:
-                raise OutsideFragment(f"cannot be computed on the fallback: {exc}") from exc
+            return _on_constants(_arith, op, a, b)
         if isinstance(op, ast.Add) and "str" in (_kind_of(a), _kind_of(b)):
             return Sym("str", z3.Concat(_typed(a, "str", "+"), _typed(b, "str", "+")))
         x, y = _typed(a, "int", "arithmetic"), _typed(b, "int", "arithmetic")
@@ -135,10 +140,7 @@ class _Translator:
 
     def compare(self, op: ast.cmpop, a: Any, b: Any) -> Any:
         if not symbolic(a) and not symbolic(b):
-            try:
-                return _compare(op, a, b)
-            except EvalFailure as exc:
-                raise OutsideFragment(f"cannot be computed on the fallback: {exc}") from exc
+            return _on_constants(_compare, op, a, b)
         if isinstance(op, (ast.Eq, ast.NotEq)):
             same = _b(_eq(a, b), "==")
             return Sym("bool", same if isinstance(op, ast.Eq) else z3.Not(same))

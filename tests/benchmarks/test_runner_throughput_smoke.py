@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # as when the script runs: its folder is on sys.path
     spec = importlib.util.spec_from_file_location("runner_throughput", ROOT / "benchmarks" / "runner_throughput.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
