@@ -29,7 +29,7 @@ class GatePolicy(BaseModel):
     require_manual_approval: bool = Field(default=False, description="Hold every passing RC for a person.")
     alpha: float = Field(default=0.05, gt=0, lt=0.5,
                          description="Level of the one-sided Fisher exact test that confirms a flip (gates.statistics).")
-    confirmation_cap: int = Field(default=7, ge=1, le=50,
+    confirmation_cap: int = Field(default=9, ge=1, le=50,
                                   description="Most trials per side for a task that looks flipped.")
     max_nfr: float | None = Field(default=None, ge=0, le=1,
                                   description="Highest negative flip rate (share of tasks P->F) allowed; none: no limit.")
@@ -39,6 +39,10 @@ class GatePolicy(BaseModel):
     holdout: Literal["report", "gate"] = Field(
         default="report", description="report: holdout pass rates are shown only; gate: its confirmed regressions "
                                       "count against max_regressions too.")
+    smoke_max_drop: float = Field(
+        default=0.25, ge=0, le=1,
+        description="Largest fall of the smoke suite's pass rate (candidate below baseline) before the gate runs; "
+                    "more rejects the RC without a gate evaluation (gates.smoke).")
 
     def content_hash(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
@@ -50,7 +54,7 @@ class Verdict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     version: int = 1
     decision: Decision
-    stage: Literal["validate", "gate"] = "gate"
+    stage: Literal["validate", "smoke", "gate"] = "gate"
     reasons: list[str]
     fixes: int = 0
     regressions: int = 0
@@ -154,7 +158,10 @@ def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy, targeted_fixe
     )
 
 
-def reject_before_evaluation(reason: str, policy: GatePolicy) -> Verdict:
-    """The verdict for an RC that failed validation and was never evaluated."""
-    return Verdict(decision="reject", stage="validate", reasons=[reason], policy=policy,
-                   policy_hash=policy.content_hash())
+def reject_before_evaluation(reason: str, policy: GatePolicy,
+                             stage: Literal["validate", "smoke"] = "validate") -> Verdict:
+    """The verdict for an RC that failed validation (or the smoke check) and never reached the gate."""
+    explanation = {"validate": "The candidate was rejected before any evaluation: ",
+                   "smoke": "The candidate was rejected before the gate, by the smoke check: "}[stage] + reason + "."
+    return Verdict(decision="reject", stage=stage, reasons=[reason], policy=policy,
+                   policy_hash=policy.content_hash(), explanation=explanation)

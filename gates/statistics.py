@@ -2,7 +2,8 @@
 
 A task *looks* flipped when its majority outcome differs between baseline and candidate
 (P->F: baseline pass rate >= 0.5, candidate < 0.5; F->P the other way). It is a *confirmed*
-regression (fix) only when a one-sided Fisher exact test on the 2x2 table
+regression (fix) when its pass rate went down (up) and a one-sided Fisher exact test on the
+2x2 table
 
                  passes   fails
     baseline       b      nb - b
@@ -12,7 +13,10 @@ rejects "the candidate passes at least as often as the baseline" ("... at most a
 at the policy's level alpha. The p-value is the hypergeometric tail: with K = b + c passes
 among N = nb + nc runs, P(X >= b) for X ~ Hypergeometric(N, K, nb) (regressions), P(X <= b)
 for fixes. Exact for any trial counts; with one trial a side it is 0.5, so a single run can
-never confirm a flip, which is the point.
+never confirm a flip, which is the point. A confirmed change need not cross the majority
+line: a task that passed 9 of 9 before and 4 of 9 after regressed, even at 44%.
+
+Tasks known to be flaky from history (gates.flakiness) need p <= alpha / FLAKY_DIVISOR.
 
 Also here: the negative flip rate (NFR, Yan et al. 2021: share of tasks right before and
 wrong after), its relative form (NFR / baseline error rate), and Wilson score intervals for
@@ -31,6 +35,7 @@ import pandas as pd
 
 FlipClass = Literal["regression", "fix", "unconfirmed_regression", "unconfirmed_fix", "stable_pass", "stable_fail"]
 COUNT_COLUMNS = ["task_id", "b_pass", "b_n", "c_pass", "c_n"]
+FLAKY_DIVISOR = 20
 
 
 def task_counts(outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -70,11 +75,11 @@ def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = (), fl
     """`counts` plus b_rate, c_rate, p_regression, p_fix, `level` and `flip` (a FlipClass) per task.
 
     Tasks in `flaky` (known from history to flip on their own) need p <= `flaky_alpha` (default
-    alpha / 10) to count as confirmed. The tests run once per distinct (b_pass, b_n, c_pass, c_n):
+    alpha / FLAKY_DIVISOR) to count as confirmed. The tests run once per distinct (b_pass, b_n, c_pass, c_n):
     with a handful of trials there are only a few dozen, whatever the number of tasks.
     """
     frame = counts.copy()
-    strict = alpha / 10 if flaky_alpha is None else flaky_alpha
+    strict = alpha / FLAKY_DIVISOR if flaky_alpha is None else flaky_alpha
     frame["level"] = [strict if task in flaky else alpha for task in frame["task_id"]] if len(flaky) else alpha
     frame["b_rate"] = frame["b_pass"] / frame["b_n"]
     frame["c_rate"] = frame["c_pass"] / frame["c_n"]
@@ -87,9 +92,9 @@ def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = (), fl
     flip = pd.Series("stable_fail", index=frame.index, dtype="object")
     flip[b_up & c_up] = "stable_pass"
     flip[looks_regression] = "unconfirmed_regression"
-    flip[looks_regression & (frame["p_regression"] <= frame["level"])] = "regression"
     flip[looks_fix] = "unconfirmed_fix"
-    flip[looks_fix & (frame["p_fix"] <= frame["level"])] = "fix"
+    flip[(frame["c_rate"] < frame["b_rate"]) & (frame["p_regression"] <= frame["level"])] = "regression"
+    flip[(frame["c_rate"] > frame["b_rate"]) & (frame["p_fix"] <= frame["level"])] = "fix"
     frame["flip"] = flip
     return frame
 
@@ -113,11 +118,3 @@ def wilson_interval(passes: int, runs: int, z: float = 1.96) -> tuple[float, flo
     centre = (p + z * z / (2 * runs)) / (1 + z * z / runs)
     half = z * math.sqrt(p * (1 - p) / runs + z * z / (4 * runs * runs)) / (1 + z * z / runs)
     return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def flaky_tasks(passes: pd.Series, runs: pd.Series, min_runs: int = 10, low: float = 0.2,
-                high: float = 0.8) -> set[str]:
-    """Tasks whose past runs (indexed by task id) pass neither reliably nor reliably not: with at least
-    `min_runs` runs, a pass rate in [low, high]. Such tasks flip on their own and need stronger evidence."""
-    rate = passes / runs
-    return set(rate.index[(runs >= min_runs) & (rate >= low) & (rate <= high)])

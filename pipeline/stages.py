@@ -25,8 +25,9 @@ from gates.flips import FlipTable, flips_from_classified
 from gates.policy import GatePolicy, Verdict, decide_on_trials, load_policy
 from gates.run_store import RunStore, history
 from gates.statistics import paired_counts
+from gates.smoke import SmokeCheck, smoke_check
 from gates.suite import Suite, load_suite
-from gates.task import Task
+from gates.task import Task, natural_key
 from pipeline.progress import reporter
 from pipeline.settings import Settings, load_settings
 from pipeline.synthesis import Proposal, synthesize
@@ -124,6 +125,35 @@ def run_tasks(ctx: CycleContext, state: ReleaseState, split: str, tasks: list[Ta
             await client.aclose()
 
     return asyncio.run(run_and_close())
+
+
+def smoke(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState) -> SmokeCheck | None:
+    """Run the agent's smoke suite (all its tasks, one run each) on both sides; None when none is set.
+    The baseline's runs come from the run store when an earlier cycle ran them."""
+    settings = ctx.settings.agent(ctx.agent)
+    if settings.smoke_suite is None:
+        return None
+    suite = load_suite(ctx.workspace, settings.smoke_suite)
+    tasks = sorted(suite.tasks.values(), key=lambda task: natural_key(task.id))
+    model = settings.smoke_model
+
+    def run(state: ReleaseState) -> Evaluation:
+        label = f"{state.label} on smoke suite {suite.name}"
+        reporter().stage("smoke", label)
+        client = (ModelClient(resolve_model(model, ctx.settings.models, ctx.api_base), state.artifact.spec.model_params)
+                  if model else client_for(ctx, state.artifact))
+
+        async def run_and_close() -> Evaluation:
+            try:
+                return await evaluate(state.artifact, client, suite, tasks, ctx.store, split="smoke",
+                                      concurrency=ctx.settings.run.concurrency,
+                                      on_progress=lambda done, total: reporter().progress(label, done, total))
+            finally:
+                await client.aclose()
+
+        return asyncio.run(run_and_close())
+
+    return smoke_check(suite.name, run(base), run(candidate), ctx.policy.smoke_max_drop)
 
 
 def critique(ctx: CycleContext, evaluation: Evaluation) -> list[SymptomReport]:
@@ -277,7 +307,7 @@ def _stored(ctx: CycleContext, state: ReleaseState, tasks: list[Task], split: st
 
 def flaky_in_history(ctx: CycleContext, base: ReleaseState, tasks: list[Task]) -> set[str]:
     """Tasks flaky in any stored evaluation of this suite and model (gates.flakiness): they flip on
-    their own, so the gate asks for stronger evidence (alpha / 10) before counting them."""
+    their own, so the gate asks for stronger evidence (alpha / FLAKY_DIVISOR) before counting them."""
     return flaky(flakiness_history(ctx, base, tasks))
 
 

@@ -68,8 +68,9 @@ def flaky_tasks(
     api_base: str = ApiBaseOption,
     workspace: Path = WorkspaceOption,
 ) -> None:
-    """Tasks that passed and failed across runs of one version, in every stored evaluation."""
+    """Tasks that passed and failed across runs of one version, or swung back and forth across versions."""
     from gates.flakiness import flaky
+    from gates.statistics import FLAKY_DIVISOR
     from pipeline import stages
 
     ctx = stages.open_context(workspace, agent, model_override=model, api_base=api_base)
@@ -82,11 +83,13 @@ def flaky_tasks(
         return
     repeated = int((table["versions"] > 0).sum())
     console.print(f"{ctx.suite.name}/{split}: {len(found)} flaky task(s) among {len(table)} with stored runs "
-                  f"({repeated} run more than once by one version); the gate asks flaky tasks for p <= alpha / 10")
+                  f"({repeated} run more than once by one version); the gate asks flaky tasks for p <= alpha / {FLAKY_DIVISOR}")
     if found:
-        rows = Table("task", "versions mixed / repeated", "runs", "pass rate", title="Flaky tasks")
+        rows = Table("task", "versions mixed / repeated", "swings across versions", "runs", "pass rate",
+                     title="Flaky tasks")
         for row in table[table["task_id"].isin(found)].itertuples():
-            rows.add_row(str(row.task_id), f"{row.mixed_versions} / {row.versions}", str(row.runs), pct(row.pass_rate))
+            rows.add_row(str(row.task_id), f"{row.mixed_versions} / {row.versions}", str(row.swings), str(row.runs),
+                         pct(row.pass_rate))
         console.print(rows)
 
 

@@ -1,4 +1,4 @@
-"""Flakiness from stored runs: mixed outcomes within one version, never pooled across versions."""
+"""Flakiness from stored runs: mixed outcomes within one version, or swings back and forth across versions."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from gates.outcome import Outcome
 from gates.run_store import RunKey, RunRecord
 
 
-def run(artifact: str, task: str, trial: int, passed: bool) -> RunRecord:
+def run(artifact: str, task: str, trial: int, passed: bool, started_at: str = "2026-11-24T00:00:00Z") -> RunRecord:
     key = RunKey(artifact_hash=artifact, suite_hash="s" * 64, model_config_hash="m" * 64)
     trace = Trace(task_id=task, trial=trial, agent="coder", artifact_hash=artifact, model="sim/x", simulated=True,
-                  messages=[], started_at="2026-11-24T00:00:00Z", duration_s=0.1)
+                  messages=[], started_at=started_at, duration_s=0.1)
     return RunRecord(key=key, task_id=task, trial=trial, trace=trace,
                      outcome=Outcome(task_id=task, trial=trial, passed=passed, score=float(passed)))
 
@@ -29,3 +29,32 @@ def test_mixed_within_a_version_is_flaky_and_a_change_across_versions_is_not() -
     assert table.loc["once", "versions"] == 0 and table.loc["fixed", "pass_rate"] == 0.5
     assert list(flakiness_table(records, {"coin"})["task_id"]) == ["coin"]
     assert flakiness_table([]).empty
+
+
+def test_a_task_that_swings_across_versions_is_flaky_even_if_each_version_agreed_with_itself() -> None:
+    import pandas as pd
+
+    from gates.flakiness import flakiness_of_runs
+
+    # versions in the order they ran, two runs each; each version agrees with itself
+    outcomes = {
+        "swing": [True, False, True, False],   # three changes of direction: noise, not releases
+        "fixed": [False, True, True, False],   # fixed by a release, broken by a later candidate: real
+        "steady": [True, True, True, True],
+    }
+    rows = [{"task_id": task, "artifact": version, "passed": passed}
+            for task, seq in outcomes.items() for version, passed in enumerate(seq) for _ in range(2)]
+    table = flakiness_of_runs(pd.DataFrame(rows))
+    assert flaky(table) == {"swing"}
+    assert table.set_index("task_id")["swings"].to_dict() == {"swing": 3, "fixed": 2, "steady": 0}
+    assert list(table["task_id"])[0] == "swing", "flaky tasks come first"
+
+
+def test_versions_are_ordered_by_when_they_ran_not_by_where_they_are_stored() -> None:
+    # stored grouped by artifact hash (as the run store's files are), but run a, b, c, d in time
+    when = {"d": "2026-11-24T04:00:00Z", "a": "2026-11-24T01:00:00Z", "c": "2026-11-24T03:00:00Z",
+            "b": "2026-11-24T02:00:00Z"}
+    passed = {"a": True, "b": False, "c": True, "d": False}
+    records = [run(v, "swing", t, passed[v], when[v]) for v in ("d", "a", "c", "b") for t in range(2)]
+    table = flakiness_table(records)
+    assert table.loc[0, "swings"] == 3 and flaky(table) == {"swing"}
