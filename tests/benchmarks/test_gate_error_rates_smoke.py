@@ -14,7 +14,7 @@ import gate_error_rates as bench  # noqa: E402
 
 def test_scenarios_change_what_they_say() -> None:
     rng = np.random.default_rng(1)
-    base = bench.draw_suite(rng, 200)
+    base = bench.draw_suite(rng, 200, 0.2)
     hard = bench.candidate_of(rng, base, "hard regression k=3")
     changed = np.flatnonzero(hard != base)
     assert len(changed) == 3 and (base[changed] >= 0.95).all() and (hard[changed] <= 0.1).all()
@@ -24,9 +24,13 @@ def test_scenarios_change_what_they_say() -> None:
 
 
 def test_error_rates_rows_and_costs() -> None:
-    rows = {r["scenario"]: r for r in bench.error_rates(reps=6, seed=3, setup=bench.Setup(tasks=40))}
+    setup = bench.Setup(tasks=40)
+    tolerance = bench.calibrate_tolerance(3, setup, reps=200)
+    assert tolerance >= 1, "with 20% flaky tasks a single run always shows some P->F flips"
+    rows = {r["scenario"]: r for r in bench.error_rates(reps=6, seed=3, setup=setup, tolerance=tolerance)}
     assert set(rows) == set(bench.SCENARIOS)
     for row in rows.values():
-        assert 0.0 <= row["single_run"] <= 1.0 and 0.0 <= row["ratchet"] <= 1.0
+        for gate in ("single_run", "single_run_tolerant", "ratchet"):
+            assert 0.0 <= row[gate] <= 1.0
         assert row["ratchet_cost_vs_single"] >= 1.0, "two candidate trials already cost one single-run gate"
     assert rows["hard regression k=3"]["ratchet"] == 0.0, "three hard regressions never pass the gate"

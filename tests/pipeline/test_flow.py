@@ -39,7 +39,8 @@ def test_one_cycle_promotes_and_records_everything(workspace: Path, monkeypatch:
     assert result.simulated and result.model == "sim/humaneval"
     assert result.patterns[0][0] == "non_code_output"
     assert result.counts["F->P"] >= 1 and result.counts["P->F"] == 0
-    assert result.confirmed["F->P"] == result.counts["F->P"], "the simulator is consistent: every fix confirms"
+    unconfirmed = result.counts["F->P"] - result.confirmed["F->P"]
+    assert 0 <= unconfirmed <= 2, "every real fix confirms; only a task with per-sample noise may stay unconfirmed"
     assert result.trials == 2 and result.in_doubt >= result.counts["F->P"] and result.confirmation_runs > 0
     assert result.new_tag == "coder/v2"
     assert result.gate_pass_rate > result.baseline_gate_pass_rate
@@ -54,7 +55,7 @@ def test_one_cycle_promotes_and_records_everything(workspace: Path, monkeypatch:
 
     entries = Registry(workspace).ledger("coder")
     assert [e.decision for e in entries] == ["release", "promote"]
-    assert entries[1].release == "coder/v2" and entries[1].fixes == result.counts["F->P"]
+    assert entries[1].release == "coder/v2" and entries[1].fixes == result.confirmed["F->P"]
     evidence = git(workspace, "ls-tree", "--name-only", "coder/v2", "releases/coder/rc-1/").split()
     for name in ("spec.md", "spec.json", "symptoms.csv", "flips.csv", "verdict.json", "notes.md",
                  "outcomes-baseline-gate.csv", "outcomes-candidate-gate.csv", "intent.json"):
