@@ -6,8 +6,10 @@ On disk (in a workspace):
     suites/<name>/tasks.jsonl    tasks, one JSON object per line (or a YAML list: .yaml/.yml)
     suites/<name>/splits.json    pinned splits: {"dev": [ids], "gate": [ids], "holdout": [ids]}
 
-`source` may also be `builtin:humaneval` (the 164 HumanEval problems). Splits are pinned in a
-file so that they never move when tasks are added; `assign_splits` makes the first version.
+`source` may also be `builtin:humaneval` (the 164 HumanEval problems) or `builtin:tqbpp-core`
+(the 52 TQB++ core QA items, shipped in `gates/data/tqbpp/` with their licence; normalized exact
+match). Splits are pinned in a file so that they never move when tasks are added;
+`assign_splits` makes the first version.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import UserError, validation_message
-from gates.task import PythonTestsVerifier, Task, natural_key
+from gates.task import ExactMatchVerifier, PythonTestsVerifier, Task, natural_key
 
 SPLITS = ("dev", "gate", "holdout")
-BUILTIN_SOURCES = ("builtin:humaneval",)
+BUILTIN_SOURCES = ("builtin:humaneval", "builtin:tqbpp-core")
+TQBPP_CORE = Path(__file__).parent / "data" / "tqbpp" / "core_en.json"
 TASK_FILE_SUFFIXES = (".jsonl", ".yaml", ".yml")
 _SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -37,7 +40,8 @@ class SuiteSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(description="The suite's name; must equal its folder name.")
-    source: str = Field(description="'builtin:humaneval', or a .jsonl/.yaml/.yml task file in the suite folder.")
+    source: str = Field(description="'builtin:humaneval', 'builtin:tqbpp-core', or a .jsonl/.yaml/.yml task file "
+                                     "in the suite folder.")
     splits_file: str = Field(default="splits.json", description="Pinned splits, relative to the suite folder.")
     description: str = ""
 
@@ -90,6 +94,31 @@ def _humaneval_tasks() -> tuple[Task, ...]:
             )
         )
     return tuple(tasks)
+
+
+def builtin_tqbpp_tasks() -> list[Task]:
+    """The 52 TQB++ core items as exact-match tasks (read once per process)."""
+    return list(_tqbpp_tasks())
+
+
+@functools.lru_cache(maxsize=1)
+def _tqbpp_tasks() -> tuple[Task, ...]:
+    items = json.loads(TQBPP_CORE.read_text(encoding="utf-8"))
+    return tuple(
+        Task(
+            id=f"tqb/{item['id']}",
+            input=f"{item['context']}\n\nQuestion: {item['text']}",
+            verifier=ExactMatchVerifier(expected=[item["label"]]),
+            rubric="The answer must be exactly the short answer (case, quotes, final punctuation and "
+                   "articles are ignored).",
+            metadata={"source": "tqbpp-core", "category": item["tags"]["category"],
+                      "difficulty": item["tags"]["difficulty"]},
+        )
+        for item in items
+    )
+
+
+BUILTIN_TASKS = {"builtin:humaneval": builtin_humaneval_tasks, "builtin:tqbpp-core": builtin_tqbpp_tasks}
 
 
 def load_task_file(path: Path) -> list[Task]:
@@ -209,12 +238,12 @@ def _load_source(spec: SuiteSpec, folder: Path) -> list[Task]:
         if spec.source not in BUILTIN_SOURCES:
             known = ", ".join(BUILTIN_SOURCES)
             raise UserError(f"suites/{spec.name}/suite.yaml: field 'source': unknown {spec.source!r}; known: {known}")
-        return builtin_humaneval_tasks()
+        return BUILTIN_TASKS[spec.source]()
     path = folder / spec.source
     if path.suffix not in TASK_FILE_SUFFIXES:
         raise UserError(
-            f"suites/{spec.name}/suite.yaml: field 'source': {spec.source!r} must be builtin:humaneval "
-            f"or a {', '.join(TASK_FILE_SUFFIXES)} file"
+            f"suites/{spec.name}/suite.yaml: field 'source': {spec.source!r} must be one of "
+            f"{', '.join(BUILTIN_SOURCES)} or a {', '.join(TASK_FILE_SUFFIXES)} file"
         )
     if not path.is_file():
         raise UserError(f"suites/{spec.name}/suite.yaml: field 'source': no file {spec.source!r} in the suite folder")

@@ -29,7 +29,7 @@ class CycleResult(BaseModel):
     confirmation_runs: int = Field(default=0, description="Extra runs spent confirming tasks in doubt.")
     in_doubt: int = Field(default=0, description="Tasks that got confirmation trials.")
     decision: Literal["promote", "reject", "hold"] | None = None
-    stage: Literal["validate", "gate"] | None = None
+    stage: Literal["validate", "smoke", "gate"] | None = None
     reasons: list[str] = Field(default_factory=list)
     new_tag: str | None = Field(default=None, description="The release tag a promotion made.")
     rejected_tag: str | None = Field(default=None, description="The tag marking a rejected RC.")
@@ -37,3 +37,4 @@ class CycleResult(BaseModel):
     gate_pass_rate: float | None = None
     baseline_holdout_pass_rate: float | None = None
     holdout_pass_rate: float | None = None
+    smoke: str | None = Field(default=None, description="The smoke check's one-line summary, when one ran.")

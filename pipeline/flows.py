@@ -33,6 +33,7 @@ diagnose_task = _task(stages.diagnose_reports, name="diagnose")
 synthesize_task = _task(stages.propose, name="synthesize")
 candidate_task = _task(stages.create_candidate, name="create-candidate")
 validate_task = _task(validate_proposal, name="validate")
+smoke_task = _task(stages.smoke, name="smoke")
 gate_task = _task(stages.gate, name="gate")
 record_task = _task(record, name="record")
 
@@ -71,7 +72,8 @@ def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None
             rejected_tag=rejected_tag(agent, rc.number) if evidence.verdict.decision == "reject" else None,
             baseline_gate_pass_rate=rate(evidence.baseline_gate), gate_pass_rate=rate(evidence.candidate_gate),
             baseline_holdout_pass_rate=rate(evidence.baseline_holdout),
-            holdout_pass_rate=rate(evidence.candidate_holdout), **summary,
+            holdout_pass_rate=rate(evidence.candidate_holdout),
+            smoke=evidence.smoke.summary() if evidence.smoke else None, **summary,
         )
 
 
@@ -83,6 +85,10 @@ def _judge(ctx, rc, base, proposal, spec, reports, base_tag, dev) -> Evidence:  
     if problem is not None:
         return Evidence(verdict=reject_before_evaluation(problem, ctx.policy), **common)
     candidate = stages.checkout_artifact(ctx, rc.commit, rc.branch)
+    smoke = smoke_task(ctx, base, candidate)
+    if smoke is not None and not smoke.passed:
+        return Evidence(verdict=reject_before_evaluation(smoke.summary(), ctx.policy, stage="smoke"), smoke=smoke,
+                        **common)
     trials = ctx.policy.trials
     run_task(ctx, base, "gate", trials)  # reused from the run store when the previous cycle ran it
     run_task(ctx, candidate, "gate", trials)
@@ -92,5 +98,5 @@ def _judge(ctx, rc, base, proposal, spec, reports, base_tag, dev) -> Evidence:  
     return Evidence(
         verdict=judged.verdict, flips=judged.flips, baseline_gate=judged.baseline, candidate_gate=judged.candidate,
         baseline_holdout=baseline_holdout, candidate_holdout=candidate_holdout, **common,
-        confirmation_runs=judged.confirmation_runs, in_doubt=judged.in_doubt,
+        confirmation_runs=judged.confirmation_runs, in_doubt=judged.in_doubt, smoke=smoke,
     )

@@ -12,6 +12,7 @@ from critics.symptoms import SymptomReport
 from gates.evaluation import Evaluation
 from gates.flips import Flip, FlipTable
 from gates.policy import Verdict
+from gates.smoke import SmokeCheck
 from pipeline.stages import CycleContext
 from pipeline.synthesis import Proposal
 from releases.gitstore import BOT
@@ -38,6 +39,7 @@ class Evidence:
     candidate_holdout: Evaluation | None = None
     confirmation_runs: int = 0
     in_doubt: int = 0
+    smoke: SmokeCheck | None = None
 
 
 def _runs(flip: Flip) -> str:
@@ -68,6 +70,7 @@ def build_notes(ctx: CycleContext, rc: CandidateRef, ev: Evidence, title: str, a
         baseline_gate_pass_rate=rate(ev.baseline_gate), gate_pass_rate=rate(ev.candidate_gate),
         baseline_holdout_pass_rate=rate(ev.baseline_holdout), holdout_pass_rate=rate(ev.candidate_holdout),
         top_patterns=[(p.label, p.count) for p in ev.spec.patterns[:5]],
+        smoke=ev.smoke.summary() if ev.smoke else None,
     )
 
 
@@ -86,6 +89,8 @@ def evidence_files(ev: Evidence, notes: ReleaseNotes) -> dict[str, bytes]:
         files["critic-calls.jsonl"] = b"".join(
             json.dumps({"task_id": r.task_id, "trial": r.trial, **r.critic_call.model_dump(mode="json")}).encode()
             + b"\n" for r in calls)
+    if ev.smoke is not None:
+        files["smoke.json"] = ev.smoke.model_dump_json(indent=2).encode()
     if ev.flips is not None:
         files["flips.csv"] = ev.flips.to_frame().to_csv(index=False).encode()
     for name, evaluation in (("baseline-gate", ev.baseline_gate), ("candidate-gate", ev.candidate_gate),

@@ -31,6 +31,10 @@ class AgentSettings(BaseModel):
         default=None,
         description="Model (alias or litellm string) of the LLM critic; unset: the deterministic detectors.",
     )
+    smoke_suite: str | None = Field(
+        default=None, description="Suite (folder in suites/) every RC runs before the gate; unset: no smoke check.")
+    smoke_model: str | None = Field(
+        default=None, description="Model for the smoke suite (alias or litellm string); unset: the agent's model.")
 
 
 class Settings(BaseModel):

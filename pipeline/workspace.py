@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.errors import UserError
-from gates.suite import assign_splits, builtin_humaneval_tasks
+from gates.suite import assign_splits, builtin_humaneval_tasks, builtin_tqbpp_tasks
 from releases.registry import ReleaseRef, initialize
 
 DEMO = Path(__file__).parent / "demo"
@@ -13,21 +13,22 @@ RENAMES = {"gitignore.txt": ".gitignore"}
 
 
 def demo_files() -> dict[str, bytes]:
-    """The demo workspace's files (agent `coder`, suite `humaneval`, gate `default`), with pinned splits."""
+    """The demo workspace's files (agent `coder`, suites `humaneval` and `tqb` (smoke), gate `default`), with
+    pinned splits."""
     files = {}
     for path in sorted(DEMO.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             rel = path.relative_to(DEMO).as_posix()
             files[RENAMES.get(rel, rel)] = path.read_bytes()
-    files["suites/humaneval/splits.json"] = _splits_json()
+    files["suites/humaneval/splits.json"] = _splits_json([task.id for task in builtin_humaneval_tasks()])
+    files["suites/tqb/splits.json"] = _splits_json([task.id for task in builtin_tqbpp_tasks()])
     return files
 
 
-def _splits_json() -> bytes:
+def _splits_json(task_ids: list[str]) -> bytes:
     import json
 
-    splits = assign_splits(task.id for task in builtin_humaneval_tasks())
-    return (json.dumps(splits, indent=2) + "\n").encode()
+    return (json.dumps(assign_splits(task_ids), indent=2) + "\n").encode()
 
 
 def init_workspace(path: Path) -> list[ReleaseRef]:
@@ -36,7 +37,7 @@ def init_workspace(path: Path) -> list[ReleaseRef]:
         raise UserError(f"{path}: already exists and is not empty; choose a new directory (nothing was changed)")
     path.mkdir(parents=True, exist_ok=True)
     try:
-        return initialize(path, demo_files(), ["coder"], "Initial workspace: agent coder, suite humaneval, gate default")
+        return initialize(path, demo_files(), ["coder"], "Initial workspace: agent coder, suites humaneval and tqb (smoke), gate default")
     except Exception:
         _remove_partial(path)
         raise

@@ -48,6 +48,7 @@ class ReleaseNotes(BaseModel):
     top_patterns: list[tuple[str, int]] = Field(default_factory=list)
     strategy: str = ""
     meta_edits: list[str] = Field(default_factory=list, description="Changed files of the improvement procedure.")
+    smoke: str | None = Field(default=None, description="The smoke check's one-line summary, when one ran.")
 
     def markdown(self) -> str:
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,

@@ -23,7 +23,7 @@ from litellm.llms.custom_llm import CustomLLMError
 from litellm.types.utils import GenericStreamingChunk, Message, ModelResponse, Usage
 
 from agents.errors import UserError
-from agents.providers import sim_world
+from agents.providers import sim_qa, sim_world
 
 SIM_FINGERPRINT_PREFIX = "ratchet-sim/"
 _NO_STREAMING = "the simulated model sim/<world> does not stream; call it without stream=True"
@@ -61,6 +61,8 @@ def simulate(world_name: str, messages: list[Any], tools: list[Any] | None,
     With a `seed`, the world's per-sample noise applies; the sample is the seed plus a hash of the
     prompt, so two agent versions asked with the same seed still draw independent noise.
     """
+    if world_name in sim_qa.qa_worlds():
+        return _simulate_qa(world_name, messages, seed)
     world = sim_world.load_world(world_name)
     instructions = [_text(_field(m, "content")) for m in messages if _field(m, "role") in ("system", "user")]
     text = "\n".join(instructions)
@@ -70,6 +72,18 @@ def simulate(world_name: str, messages: list[Any], tools: list[Any] | None,
     traits = sim_world.detect_traits(world, text.replace(task.prompt.strip(), " "), _has_python_tool(tools))
     sample = None if seed is None else f"{seed}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
     return sim_world.respond(world, task, traits, read_conversation(messages), sample), task.task_id
+
+
+def _simulate_qa(world_name: str, messages: list[Any], seed: int | None) -> tuple[sim_world.Reply, str | None]:
+    """A QA world (worlds/qa/): one final answer, no tool calls."""
+    world = sim_qa.load_qa_world(world_name)
+    text = "\n".join(_text(_field(m, "content")) for m in messages if _field(m, "role") in ("system", "user"))
+    item = sim_qa.find_item(world, text)
+    if item is None:
+        return sim_world.Reply("final", sim_world.NO_TASK_ANSWER), None
+    traits = sim_qa.detect_traits(world, text.replace(item.question, " "))
+    sample = None if seed is None else f"{seed}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return sim_world.Reply("final", sim_qa.answer(world, item, traits, sample)), item.item_id
 
 
 def _tool_call_id(task_id: str | None, number: int) -> str:

@@ -136,8 +136,8 @@ class Reply:
 
 
 def available_worlds() -> list[str]:
-    """Names of the worlds shipped in `worlds/`."""
-    return sorted(path.stem for path in WORLDS_DIR.glob("*.yaml"))
+    """Names of the worlds shipped in `worlds/` (code) and `worlds/qa/` (question answering)."""
+    return sorted(path.stem for path in [*WORLDS_DIR.glob("*.yaml"), *(WORLDS_DIR / "qa").glob("*.yaml")])
 
 
 @functools.cache

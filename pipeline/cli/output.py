@@ -69,6 +69,8 @@ def print_cycle(number: int, result: CycleResult) -> None:
         console.print("[yellow]no release candidate: the playbook has no untried remediation for these patterns[/]")
         return
     console.print(f"RC {result.rc} {escape(f'[{result.remediation}]')}: {escape(result.intent or '')}")
+    if result.smoke:
+        console.print(escape(result.smoke))
     if result.counts:
         flips = ", ".join(f"{kind} {n}" for kind, n in result.counts.items())
         console.print(f"gate flips: {flips}")
@@ -78,7 +80,7 @@ def print_cycle(number: int, result: CycleResult) -> None:
         console.print(f"gate pass rate {pct(result.baseline_gate_pass_rate)} -> {pct(result.gate_pass_rate)}"
                       f" · holdout {pct(result.baseline_holdout_pass_rate)} -> {pct(result.holdout_pass_rate)} (report only)")
     color = {"promote": "green", "reject": "red", "hold": "yellow"}[result.decision or "hold"]
-    stage = " before evaluation" if result.stage == "validate" else ""
+    stage = {"validate": " before evaluation", "smoke": " before the gate"}.get(result.stage or "", "")
     console.print(f"verdict: [bold {color}]{(result.decision or '').upper()}[/]{stage}: {escape('; '.join(result.reasons))}")
     if result.new_tag:
         console.print(f"new release: [bold]{result.new_tag}[/]")
