@@ -1,4 +1,4 @@
-"""`ratchet history`, `show`, `promote`, `reject`."""
+"""`ratchet history`, `show`, `report`, `promote`, `reject`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from releases.registry import Registry
 def register(app: typer.Typer) -> None:
     app.command("history")(history)
     app.command("show")(show)
+    app.command("report")(report)
     app.command("promote")(promote)
     app.command("reject")(reject)
 
@@ -61,6 +62,19 @@ def show(
     console.print(Markdown(notes))
     if spec:
         console.print(Markdown(spec.decode()))
+
+
+def report(
+    agent: str = typer.Argument(..., help="The agent, e.g. coder."),
+    html: Path = typer.Option(..., "--html", help="Where to write the page, e.g. report.html; the PNGs go next to it.",
+                              dir_okay=False, resolve_path=True),
+    workspace: Path = WorkspaceOption,
+) -> None:
+    """One static HTML page with plots (pass rate per release, fixes and regressions per cycle, flip matrix)."""
+    from pipeline.report import write_report  # matplotlib is slow to import: only for this command
+
+    for path in write_report(workspace, agent, html):
+        console.print(f"wrote {path}", soft_wrap=True)
 
 
 def promote(

@@ -1,0 +1,140 @@
+"""What `ratchet report` shows, read from the ledger on main and the evidence on the RC branches."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.errors import UserError
+from gates.flips import KINDS, FlipKind
+from pipeline.settings import load_settings
+from releases.gitstore import GitStore
+from releases.ledger import LedgerEntry
+from releases.registry import Registry
+
+RELEASE_DECISIONS = ("release", "promote", "manual_promote")
+
+
+class ReleasePoint(BaseModel):
+    """One release on the canonical line and its measured pass rates."""
+
+    model_config = ConfigDict(frozen=True)
+    release: str = Field(description="The tag, e.g. coder/v2.")
+    gate_pass_rate: float | None = Field(default=None, description="On the gate split; None if never measured.")
+    holdout_pass_rate: float | None = Field(default=None, description="On the holdout split; None if never measured.")
+
+
+class CycleSummary(BaseModel):
+    """The final decision about one release candidate (rejected and held ones included)."""
+
+    model_config = ConfigDict(frozen=True)
+    rc: str = Field(description="RC branch, e.g. rc/coder/3.")
+    decision: str
+    release: str | None = Field(default=None, description="The tag a promotion made.")
+    remediation: str | None = None
+    fixes: int = Field(description="Confirmed F->P flips.")
+    regressions: int = Field(description="Confirmed P->F flips.")
+    baseline_gate_pass_rate: float | None = None
+    gate_pass_rate: float | None = None
+
+    @property
+    def label(self) -> str:
+        """Short axis label: `rc3` and what became of it."""
+        outcome = f"-> {self.release.rsplit('/', 1)[-1]}" if self.release else self.decision
+        return f"rc{self.rc.rsplit('/', 1)[-1]}\n{outcome}"
+
+
+class FlipMatrix(BaseModel):
+    """Flip counts (majority over trials) of one candidate against its baseline on the gate split."""
+
+    model_config = ConfigDict(frozen=True)
+    rc: str
+    decision: str
+    base_release: str | None = None
+    counts: dict[FlipKind, int] = Field(description="Tasks per kind: P->P, P->F, F->P, F->F.")
+    confirmed: dict[FlipKind, int] = Field(description="Flips the exact test confirmed, per kind.")
+
+
+class ReportData(BaseModel):
+    """Everything the report page and its plots show."""
+
+    model_config = ConfigDict(frozen=True)
+    version: int = 1
+    agent: str
+    workspace: str
+    generated_at: str = Field(description="UTC, ISO 8601.")
+    current_release: str
+    releases: list[ReleasePoint]
+    cycles: list[CycleSummary]
+    flip_matrix: FlipMatrix | None = Field(default=None, description="Of the latest candidate with a flip table.")
+
+
+def collect_report(workspace: Path, agent: str) -> ReportData:
+    """Read the agent's history; UserError for an unknown agent or one without decisions."""
+    load_settings(workspace)  # a clear error when this is not a workspace at all
+    entries = Registry(workspace).ledger(agent)
+    with GitStore(workspace) as git:
+        if not entries:
+            known = sorted({t.split("/")[0] for t in git.tag_names("*/v*")})
+            raise UserError(f"{workspace}: no agent {agent!r}; agents here: {', '.join(known) or 'none'}")
+        finals = _final_decisions(entries)
+        if not finals:
+            raise UserError(f"{workspace}: agent {agent!r} has no decisions yet; run `ratchet cycle --workspace "
+                            f"{workspace} --agent {agent}` first")
+        releases = [_release_point(git, entries, e) for e in entries if e.decision in RELEASE_DECISIONS and e.release]
+        matrix = next((m for e in reversed(finals) if (m := _flip_matrix(git, e))), None)
+    return ReportData(
+        agent=agent, workspace=str(workspace), generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        current_release=releases[-1].release, releases=releases, flip_matrix=matrix,
+        cycles=[CycleSummary(rc=e.rc or "", **e.model_dump(include={
+            "decision", "release", "remediation", "fixes", "regressions", "baseline_gate_pass_rate", "gate_pass_rate"}))
+            for e in finals],
+    )
+
+
+def _final_decisions(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+    """The last entry per RC (a hold is followed by the manual decision), in ledger order."""
+    last = {e.rc: e for e in entries if e.rc}
+    return [e for e in entries if e.rc and last[e.rc] is e]
+
+
+def _release_point(git: GitStore, entries: list[LedgerEntry], made: LedgerEntry) -> ReleasePoint:
+    """The candidate rates of the decision that made the release; failing those, the baseline rates of the
+    first candidate built on it (the initial release has only these)."""
+    gate, holdout = made.gate_pass_rate, made.holdout_pass_rate
+    built_on = next((e for e in entries if e.base_release == made.release and e.rc), None)
+    if built_on is not None and gate is None:
+        gate = built_on.baseline_gate_pass_rate
+    if built_on is not None and holdout is None:
+        holdout = _evidence_json(git, built_on, "notes.json").get("baseline_holdout_pass_rate")
+    return ReleasePoint(release=made.release or "", gate_pass_rate=gate, holdout_pass_rate=holdout)
+
+
+def _evidence(git: GitStore, entry: LedgerEntry, name: str) -> bytes | None:
+    if not entry.evidence:
+        return None
+    revs = [entry.rc_commit, f"refs/heads/{entry.rc}"]
+    return next((data for rev in revs if rev and (data := git.read(rev, f"{entry.evidence}/{name}"))), None)
+
+
+def _evidence_json(git: GitStore, entry: LedgerEntry, name: str) -> dict[str, object]:
+    data = _evidence(git, entry, name)
+    return json.loads(data) if data else {}
+
+
+def _flip_matrix(git: GitStore, entry: LedgerEntry) -> FlipMatrix | None:
+    data = _evidence(git, entry, "flips.csv")
+    if data is None:
+        return None
+    counts: dict[FlipKind, int] = {kind: 0 for kind in KINDS}
+    confirmed: dict[FlipKind, int] = {kind: 0 for kind in KINDS}
+    for row in csv.DictReader(io.StringIO(data.decode())):
+        counts[row["kind"]] += 1
+        confirmed[row["kind"]] += row.get("confirmed") == "True"
+    return FlipMatrix(rc=entry.rc or "", decision=entry.decision, base_release=entry.base_release,
+                      counts=counts, confirmed=confirmed)
