@@ -70,6 +70,9 @@ class Verdict(BaseModel):
     intent_coverage: float | None = None
     holdout_regressions: int | None = None
     explanation: str = ""
+    flaky_tasks: list[str] = Field(default_factory=list, description="Gate tasks held to alpha / FLAKY_DIVISOR.")
+    holdout_flaky_tasks: list[str] = Field(default_factory=list, description="The same for the holdout split.")
+    targeted_fixes: int | None = Field(default=None, description="Input of min_intent_coverage (see decide_on_trials).")
 
 
 def load_policy(workspace: Path, name: str = "default") -> GatePolicy:

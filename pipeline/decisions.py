@@ -1,4 +1,4 @@
-"""Manual decisions on release candidates the gate put on hold."""
+"""Manual decisions: on release candidates the gate put on hold, overrides of a reject, rollbacks."""
 
 from __future__ import annotations
 
@@ -40,27 +40,35 @@ def resolve_actor(workspace: Path, actor: str | None) -> Identity:
 
 
 def decide_manually(workspace: Path, rc_name: str, decision: Literal["promote", "reject"], reason: str,
-                    actor: Identity) -> tuple[LedgerEntry, str | None]:
-    """Promote or reject an RC on hold, recording who and why. Returns the entry and the new tag."""
+                    actor: Identity, override: bool = False) -> tuple[LedgerEntry, str | None]:
+    """Promote or reject an RC on hold, recording who and why; with `override`, promote an RC the gate
+    rejected (the ledger marks it). Returns the entry and the new tag."""
     if not reason.strip():
         raise UserError("--reason is required: say why, it goes into the ledger")
     agent, number = parse_rc(rc_name)
     registry = Registry(workspace)
     rc = registry.candidate(agent, number)
     held = _last_entry(registry.ledger(agent), rc.branch)
-    if held is None or held.decision != "hold":
+    overriding = override and decision == "promote" and held is not None and held.decision == "reject"
+    if override and not overriding:
         state = held.decision if held else "no decision recorded"
-        raise StateError(f"{rc.branch} is not on hold ({state}); only held candidates take a manual decision")
+        raise StateError(f"--override promotes a candidate the gate rejected; {rc.branch} is not one ({state})")
+    if not overriding and (held is None or held.decision != "hold"):
+        state = held.decision if held else "no decision recorded"
+        hint = "; to promote it against the gate's verdict add --override" if state == "reject" else ""
+        raise StateError(f"{rc.branch} is not on hold ({state}); only held candidates take a manual decision{hint}")
     notes = _held_notes(workspace, rc.branch, agent, number)
     fields = held.model_dump(include={"base_release", "intent", "remediation", "fixes", "regressions",
                                       "gate_pass_rate", "baseline_gate_pass_rate", "holdout_pass_rate",
-                                      "policy_hash", "evidence"})
+                                      "policy_hash", "evidence", "stage", "flip_counts", "outcome_hashes"})
     who = f"{actor} (manual)"
     if decision == "promote":
         tag = release_tag(agent, registry.current_release(agent).number + 1)
+        how = "promoted against the gate's reject verdict" if overriding else "promoted"
         text = notes.model_copy(update={"title": tag, "decision": "promote", "actor": who,
-                                        "reasons": [*notes.reasons, f"promoted by {actor}: {reason}"]}).markdown()
-        return registry.promote(rc, text, who=actor, decision="manual_promote", reason=reason, **fields), tag
+                                        "reasons": [*notes.reasons, f"{how} by {actor}: {reason}"]}).markdown()
+        return registry.promote(rc, text, who=actor, decision="manual_promote", reason=reason, override=overriding,
+                                **fields), tag
     text = notes.model_copy(update={"title": f"{rc.branch} (rejected)", "decision": "reject", "actor": who,
                                     "reasons": [*notes.reasons, f"rejected by {actor}: {reason}"]}).markdown()
     return registry.reject(rc, text, who=actor, decision="manual_reject", reason=reason, **fields), None
@@ -76,3 +84,11 @@ def _held_notes(workspace: Path, branch: str, agent: str, number: int) -> Releas
     if data is None:
         raise StateError(f"{branch}: evidence notes.json missing; the candidate was not recorded by a cycle")
     return ReleaseNotes.model_validate_json(data)
+
+
+def roll_back(workspace: Path, agent: str, to: str, reason: str, actor: Identity) -> LedgerEntry:
+    """A new release of `agent` whose artifact equals release `to` (e.g. coder/v1 or just v1)."""
+    if not reason.strip():
+        raise UserError("--reason is required: say why, it goes into the ledger")
+    target = to if "/" in to else f"{agent}/{to if to.startswith('v') else 'v' + to}"
+    return Registry(workspace).rollback(agent, target, reason, actor)

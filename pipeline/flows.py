@@ -97,6 +97,7 @@ def _judge(ctx, rc, base, proposal, spec, reports, base_tag, dev) -> Evidence:  
     judged = gate_task(ctx, base, candidate, proposal.targets)
     return Evidence(
         verdict=judged.verdict, flips=judged.flips, baseline_gate=judged.baseline, candidate_gate=judged.candidate,
-        baseline_holdout=baseline_holdout, candidate_holdout=candidate_holdout, **common,
+        baseline_holdout=judged.baseline_holdout or baseline_holdout,
+        candidate_holdout=judged.candidate_holdout or candidate_holdout, **common,
         confirmation_runs=judged.confirmation_runs, in_doubt=judged.in_doubt, smoke=smoke,
     )

@@ -116,13 +116,17 @@ def record(ctx: CycleContext, rc: CandidateRef, ev: Evidence) -> tuple[LedgerEnt
     next_tag = release_tag(ctx.agent, registry.current_release(ctx.agent).number + 1)
     title = {"promote": next_tag, "reject": f"{rc.branch} (rejected)", "hold": f"{rc.branch} (on hold)"}[decision]
     notes = build_notes(ctx, rc, ev, title, actor=str(BOT))
-    rc = registry.add_evidence(rc, evidence_files(ev, notes), f"{rc.branch} {decision}: {ev.proposal.remediation}")
+    files = evidence_files(ev, notes)
+    rc = registry.add_evidence(rc, files, f"{rc.branch} {decision}: {ev.proposal.remediation}")
     entry = dict(
         decision=decision, base_release=ev.base_release, intent=ev.proposal.intent,
         remediation=ev.proposal.remediation, fixes=ev.verdict.fixes, regressions=ev.verdict.regressions,
         gate_pass_rate=rate(ev.candidate_gate), baseline_gate_pass_rate=rate(ev.baseline_gate),
         holdout_pass_rate=rate(ev.candidate_holdout), policy_hash=ev.verdict.policy_hash,
         evidence=evidence_dir(ctx.agent, rc.number), reason="; ".join(ev.verdict.reasons),
+        stage=ev.verdict.stage, flip_counts=ev.flips.counts() if ev.flips else {},
+        outcome_hashes={name: hashlib.sha256(data).hexdigest() for name, data in files.items()
+                        if name.startswith("outcomes-")},
     )
     if decision == "promote":
         return registry.promote(rc, notes.markdown(), **entry), next_tag

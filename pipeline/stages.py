@@ -233,6 +233,8 @@ class GateResult:
     candidate: Evaluation
     confirmation_runs: int
     in_doubt: int
+    baseline_holdout: Evaluation | None = None
+    candidate_holdout: Evaluation | None = None
 
 
 def gate(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, targets: list[str] | None = None,
@@ -244,19 +246,27 @@ def gate(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, targets
     reporter().stage("gate", f"{policy.name}: exact tests at alpha {policy.alpha}, up to {policy.confirmation_cap} trials")
     judged = _confirmed(ctx, base, candidate, "gate")
     classified, final, extra, asked = judged
-    holdout = None
+    holdout, holdout_final = None, {}
     if policy.holdout == "gate":
         run_split(ctx, base, "holdout", policy.trials)
         run_split(ctx, candidate, "holdout", policy.trials)
-        holdout, _, holdout_extra, holdout_asked = _confirmed(ctx, base, candidate, "holdout")
+        holdout, holdout_final, holdout_extra, holdout_asked = _confirmed(ctx, base, candidate, "holdout")
         extra, asked = extra + holdout_extra, asked | holdout_asked
     outcomes = {side: [r.outcome for r in evaluation.records] for side, evaluation in final.items()}
     flips = flips_from_classified(classified, outcomes["baseline"], outcomes["candidate"])
     fixed = set(classified.loc[classified["flip"] == "fix", "task_id"])
     targeted = _targeted_fixes(ctx, final["baseline"], fixed, targets) if targets is not None else None
-    verdict = decide_on_trials(classified, policy, targeted_fixes=targeted, holdout=holdout)
+    verdict = decide_on_trials(classified, policy, targeted_fixes=targeted, holdout=holdout).model_copy(update={
+        # what the verdict was decided on besides the outcome tables: `ratchet verify` re-derives it from these
+        "flaky_tasks": _held_to_flaky_level(classified, policy), "targeted_fixes": targeted,
+        "holdout_flaky_tasks": _held_to_flaky_level(holdout, policy) if holdout is not None else []})
     return GateResult(flips=flips, verdict=verdict, baseline=final["baseline"], candidate=final["candidate"],
-                      confirmation_runs=extra, in_doubt=len(asked))
+                      confirmation_runs=extra, in_doubt=len(asked), baseline_holdout=holdout_final.get("baseline"),
+                      candidate_holdout=holdout_final.get("candidate"))
+
+
+def _held_to_flaky_level(classified: pd.DataFrame, policy: GatePolicy) -> list[str]:
+    return sorted(classified.loc[classified["level"] < policy.alpha, "task_id"])
 
 
 def _confirmed(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, split: str,

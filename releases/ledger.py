@@ -11,8 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import StateError
 
-DecisionKind = Literal["release", "promote", "reject", "hold", "manual_promote", "manual_reject"]
+DecisionKind = Literal["release", "promote", "reject", "hold", "manual_promote", "manual_reject", "rollback"]
 GENESIS = "0" * 64
+# Fields added after the first ledgers were written: left out of the hash while at their default,
+# so that every older line keeps its hash and the chain stays valid.
+_LATER_FIELDS = {"stage": None, "flip_counts": {}, "outcome_hashes": {}, "override": False, "rollback_to": None}
+TRAILER_PREFIX = "Ratchet-"
 
 
 def ledger_path(agent: str) -> str:
@@ -40,6 +44,12 @@ class LedgerEntry(BaseModel):
     holdout_pass_rate: float | None = None
     policy_hash: str | None = None
     evidence: str | None = Field(default=None, description="Folder on the RC branch holding the evidence.")
+    stage: str | None = Field(default=None, description="Where the verdict was reached: validate, smoke or gate.")
+    flip_counts: dict[str, int] = Field(default_factory=dict, description="Tasks per flip kind (majority outcomes).")
+    outcome_hashes: dict[str, str] = Field(
+        default_factory=dict, description="sha256 of each outcome table in the evidence, by file name.")
+    override: bool = Field(default=False, description="A person promoted against the gate's reject verdict.")
+    rollback_to: str | None = Field(default=None, description="For a rollback: the release whose artifact it restores.")
     actor: str
     reason: str
     timestamp: str
@@ -48,7 +58,36 @@ class LedgerEntry(BaseModel):
 
     def compute_hash(self) -> str:
         body = self.model_dump(mode="json", exclude={"hash"})
+        for name, default in _LATER_FIELDS.items():
+            if body.get(name) == default:
+                del body[name]
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def trailers(self) -> dict[str, str]:
+        """The facts a release or rejected tag carries as git trailers (`Ratchet-Decision: promote`, ...)."""
+        facts = {
+            "Agent": self.agent, "Decision": self.decision, "Release": self.release, "RC": self.rc,
+            "Base-Release": self.base_release, "Ledger-Seq": str(self.seq), "Ledger-Hash": self.hash,
+            "Policy-Hash": self.policy_hash, "Fixes": str(self.fixes), "Regressions": str(self.regressions),
+            "Actor": self.actor, "Override": "true" if self.override else None, "Rollback-To": self.rollback_to,
+        }
+        return {f"{TRAILER_PREFIX}{key}": value for key, value in facts.items() if value}
+
+
+def trailer_block(entry: LedgerEntry) -> str:
+    """The trailers as the last paragraph of a tag message."""
+    return "\n".join(f"{key}: {' '.join(value.split())}" for key, value in entry.trailers().items()) + "\n"
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """`Ratchet-*` trailers from a tag message's last paragraph."""
+    last = message.rstrip().rsplit("\n\n", 1)[-1]
+    found = {}
+    for line in last.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key.startswith(TRAILER_PREFIX):
+            found[key] = value.strip()
+    return found
 
 
 def parse_ledger(text: str, source: str) -> list[LedgerEntry]:

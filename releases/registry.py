@@ -16,9 +16,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict
 
-from agents.errors import StateError
+from agents.errors import StateError, UserError
 from releases.gitstore import BOT, GitStore, Identity
-from releases.ledger import LedgerEntry, append_line, ledger_path, new_entry, parse_ledger
+from releases.ledger import LedgerEntry, append_line, ledger_path, new_entry, parse_ledger, trailer_block
 
 MAIN = "main"
 
@@ -176,8 +176,36 @@ class Registry:
                                who=who, base=merged)
             git.update_ref(f"refs/heads/{MAIN}", merge, main, f"ratchet: promote {rc.branch} as {tag}")
             git.sync_checkout(MAIN, main, merge)
-            git.tag(tag, merge, notes, who=who)
+            git.tag(tag, merge, _with_trailers(notes, line[1]), who=who)
         return line[1]
+
+    def rollback(self, agent: str, to: str, reason: str, who: Identity) -> LedgerEntry:
+        """A new release whose `agents/<agent>/` equals release `to`'s: history only moves forward."""
+        with self._writing(), self.store() as git:
+            main = _require(git, MAIN)
+            git.require_clean_checkout(MAIN)
+            target = git.resolve(f"refs/tags/{to}")
+            if target is None or not re.fullmatch(rf"{re.escape(agent)}/v\d+", to):
+                known = ", ".join(sorted(git.tag_names(f"{agent}/v*"), key=_release_number)) or "none"
+                raise UserError(f"--to {to!r}: no release of {agent!r} with that name; releases: {known}")
+            current = self.current_release(agent)
+            folder = f"agents/{agent}"
+            if git.tree_id(target, folder) == git.tree_id(main, folder):
+                raise UserError(f"{agent}'s artifact on main already equals {to}'s; nothing to roll back")
+            old, new = git.list_files(main, folder), git.list_files(target, folder)
+            changes: dict[str, bytes | None] = {f"{folder}/{rel}": None for rel in old if rel not in new}
+            changes.update({f"{folder}/{rel}": data for rel, data in new.items()})
+            tag = release_tag(agent, current.number + 1)
+            ledger_changes, entry = self._ledger_change(
+                git, agent, main, decision="rollback", release=tag, base_release=current.tag, rollback_to=to,
+                intent=f"Restore {to}'s artifact", actor=str(who), reason=reason)
+            changes.update(ledger_changes)
+            commit = git.commit([main], changes, f"Release {tag}: roll back to {to}\n\n{reason}", who=who)
+            git.update_ref(f"refs/heads/{MAIN}", commit, main, f"ratchet: roll back {agent} to {to} as {tag}")
+            git.sync_checkout(MAIN, main, commit)
+            notes = f"# {tag}\n\nRollback of {agent} to the artifact of {to} by {who}: {reason}\n"
+            git.tag(tag, commit, _with_trailers(notes, entry), who=who)
+        return entry
 
     def reject(self, rc: CandidateRef, message: str, who: Identity = BOT, **entry: object) -> LedgerEntry:
         """Record the rejection on main and tag the RC commit as rejected."""
@@ -197,7 +225,7 @@ class Registry:
             git.update_ref(f"refs/heads/{MAIN}", commit, main, f"ratchet: {written.decision} {rc.branch}")
             git.sync_checkout(MAIN, main, commit)
             if tag:
-                git.tag(tag, rc.commit, message, who=who)
+                git.tag(tag, rc.commit, _with_trailers(message, written), who=who)
         return written
 
     def _ledger_change(self, git: GitStore, agent: str, main: str, **fields: object) -> tuple[dict[str, bytes | None], LedgerEntry]:
@@ -208,6 +236,15 @@ class Registry:
 
 
 EVIDENCE_PREFIX = "Evidence: "
+
+
+def _with_trailers(message: str, entry: LedgerEntry) -> str:
+    """A tag message ending in the ledger entry's facts as git trailers."""
+    return message.rstrip("\n") + "\n\n" + trailer_block(entry)
+
+
+def _release_number(tag: str) -> int:
+    return int(tag.rsplit("/v", 1)[1]) if re.search(r"/v\d+$", tag) else 0
 
 
 def _is_evidence_commit(message: str | bytes) -> bool:
@@ -243,6 +280,7 @@ def initialize(workspace: Path, files: dict[str, bytes], agents: list[str], mess
         refs = []
         for agent in agents:
             tag = release_tag(agent, 1)
-            git.tag(tag, commit, f"# {tag}\n\nInitial release, created by `ratchet init`.\n")
+            initial = f"# {tag}\n\nInitial release, created by `ratchet init`.\n"
+            git.tag(tag, commit, _with_trailers(initial, entries[agent]))
             refs.append(ReleaseRef(agent=agent, number=1, tag=tag, commit=commit))
     return refs

@@ -1,4 +1,4 @@
-"""`ratchet history`, `show`, `report`, `promote`, `reject`."""
+"""`ratchet history`, `show`, `report`, `promote`, `reject`, `rollback`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 from agents.errors import UserError
 from pipeline.cli.options import AgentOption, WorkspaceOption
 from pipeline.cli.output import console, pct
-from pipeline.decisions import decide_manually, resolve_actor
+from pipeline.decisions import decide_manually, resolve_actor, roll_back
 from releases.gitstore import GitStore
 from releases.registry import Registry
 
@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
     app.command("show")(show)
     app.command("report")(report)
     app.command("promote")(promote)
+    app.command("rollback")(rollback)
     app.command("reject")(reject)
 
 
@@ -78,14 +79,29 @@ def report(
 
 
 def promote(
-    rc: str = typer.Argument(..., help="A candidate on hold, e.g. rc/coder/3."),
+    rc: str = typer.Argument(..., help="A candidate on hold (or, with --override, one the gate rejected)."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger)."),
+    override: bool = typer.Option(False, "--override", help="Promote against the gate's reject verdict."),
+    actor: str = typer.Option(None, "--actor", help="'Name <email>' (default: git config user.name/email)."),
+    workspace: Path = WorkspaceOption,
+) -> None:
+    """Promote a release candidate that the gate put on hold, or override its rejection."""
+    entry, tag = decide_manually(workspace, rc, "promote", reason, resolve_actor(workspace, actor), override=override)
+    how = " against the gate's verdict" if entry.override else ""
+    console.print(f"promoted {rc} as {tag}{how} (ledger entry {entry.seq}, by {entry.actor})")
+
+
+def rollback(
+    agent: str = typer.Argument(..., help="The agent, e.g. coder."),
+    to: str = typer.Option(..., "--to", help="The release whose artifact to restore, e.g. v1 or coder/v1."),
     reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger)."),
     actor: str = typer.Option(None, "--actor", help="'Name <email>' (default: git config user.name/email)."),
     workspace: Path = WorkspaceOption,
 ) -> None:
-    """Promote a release candidate that the gate put on hold."""
-    entry, tag = decide_manually(workspace, rc, "promote", reason, resolve_actor(workspace, actor))
-    console.print(f"promoted {rc} as {tag} (ledger entry {entry.seq}, by {entry.actor})")
+    """Make a new release whose artifact equals an earlier one (nothing is deleted or rewritten)."""
+    entry = roll_back(workspace, agent, to, reason, resolve_actor(workspace, actor))
+    console.print(f"rolled {agent} back to {entry.rollback_to}: new release {entry.release} "
+                  f"(ledger entry {entry.seq}, by {entry.actor})")
 
 
 def reject(

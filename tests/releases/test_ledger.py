@@ -41,7 +41,11 @@ def _changed(value: Any, field: str) -> Any:
         return "reject" if value != "reject" else "promote"
     if field in ("hash", "prev_hash"):
         return ("f" if value[0] != "f" else "0") + value[1:]
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, dict):
+        return {**value, "P->F": 7} if field == "flip_counts" else {**value, "outcomes-x.csv": "0" * 64}
+    if isinstance(value, bool):
+        return not value
+    if value is None:
         return "x" if field not in ("gate_pass_rate", "baseline_gate_pass_rate", "holdout_pass_rate") else 0.25
     if isinstance(value, int):
         return value + 1

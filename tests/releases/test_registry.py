@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agents.errors import StateError
+from agents.errors import StateError, UserError
 from pipeline.workspace import init_workspace
 from releases.gitstore import BOT, Identity
+from releases.ledger import parse_trailers
 from releases.registry import CandidateRef, Registry, evidence_dir, rc_branch, rejected_tag, release_tag
 
 AGENT_YAML = "agents/coder/agent.yaml"
@@ -184,7 +185,10 @@ def test_reject_tags_the_rc_and_leaves_the_agent_alone(ws: Path) -> None:
     assert git(ws, "cat-file", "-t", rejected_tag("coder", 1)) == "tag"
     assert git(ws, "rev-parse", "coder/rc1-rejected^{commit}") == rc.commit
     message = git(ws, "tag", "-l", "--format=%(contents)", "coder/rc1-rejected")
-    assert message.strip() == "rc/coder/1 (rejected): 2 regressions"
+    body, trailers = message.strip().split("\n\n", 1)
+    assert body == "rc/coder/1 (rejected): 2 regressions"
+    assert parse_trailers(message) == entry.trailers(), "the tag carries the ledger entry's facts as trailers"
+    assert "Ratchet-Decision: reject" in trailers and f"Ratchet-Ledger-Hash: {entry.hash}" in trailers
     assert "Return only the code." not in (ws / AGENT_YAML).read_text()
     assert registry.current_release("coder").tag == "coder/v1"
     assert [e.decision for e in registry.ledger("coder")] == ["release", "reject"] and entry.rc == "rc/coder/1"
@@ -220,12 +224,14 @@ def test_a_held_candidate_can_still_be_promoted(ws: Path) -> None:
     _clean(ws)
 
 
-def test_tag_message_keeps_the_notes_verbatim(ws: Path) -> None:
+def test_tag_message_keeps_the_notes_verbatim_and_ends_in_the_ledger_trailers(ws: Path) -> None:
     registry = Registry(ws)
     notes = "# coder/v2\n\nDecision: promote.\n\n## Flips\n\n| task | kind |\n"
-    registry.promote(_candidate(registry, ws), notes, decision="promote", reason="ok")
+    entry = registry.promote(_candidate(registry, ws), notes, decision="promote", reason="ok")
     with registry.store() as store:
-        assert store.tag_message("coder/v2") == notes.rstrip("\n")  # GitPython drops the final newline
+        message = store.tag_message("coder/v2") or ""
+    assert message.startswith(notes), "the notes come first, verbatim"
+    assert parse_trailers(message) == entry.trailers() and entry.trailers()["Ratchet-Release"] == "coder/v2"
     assert git(ws, "tag", "-l", "--format=%(contents)", "coder/v1").startswith("# coder/v1")
 
 
@@ -302,3 +308,26 @@ def test_a_history_of_decisions_keeps_the_repository_sound(ws: Path) -> None:
     fsck = subprocess.run(["git", "fsck", "--full", "--strict"], cwd=ws, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
     assert "error" not in fsck.stderr.lower() and "dangling" not in fsck.stdout
+
+
+def test_rollback_makes_a_new_release_with_the_old_artifact_and_rewrites_nothing(ws: Path) -> None:
+    from releases.gitstore import Identity
+
+    registry = Registry(ws)
+    registry.promote(_candidate(registry, ws), "# coder/v2\n", decision="promote", reason="ok")
+    tags_before = {t: git(ws, "rev-parse", t) for t in git(ws, "tag", "-l").split()}
+    ada = Identity(name="Ada", email="ada@example.com")
+
+    entry = registry.rollback("coder", "coder/v1", "v2 misbehaves in production", ada)
+
+    assert entry.decision == "rollback" and entry.release == "coder/v3" and entry.rollback_to == "coder/v1"
+    assert entry.actor == "Ada <ada@example.com>" and entry.base_release == "coder/v2"
+    assert git(ws, "rev-parse", "coder/v3:agents/coder") == git(ws, "rev-parse", "coder/v1:agents/coder")
+    assert {t: git(ws, "rev-parse", t) for t in tags_before} == tags_before, "no tag moved"
+    assert git(ws, "merge-base", "--is-ancestor", "coder/v2", "main") == "", "main only moved forward"
+    assert parse_trailers(git(ws, "tag", "-l", "--format=%(contents)", "coder/v3"))["Ratchet-Rollback-To"] == "coder/v1"
+    _clean(ws)
+    with pytest.raises(UserError, match="already equals coder/v1"):
+        registry.rollback("coder", "coder/v1", "again", ada)
+    with pytest.raises(UserError, match="no release of 'coder' with that name; releases: coder/v1, coder/v2, coder/v3"):
+        registry.rollback("coder", "coder/v9", "typo", ada)
