@@ -93,6 +93,8 @@ def checkout_artifact(ctx: CycleContext, rev: str, label: str) -> ReleaseState:
 
 def resolve_release(ctx: CycleContext) -> tuple[ReleaseRef, ReleaseState]:
     ctx.registry.require_clean()
+    for repaired in ctx.registry.recovered:
+        reporter().stage("recover", repaired)
     release = ctx.registry.current_release(ctx.agent)
     return release, checkout_artifact(ctx, release.tag, release.tag)
 

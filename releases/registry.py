@@ -17,6 +17,8 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict
 
 from agents.errors import StateError, UserError
+from releases.crashpoints import crash_point
+from releases.recovery import complete_interrupted
 from releases.gitstore import BOT, GitStore, Identity
 from releases.ledger import LedgerEntry, append_line, ledger_path, new_entry, parse_ledger, trailer_block
 
@@ -67,6 +69,7 @@ class Registry:
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace
         self._lock = FileLock(str(workspace / ".ratchet" / "locks" / "registry.lock"))
+        self.recovered: list[str] = []  # what complete_interrupted repaired in this process
 
     def store(self) -> GitStore:
         return GitStore(self.workspace)
@@ -80,13 +83,16 @@ class Registry:
         except Timeout as exc:
             raise StateError(f"{self._lock.lock_file}: another Ratchet process is writing this workspace") from exc
         try:
+            with self.store() as git:
+                self.recovered.extend(complete_interrupted(git))
             yield
         finally:
             self._lock.release()
 
     def require_clean(self) -> None:
-        """Fail before any work when the checked-out main has uncommitted changes."""
-        with self.store() as git:
+        """Finish any interrupted decision, then fail before any work when the checked-out main has
+        uncommitted changes."""
+        with self._writing(), self.store() as git:
             git.require_clean_checkout(MAIN)
 
     def current_release(self, agent: str) -> ReleaseRef:
@@ -141,6 +147,7 @@ class Registry:
             number = self.next_rc_number(agent)
             base = _require(git, MAIN)
             commit = git.commit([base], changes, message)
+            crash_point("candidate:after-commit")
             branch = rc_branch(agent, number)
             git.update_ref(f"refs/heads/{branch}", commit, None, f"ratchet: create {branch}")
         return CandidateRef(agent=agent, number=number, branch=branch, base_commit=base, change_commit=commit,
@@ -153,7 +160,9 @@ class Registry:
         with self._writing(), self.store() as git:
             tip = _require(git, f"refs/heads/{rc.branch}")
             commit = git.commit([tip], changes, f"{EVIDENCE_PREFIX}{message}")
+            crash_point("evidence:after-commit")
             git.update_ref(f"refs/heads/{rc.branch}", commit, tip, f"ratchet: evidence for {rc.branch}")
+        crash_point("evidence:after-branch")
         return rc.model_copy(update={"commit": commit})
 
     def promote(self, rc: CandidateRef, notes: str, who: Identity = BOT, **entry: object) -> LedgerEntry:
@@ -174,8 +183,7 @@ class Registry:
             merged = git.merge_trees(main, rc.commit)
             merge = git.commit([main, rc.commit], line[0], f"Release {tag}: merge {rc.branch}\n\n{entry.get('intent', '')}",
                                who=who, base=merged)
-            git.update_ref(f"refs/heads/{MAIN}", merge, main, f"ratchet: promote {rc.branch} as {tag}")
-            git.sync_checkout(MAIN, main, merge)
+            _move_main(git, main, merge, f"ratchet: promote {rc.branch} as {tag}")
             git.tag(tag, merge, _with_trailers(notes, line[1]), who=who)
         return line[1]
 
@@ -201,8 +209,7 @@ class Registry:
                 intent=f"Restore {to}'s artifact", actor=str(who), reason=reason)
             changes.update(ledger_changes)
             commit = git.commit([main], changes, f"Release {tag}: roll back to {to}\n\n{reason}", who=who)
-            git.update_ref(f"refs/heads/{MAIN}", commit, main, f"ratchet: roll back {agent} to {to} as {tag}")
-            git.sync_checkout(MAIN, main, commit)
+            _move_main(git, main, commit, f"ratchet: roll back {agent} to {to} as {tag}")
             notes = f"# {tag}\n\nRollback of {agent} to the artifact of {to} by {who}: {reason}\n"
             git.tag(tag, commit, _with_trailers(notes, entry), who=who)
         return entry
@@ -222,8 +229,7 @@ class Registry:
             changes, written = self._ledger_change(git, rc.agent, main, rc=rc.branch, rc_commit=rc.commit,
                                                    actor=str(who), **entry)
             commit = git.commit([main], changes, f"Ledger: {written.decision} {rc.branch}\n\n{written.reason}", who=who)
-            git.update_ref(f"refs/heads/{MAIN}", commit, main, f"ratchet: {written.decision} {rc.branch}")
-            git.sync_checkout(MAIN, main, commit)
+            _move_main(git, main, commit, f"ratchet: {written.decision} {rc.branch}")
             if tag:
                 git.tag(tag, rc.commit, _with_trailers(message, written), who=who)
         return written
@@ -236,6 +242,15 @@ class Registry:
 
 
 EVIDENCE_PREFIX = "Evidence: "
+
+
+def _move_main(git: GitStore, old: str, new: str, reason: str) -> None:
+    """The commit point of a decision: main moves to `new` (compare-and-swap), then the checkout follows."""
+    crash_point("decision:after-commit")
+    git.update_ref(f"refs/heads/{MAIN}", new, old, reason)
+    crash_point("decision:after-main")
+    git.sync_checkout(MAIN, old, new)
+    crash_point("decision:after-checkout")
 
 
 def _with_trailers(message: str, entry: LedgerEntry) -> str:
