@@ -94,7 +94,7 @@ def parse_ledger(text: str, source: str) -> list[LedgerEntry]:
     """All entries; StateError naming the line for anything unreadable or off-chain."""
     entries: list[LedgerEntry] = []
     prev = GENESIS
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit inside a reason
         if not line.strip():
             continue
         try:

@@ -132,3 +132,11 @@ def test_entries_are_frozen_records() -> None:
     with pytest.raises(Exception):
         entries[0].reason = "changed"  # type: ignore[misc]
     assert entries[0].version == 1
+
+
+def test_a_reason_with_a_unicode_line_separator_keeps_the_ledger_readable() -> None:
+    first = new_entry([], agent="coder", decision="release", release="coder/v1", actor="bot", reason="init")
+    second = new_entry([first], agent="coder", decision="manual_reject", rc="rc/coder/1", actor="Ada <a@b.c>",
+                       reason="bad\u2028idea\u0085really")
+    text = append_line(append_line("", first), second)
+    assert [e.reason for e in parse_ledger(text, "ledger")] == ["init", "bad\u2028idea\u0085really"]

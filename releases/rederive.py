@@ -1,0 +1,187 @@
+"""Re-derive a recorded gate verdict from the evidence it was decided on.
+
+An automatic decision's evidence (pipeline/record.py) holds `verdict.json` (the policy and every
+input of the decision besides the outcomes: flaky tasks, targeted fixes) and one outcome table per
+split and side (`outcomes-<side>-<split>.csv`, one row per run, confirmation trials included). The
+ledger entry records the sha256 of each table. Re-deriving means: check those hashes, rebuild the
+paired pass counts, classify them with the policy's alpha and the same flaky tasks, apply the
+policy (gates.policy.decide_on_trials), and compare decision, fixes and regressions with both
+`verdict.json` and the ledger entry. Pure: the caller reads the files from git.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gates.policy import Verdict, decide_on_trials
+from gates.statistics import classify
+from releases.ledger import LedgerEntry
+
+GATE_TABLES = ("outcomes-baseline-gate.csv", "outcomes-candidate-gate.csv")
+HOLDOUT_TABLES = ("outcomes-baseline-holdout.csv", "outcomes-candidate-holdout.csv")
+EVIDENCE_FILES = ("verdict.json", *GATE_TABLES, *HOLDOUT_TABLES)
+FLIP_KINDS = ("P->F", "F->P", "P->P", "F->F")
+# (passes, runs) per task of an outcome table, by the table's sha256: a release's candidate table is often
+# the next cycle's baseline.
+TaskCounts = dict[str, tuple[int, int]]
+OutcomeCache = dict[str, TaskCounts]
+
+
+class Rederivation(BaseModel):
+    """What re-deriving one ledger entry's verdict found."""
+
+    model_config = ConfigDict(frozen=True)
+    rederived: bool = False
+    problems: list[str] = []
+    warning: str | None = None
+
+
+def is_gate_decision(entry: LedgerEntry) -> bool:
+    """An automatic verdict of the gate: promote, or reject / hold reached at the gate stage
+    (entries older than the `stage` field count too, so they are reported as not re-derivable)."""
+    return entry.decision == "promote" or (entry.decision in ("reject", "hold") and entry.stage in (None, "gate"))
+
+
+def rederive(entry: LedgerEntry, files: Mapping[str, bytes | None], cache: OutcomeCache | None = None,
+             ) -> Rederivation:
+    """Re-derive `entry`'s verdict from its evidence `files` (by name: verdict.json, outcomes-*.csv)."""
+    if not entry.outcome_hashes:
+        return Rederivation(warning="not re-derivable (recorded before outcome hashes)")
+    verdict, problems = _stored_verdict(entry, files.get("verdict.json"))
+    if verdict is None:
+        return Rederivation(problems=problems)
+    needed = GATE_TABLES + (HOLDOUT_TABLES if verdict.policy.holdout == "gate" else ())
+    problems += _hash_problems(entry, files, needed)
+    if problems:
+        return Rederivation(problems=problems)
+    cache = {} if cache is None else cache
+    try:
+        tables = {name: task_counts(files[name] or b"", cache) for name in needed}
+    except (ValueError, csv.Error) as exc:
+        return Rederivation(problems=[f"cannot read the outcome tables: {' '.join(str(exc).split())[:200]}"])
+    derived, counts = _decide(verdict, tables)
+    problems = _disagreements(entry, verdict, derived, counts)
+    return Rederivation(rederived=not problems, problems=problems)
+
+
+def _stored_verdict(entry: LedgerEntry, data: bytes | None) -> tuple[Verdict | None, list[str]]:
+    where = f"{entry.evidence}/verdict.json at {(entry.rc_commit or '?')[:10]}"
+    if data is None:
+        return None, [f"{where} is missing; the decision's evidence is gone"]
+    try:
+        verdict = Verdict.model_validate_json(data)
+    except ValidationError as exc:
+        return None, [f"{where} is not a readable verdict: {exc.errors()[0]['msg']}"]
+    problems = []
+    if verdict.policy.content_hash() != verdict.policy_hash:
+        problems.append(f"{where}: the policy in it hashes to {verdict.policy.content_hash()[:12]}, not to its "
+                        f"policy_hash {verdict.policy_hash[:12]}; the policy was edited after the decision")
+    if entry.policy_hash != verdict.policy_hash:
+        problems.append(f"the ledger records policy {str(entry.policy_hash)[:12]}, but {where} was decided with "
+                        f"policy {verdict.policy_hash[:12]}")
+    return verdict, problems
+
+
+def _hash_problems(entry: LedgerEntry, files: Mapping[str, bytes | None], needed: tuple[str, ...]) -> list[str]:
+    problems = []
+    for name in needed:
+        if name not in entry.outcome_hashes:
+            problems.append(f"the ledger records no sha256 for {name}, so the verdict cannot be re-derived from "
+                            f"outcomes it vouches for")
+    for name, recorded in sorted(entry.outcome_hashes.items()):
+        data = files.get(name)
+        if data is None:
+            problems.append(f"{entry.evidence}/{name} is missing at {(entry.rc_commit or '?')[:10]}")
+        elif (actual := hashlib.sha256(data).hexdigest()) != recorded:
+            problems.append(f"{entry.evidence}/{name} has sha256 {actual[:12]}, the ledger recorded {recorded[:12]}: "
+                            f"the outcome table was changed after the decision")
+    return problems
+
+
+def task_counts(data: bytes, cache: OutcomeCache | None = None) -> TaskCounts:
+    """(passes, runs) per task_id of an outcome table (columns task_id and passed, one row per run).
+
+    The same numbers as gates.statistics.task_counts, read with the csv module: pandas' parser and
+    groupby cost milliseconds a table, which a thousand releases would turn into most of `verify`.
+    """
+    key = hashlib.sha256(data).hexdigest()
+    if cache is not None and key in cache:
+        return cache[key]
+    rows = csv.reader(io.StringIO(data.decode()))
+    header = next(rows, [])
+    if "task_id" not in header or "passed" not in header:
+        raise ValueError("an outcome table needs the columns task_id and passed")
+    task, passed = header.index("task_id"), header.index("passed")
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        if row[passed] not in ("True", "False"):
+            raise ValueError(f"column 'passed' holds {row[passed]!r}, not True or False")
+        tally = counts.setdefault(row[task], [0, 0])
+        tally[0] += row[passed] == "True"
+        tally[1] += 1
+    found = {t: (p, n) for t, (p, n) in counts.items()}
+    if cache is not None:
+        cache[key] = found
+    return found
+
+
+def paired(baseline: TaskCounts, candidate: TaskCounts) -> pd.DataFrame:
+    """The gate's paired counts (as gates.statistics.paired_counts gives them): tasks run on both sides."""
+    tasks = [t for t in baseline if t in candidate]
+
+    def column(counts: TaskCounts, index: int) -> np.ndarray:
+        return np.array([counts[t][index] for t in tasks], dtype=np.int64)
+
+    return pd.DataFrame({"task_id": tasks, "b_pass": column(baseline, 0), "b_n": column(baseline, 1),
+                         "c_pass": column(candidate, 0), "c_n": column(candidate, 1)})
+
+
+def majority_flips(baseline: TaskCounts, candidate: TaskCounts) -> dict[str, int]:
+    """Tasks per flip kind of majority outcomes (pass rate >= 0.5 counts as a pass), as the flip table has them."""
+    counts = dict.fromkeys(FLIP_KINDS, 0)
+    for task, (b_pass, b_n) in baseline.items():
+        if task in candidate:
+            c_pass, c_n = candidate[task]
+            counts[f"{'P' if b_pass / b_n >= 0.5 else 'F'}->{'P' if c_pass / c_n >= 0.5 else 'F'}"] += 1
+    return counts
+
+
+def _decide(verdict: Verdict, tables: dict[str, TaskCounts]) -> tuple[Verdict, dict[str, int]]:
+    """The verdict the policy gives on these tables, and the majority flip counts of the gate split."""
+    policy = verdict.policy
+    classified = classify(_pairs(tables, "gate"), policy.alpha, set(verdict.flaky_tasks))
+    holdout = None
+    if policy.holdout == "gate":
+        holdout = classify(_pairs(tables, "holdout"), policy.alpha, set(verdict.holdout_flaky_tasks))
+    derived = decide_on_trials(classified, policy, targeted_fixes=verdict.targeted_fixes, holdout=holdout)
+    return derived, majority_flips(tables[GATE_TABLES[0]], tables[GATE_TABLES[1]])
+
+
+def _pairs(tables: dict[str, TaskCounts], split: str) -> pd.DataFrame:
+    return paired(tables[f"outcomes-baseline-{split}.csv"], tables[f"outcomes-candidate-{split}.csv"])
+
+
+def _summary(decision: str, fixes: int, regressions: int) -> str:
+    return f"{decision} ({fixes} confirmed fix(es), {regressions} regression(s))"
+
+
+def _disagreements(entry: LedgerEntry, verdict: Verdict, derived: Verdict, counts: dict[str, int]) -> list[str]:
+    again = _summary(derived.decision, derived.fixes, derived.regressions)
+    problems = []
+    if (verdict.decision, verdict.fixes, verdict.regressions) != (derived.decision, derived.fixes, derived.regressions):
+        problems.append(f"verdict.json says {_summary(verdict.decision, verdict.fixes, verdict.regressions)}, but "
+                        f"its outcome tables and policy give {again}")
+    if (entry.decision, entry.fixes, entry.regressions) != (derived.decision, derived.fixes, derived.regressions):
+        problems.append(f"the ledger records {_summary(entry.decision, entry.fixes, entry.regressions)}, but the "
+                        f"evidence re-derives to {again}")
+    if entry.flip_counts and {k: entry.flip_counts.get(k, 0) for k in FLIP_KINDS} != counts:
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items())
+        problems.append(f"the ledger records flip counts {entry.flip_counts}, the outcome tables give {shown}")
+    return problems
