@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.errors import UserError
 from gates.flips import KINDS, FlipKind
+from pipeline.evidence import EvidenceReader
+from pipeline.release_outcomes import final_decisions
 from pipeline.settings import load_settings
 from releases.gitstore import GitStore
 from releases.ledger import LedgerEntry
@@ -79,15 +80,16 @@ def collect_report(workspace: Path, agent: str) -> ReportData:
     load_settings(workspace)  # a clear error when this is not a workspace at all
     entries = Registry(workspace).ledger(agent)
     with GitStore(workspace) as git:
+        reader = EvidenceReader(git)
         if not entries:
             known = sorted({t.split("/")[0] for t in git.tag_names("*/v*")})
             raise UserError(f"{workspace}: no agent {agent!r}; agents here: {', '.join(known) or 'none'}")
-        finals = _final_decisions(entries)
+        finals = final_decisions(entries)
         if not finals:
             raise UserError(f"{workspace}: agent {agent!r} has no decisions yet; run `ratchet cycle --workspace "
                             f"{workspace} --agent {agent}` first")
-        releases = [_release_point(git, entries, e) for e in entries if e.decision in RELEASE_DECISIONS and e.release]
-        matrix = next((m for e in reversed(finals) if (m := _flip_matrix(git, e))), None)
+        releases = [_release_point(reader, entries, e) for e in entries if e.decision in RELEASE_DECISIONS and e.release]
+        matrix = next((m for e in reversed(finals) if (m := _flip_matrix(reader, e))), None)
     return ReportData(
         agent=agent, workspace=str(workspace), generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         current_release=releases[-1].release, releases=releases, flip_matrix=matrix,
@@ -97,13 +99,7 @@ def collect_report(workspace: Path, agent: str) -> ReportData:
     )
 
 
-def _final_decisions(entries: list[LedgerEntry]) -> list[LedgerEntry]:
-    """The last entry per RC (a hold is followed by the manual decision), in ledger order."""
-    last = {e.rc: e for e in entries if e.rc}
-    return [e for e in entries if e.rc and last[e.rc] is e]
-
-
-def _release_point(git: GitStore, entries: list[LedgerEntry], made: LedgerEntry) -> ReleasePoint:
+def _release_point(reader: EvidenceReader, entries: list[LedgerEntry], made: LedgerEntry) -> ReleasePoint:
     """The candidate rates of the decision that made the release; failing those, the baseline rates of the
     first candidate built on it (the initial release has only these)."""
     gate, holdout = made.gate_pass_rate, made.holdout_pass_rate
@@ -111,24 +107,12 @@ def _release_point(git: GitStore, entries: list[LedgerEntry], made: LedgerEntry)
     if built_on is not None and gate is None:
         gate = built_on.baseline_gate_pass_rate
     if built_on is not None and holdout is None:
-        holdout = _evidence_json(git, built_on, "notes.json").get("baseline_holdout_pass_rate")
+        holdout = reader.read_json(built_on, "notes.json").get("baseline_holdout_pass_rate")
     return ReleasePoint(release=made.release or "", gate_pass_rate=gate, holdout_pass_rate=holdout)
 
 
-def _evidence(git: GitStore, entry: LedgerEntry, name: str) -> bytes | None:
-    if not entry.evidence:
-        return None
-    revs = [entry.rc_commit, f"refs/heads/{entry.rc}"]
-    return next((data for rev in revs if rev and (data := git.read(rev, f"{entry.evidence}/{name}"))), None)
-
-
-def _evidence_json(git: GitStore, entry: LedgerEntry, name: str) -> dict[str, object]:
-    data = _evidence(git, entry, name)
-    return json.loads(data) if data else {}
-
-
-def _flip_matrix(git: GitStore, entry: LedgerEntry) -> FlipMatrix | None:
-    data = _evidence(git, entry, "flips.csv")
+def _flip_matrix(reader: EvidenceReader, entry: LedgerEntry) -> FlipMatrix | None:
+    data = reader.read(entry, "flips.csv")
     if data is None:
         return None
     counts: dict[FlipKind, int] = {kind: 0 for kind in KINDS}

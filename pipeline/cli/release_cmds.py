@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import typer
-from rich import box
 from rich.markdown import Markdown
-from rich.table import Table
 
 from agents.errors import UserError
+from pipeline.cli.ledger_cmds import print_rows
 from pipeline.cli.options import AgentOption, WorkspaceOption
 from pipeline.cli.output import console, pct
 from pipeline.decisions import decide_manually, resolve_actor, roll_back
 from releases.gitstore import GitStore
+from releases.ledger import DecisionKind, LedgerEntry
 from releases.registry import Registry
+
+DECISIONS: tuple[str, ...] = get_args(DecisionKind)
 
 
 def register(app: typer.Typer) -> None:
@@ -26,21 +31,56 @@ def register(app: typer.Typer) -> None:
     app.command("reject")(reject)
 
 
-def history(workspace: Path = WorkspaceOption, agent: str = AgentOption) -> None:
+def history(
+    workspace: Path = WorkspaceOption,
+    agent: str = AgentOption,
+    since: str = typer.Option(None, "--since", help="Only entries at or after this ISO date or datetime (UTC unless "
+                                                     "it names a zone), e.g. 2025-06-01 or 2025-06-01T12:00."),
+    decisions: list[str] = typer.Option(None, "--decision", "--verdict", help=f"Only these decisions "
+                                        f"({', '.join(DECISIONS)}); repeat the option or separate with commas."),
+    as_json: bool = typer.Option(False, "--json", help="Print the entries as a JSON list instead of a table."),
+) -> None:
     """Every decision on the agent's version line, from the ledger on main."""
     entries = Registry(workspace).ledger(agent)
     if not entries:
         raise UserError(f"{workspace}: agent {agent!r} has no ledger; is it an agent of this workspace?")
-    table = Table("#", "when (UTC)", "decision", "version", "change", "fixes", "regr.", "gate pass rate", "holdout",
-                  "by", title=f"{agent}: release history", box=box.SIMPLE_HEAD)
-    for e in entries:
-        gate = f"{pct(e.baseline_gate_pass_rate)} -> {pct(e.gate_pass_rate)}" if e.gate_pass_rate is not None else ""
-        table.add_row(
-            str(e.seq), e.timestamp[5:16].replace("T", " "), e.decision, e.release or e.rc or "",
-            e.remediation or "", str(e.fixes), str(e.regressions), gate,
-            pct(e.holdout_pass_rate) if e.holdout_pass_rate is not None else "", _who(e.actor),
-        )
-    console.print(table)
+    entries = filter_entries(entries, parse_since(since) if since else None, parse_decisions(decisions or []))
+    if as_json:
+        typer.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+        return
+    if not entries:
+        console.print(f"no ledger entry of {agent} matches the filters")
+        return
+    rows = [[str(e.seq), e.timestamp[5:16].replace("T", " "), e.decision, e.release or e.rc or "", e.remediation or "",
+             str(e.fixes), str(e.regressions),
+             f"{pct(e.baseline_gate_pass_rate)} -> {pct(e.gate_pass_rate)}" if e.gate_pass_rate is not None else "",
+             pct(e.holdout_pass_rate) if e.holdout_pass_rate is not None else "", _who(e.actor)] for e in entries]
+    print_rows(f"{agent}: release history", ["#", "when (UTC)", "decision", "version", "change", "fixes", "regr.",
+                                              "gate pass rate", "holdout", "by"], rows, shrink=4)
+
+
+def parse_since(value: str) -> datetime:
+    """An ISO date or datetime as an aware datetime (naive ones are UTC); UserError otherwise."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise UserError(f"--since {value!r}: expected an ISO date or datetime, e.g. 2025-06-01 or "
+                        f"2025-06-01T12:00") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_decisions(values: list[str]) -> set[str]:
+    """`--decision promote,reject --decision hold` -> {promote, reject, hold}; UserError for unknown kinds."""
+    wanted = {part.strip() for value in values for part in value.split(",") if part.strip()}
+    unknown = sorted(wanted - set(DECISIONS))
+    if unknown:
+        raise UserError(f"--decision {', '.join(unknown)}: not a decision; choose from {', '.join(DECISIONS)}")
+    return wanted
+
+
+def filter_entries(entries: list[LedgerEntry], since: datetime | None, decisions: set[str]) -> list[LedgerEntry]:
+    return [e for e in entries if (not decisions or e.decision in decisions)
+            and (since is None or datetime.fromisoformat(e.timestamp) >= since)]
 
 
 def _who(actor: str) -> str:
