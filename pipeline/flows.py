@@ -15,6 +15,7 @@ from gates.policy import reject_before_evaluation
 from pipeline import stages
 from pipeline.cycle_result import CycleResult
 from pipeline.locking import cycle_lock
+from pipeline.publish import publish
 from pipeline.record import Evidence, rate, record
 from pipeline.validate import validate_proposal
 from releases.registry import rejected_tag
@@ -27,7 +28,8 @@ def _task(fn, name: str):  # noqa: ANN001, ANN202
 
 
 resolve_task = _task(stages.resolve_release, name="resolve")
-run_task = _task(stages.run_split, name="run")
+run_task = task(stages.run_split, name="evaluate", task_run_name="evaluate/{split}", cache_policy=NO_CACHE,
+                persist_result=False)
 critique_task = _task(stages.critique, name="critique")
 diagnose_task = _task(stages.diagnose_reports, name="diagnose")
 synthesize_task = _task(stages.propose, name="synthesize")
@@ -36,6 +38,7 @@ validate_task = _task(validate_proposal, name="validate")
 smoke_task = _task(stages.smoke, name="smoke")
 gate_task = _task(stages.gate, name="gate")
 record_task = _task(record, name="record")
+publish_task = _task(publish, name="publish")
 
 
 @flow(name="improve-cycle", flow_run_name="improve-cycle/{agent}", persist_result=False, log_prints=False)
@@ -62,6 +65,7 @@ def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None
         rc = candidate_task(ctx, proposal)
         evidence = _judge(ctx, rc, base, proposal, spec, reports, release.tag, dev)
         entry, new_tag = record_task(ctx, rc, evidence)
+        publish_task(ctx, rc, evidence, new_tag)
         return CycleResult(
             status="decided", rc=rc.branch, remediation=proposal.remediation, intent=proposal.intent,
             counts=evidence.flips.counts() if evidence.flips else {},

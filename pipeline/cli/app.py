@@ -10,7 +10,9 @@ import typer
 from rich.markup import escape
 
 from agents.errors import RatchetError
-from pipeline.cli import cycle_cmds, gate_cmds, release_cmds, serve_cmds, workspace_cmds
+from pipeline.cli import (
+    audit_cmds, cycle_cmds, gate_cmds, ledger_cmds, release_cmds, schedule_cmds, serve_cmds, workspace_cmds,
+)
 from pipeline.cli.output import console
 
 app = typer.Typer(
@@ -30,8 +32,11 @@ def root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for 
 workspace_cmds.register(app)
 cycle_cmds.register(app)
 release_cmds.register(app)
+ledger_cmds.register(app)
 serve_cmds.register(app)
 gate_cmds.register(app)
+audit_cmds.register(app)
+schedule_cmds.register(app)
 
 
 def configure_environment() -> None:
