@@ -31,10 +31,11 @@ _ACTOR = re.compile(r"^(?P<name>[^<>]+?)\s*<(?P<email>[^<>]+)>")
 def complete_interrupted(git: GitStore) -> list[str]:
     """Repair the checkout and tags after an interrupted decision; what was done, one line each."""
     done = _sync_stale_checkout(git)
+    tags = set(git.tag_names("*"))  # one listing, whatever the length of the history
     for agent in _agents(git):
         text = (git.read(MAIN, ledger_path(agent)) or b"").decode()
         for entry in parse_ledger(text, f"{MAIN}:{ledger_path(agent)}"):
-            made = _make_missing_tag(git, agent, entry)
+            made = _make_missing_tag(git, agent, entry, tags)
             if made:
                 done.append(made)
     return done
@@ -70,15 +71,16 @@ def _agents(git: GitStore) -> list[str]:
     return [name for name in out.splitlines() if git.read(MAIN, ledger_path(name)) is not None]
 
 
-def _make_missing_tag(git: GitStore, agent: str, entry: LedgerEntry) -> str | None:
+def _make_missing_tag(git: GitStore, agent: str, entry: LedgerEntry, tags: set[str]) -> str | None:
     if entry.release and entry.decision != "release":
-        name, target = entry.release, _commit_adding(git, agent, entry)
+        name = entry.release
     elif entry.decision in ("reject", "manual_reject") and entry.rc and entry.rc_commit:
-        name, target = f"{agent}/rc{entry.rc.rsplit('/', 1)[1]}-rejected", entry.rc_commit
+        name = f"{agent}/rc{entry.rc.rsplit('/', 1)[1]}-rejected"
     else:
         return None
-    if git.resolve(f"refs/tags/{name}") is not None:
+    if name in tags:
         return None
+    target = _commit_adding(git, agent, entry) if entry.release else str(entry.rc_commit)
     message = _notes(git, entry, name).rstrip("\n") + "\n\n" + trailer_block(entry)
     git.tag(name, target, message, who=_identity(entry.actor))
     return f"tag {name} created: ledger entry {entry.seq} ({entry.decision}) was recorded but not tagged"
