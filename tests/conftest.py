@@ -44,6 +44,23 @@ def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def quickstart_demo(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Path:
+    """The demo workspace after the real `ratchet quickstart` cycles (two promotions, then one rejection),
+    made once per session. Read it, or copy it before changing anything."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli.app import app
+
+    path = tmp_path_factory.mktemp("quickstart") / "demo"
+    with pytest.MonkeyPatch.context() as mp:  # no global git identity, as on CI
+        mp.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        result = CliRunner().invoke(app, ["quickstart", "--dir", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
 @pytest.fixture
 def workspace(demo_template: Path, tmp_path: Path) -> Path:
     """A fresh copy of the demo workspace (release coder/v1, nothing run yet)."""

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -26,15 +25,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Iterator[Path]:
-    """A demo workspace after the real quickstart cycles (two promotions, then one rejection); made once."""
-    path = tmp_path_factory.mktemp("diff-why") / "demo"
-    with pytest.MonkeyPatch.context() as mp:  # no global git identity, as in the autouse fixture
-        mp.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        result = CliRunner().invoke(app, ["quickstart", "--dir", str(path)])
-    assert result.exit_code == 0, result.output
-    yield path
+def demo(quickstart_demo: Path) -> Path:
+    """The session's quickstart workspace (two promotions, then one rejection)."""
+    return quickstart_demo
 
 
 @pytest.fixture(scope="module")

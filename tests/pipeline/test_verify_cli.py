@@ -23,22 +23,11 @@ def git(ws: Path, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def cycled(demo_template: Path, prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo workspace after the quickstart's cycles: promotions until the gate rejects an RC (~1 min)."""
-    from pipeline.flows import improve_cycle
-
-    path = tmp_path_factory.mktemp("cycled") / "ws"
-    shutil.copytree(demo_template, path, symlinks=True)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-        env.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        for _ in range(4):
-            result = improve_cycle(str(path), "coder")
-            if result.status != "decided" or result.decision == "reject":
-                break
-    decisions = [e.decision for e in Registry(path).ledger("coder")]
+def cycled(quickstart_demo: Path) -> Path:
+    """The session's quickstart workspace: promotions until the gate rejected an RC."""
+    decisions = [e.decision for e in Registry(quickstart_demo).ledger("coder")]
     assert decisions.count("promote") >= 2 and decisions[-1] == "reject", decisions
-    return path
+    return quickstart_demo
 
 
 @pytest.fixture
