@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from releases.audit import verify_workspace
 from releases.crashpoints import POINTS
 from releases.ledger import parse_trailers
 from releases.registry import Registry
@@ -95,3 +96,5 @@ def test_a_cycle_killed_at_any_write_point_resumes_to_one_complete_decision(
     assert len(release_commit) == 1 and git(ws, "rev-list", "-n1", "coder/v2").stdout.strip() == release_commit[0]
     tag = git(ws, "tag", "-l", "--format=%(contents)", "coder/v2").stdout
     assert parse_trailers(tag) == entry.trailers(), "the tag carries the recorded entry's facts"
+    audit = verify_workspace(ws)
+    assert audit.ok, [p.message for a in audit.agents for p in a.problems]
