@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from agents.errors import UserError, validation_message
 from agents.model_config import ModelConfig
@@ -21,6 +24,38 @@ class WorkspaceInfo(BaseModel):
 class RunSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     concurrency: int = Field(default=8, ge=1, le=512, description="Tasks run at once inside a stage.")
+
+
+class ExecutionSettings(BaseModel):
+    """Where evaluations run: in the flow's process, or in shards on a Dask cluster (pipeline/execution.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    runner: Literal["local", "dask"] = Field(
+        default="local", description="local: asyncio in the flow's process; dask: shards on a Dask cluster.")
+    address: str | None = Field(
+        default=None,
+        description="Scheduler of an existing Dask cluster, e.g. tcp://host:8786; unset: a local cluster.")
+    workers: int = Field(default=2, ge=1, le=256, description="Worker processes of the local cluster (no address).")
+    shard_size: int = Field(default=16, ge=1, le=100_000, description="Tasks per shard (one Prefect task each).")
+
+    # Field validators, so that an error names the field; they run only on fields ratchet.toml sets.
+    @field_validator("address")
+    @classmethod
+    def _address_needs_dask(cls, address: str | None, info: ValidationInfo) -> str | None:
+        if address is not None and info.data.get("runner") != "dask":
+            raise PydanticCustomError("execution", 'only used with runner = "dask"; set runner = "dask" or remove it')
+        if address is not None and not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", address):
+            raise PydanticCustomError("execution", f"expected a scheduler address such as tcp://host:8786, "
+                                                   f"got {address!r}")
+        return address
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_need_local_cluster(cls, workers: int, info: ValidationInfo) -> int:
+        if info.data.get("address") is not None:
+            raise PydanticCustomError("execution", "sizes a local cluster; an existing cluster (address) has its "
+                                                   "own workers: remove workers or address")
+        return workers
 
 
 class AgentSettings(BaseModel):
@@ -43,6 +78,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     workspace: WorkspaceInfo = Field(default_factory=WorkspaceInfo)
     run: RunSettings = Field(default_factory=RunSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict, description="Model aliases: [models.<alias>].")
 

@@ -114,6 +114,10 @@ def run_tasks(ctx: CycleContext, state: ReleaseState, split: str, tasks: list[Ta
               label: str) -> Evaluation:
     """Evaluate one version on some tasks of a split, `trials` runs each, resuming from the run store."""
     reporter().stage("run", label)
+    if ctx.settings.execution.runner == "dask":  # shards on a Dask cluster ([execution] in ratchet.toml)
+        from pipeline.execution import run_sharded
+
+        return run_sharded(ctx, state, split, tasks, trials, label)
     progress = lambda done, total: reporter().progress(label, done, total)  # noqa: E731
     client = client_for(ctx, state.artifact)
 
