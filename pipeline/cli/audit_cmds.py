@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
@@ -17,7 +18,9 @@ from rich.table import Table
 
 from pipeline.cli.options import WorkspaceOption
 from pipeline.cli.output import console
-from releases.audit import AuditReport, Problem, verify_workspace
+
+if TYPE_CHECKING:  # the audit pulls in pandas: imported only when `verify` runs, not for every command
+    from releases.audit import AuditReport, Problem
 
 EXIT_PROBLEMS = 1
 
@@ -35,6 +38,8 @@ def verify(
     from its stored outcomes and policy, that manual decisions name a person and a reason, and that no
     commit on main changes an agent without a release: exit 0 when all agree, 1 with the list of problems."""
     started = time.perf_counter()
+    from releases.audit import verify_workspace
+
     report = verify_workspace(workspace, agent)
     elapsed = time.perf_counter() - started
     if as_json:

@@ -11,20 +11,19 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
 from agents.errors import RatchetError, UserError
-from gates.junit import write_junit
-from gates.policy import GatePolicy, decide_on_trials, load_policy_file
-from gates.results_file import read_results
-from gates.statistics import classify, paired_counts
 from pipeline.cli.options import WorkspaceOption
 from pipeline.cli.output import console
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_CODES = {"promote": 0, "reject": 1, "hold": 2}
 VERSION = re.compile(r"(?:rc/)?([a-z][a-z0-9_-]*)/v?\d+")
@@ -48,6 +47,11 @@ def gate(
     workspace: Path = WorkspaceOption,
 ) -> None:
     """Compare two evaluations task by task and decide: exit 0 promote, 1 reject, 2 hold, 3 error."""
+    # imported here: pandas and the statistics are for this command only, not every `ratchet` start-up
+    from gates.junit import write_junit
+    from gates.policy import GatePolicy, decide_on_trials, load_policy_file
+    from gates.statistics import classify, paired_counts
+
     try:
         chosen = load_policy_file(policy) if policy else GatePolicy(name="ci", min_fixes=0)
         pairs = paired_counts(_results(baseline, workspace, split), _results(candidate, workspace, split))
@@ -72,6 +76,8 @@ def gate(
 
 def _results(source: str, workspace: Path, split: str) -> pd.DataFrame:
     """A results file, or the stored runs of a version (`coder/v2`, `rc/coder/3`) on one split."""
+    from gates.results_file import read_results
+
     path = Path(source)
     if path.is_file() or not VERSION.fullmatch(source):
         return read_results(path)

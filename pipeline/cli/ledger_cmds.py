@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
@@ -13,12 +14,13 @@ from rich.table import Table
 from rich.text import Text
 
 from agents.errors import UserError
-from gates.flips import Flip
 from pipeline.cli.options import WorkspaceOption
 from pipeline.cli.output import console
-from pipeline.evidence import EvidenceReader, TaskRuns
-from pipeline.release_outcomes import ReleaseDiff, ReleaseLine, TaskHistory, parse_release, release_diff, task_history
 from releases.gitstore import GitStore
+
+if TYPE_CHECKING:  # these pull in pandas: imported when `diff` or `why` runs, not at every `ratchet` start-up
+    from gates.flips import Flip
+    from pipeline.release_outcomes import ReleaseDiff, ReleaseLine, TaskHistory
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
 COLLAPSE_AFTER = 8  # `ratchet why` shows longer runs of unchanged outcomes as one line (all of them with --all)
@@ -34,6 +36,9 @@ def register(app: typer.Typer) -> None:
 @contextmanager
 def release_line(workspace: Path, agent: str) -> Iterator[ReleaseLine]:
     """The agent's ledger (read once) and evidence reader over one open repository."""
+    from pipeline.evidence import EvidenceReader
+    from pipeline.release_outcomes import ReleaseLine
+
     with GitStore(workspace) as git:
         reader = EvidenceReader(git)
         entries = reader.ledger(agent)
@@ -50,6 +55,8 @@ def diff(
     as_json: bool = JsonOption,
 ) -> None:
     """The artifact diff between two releases, then the flips between their stored gate outcomes."""
+    from pipeline.release_outcomes import parse_release, release_diff
+
     (agent, _), (other, _) = parse_release(old), parse_release(new)
     if agent != other:
         raise UserError(f"{old} and {new} are releases of different agents; diff two releases of one agent")
@@ -100,6 +107,8 @@ def print_flips(result: ReleaseDiff) -> None:
 def _flip_runs(flip: Flip) -> str:
     if flip.baseline_runs is None or flip.candidate_runs is None:
         return ""
+    from pipeline.evidence import TaskRuns
+
     before = TaskRuns(passes=round(flip.baseline_pass_rate * flip.baseline_runs), runs=flip.baseline_runs)
     after = TaskRuns(passes=round(flip.candidate_pass_rate * flip.candidate_runs), runs=flip.candidate_runs)
     return f"{before} -> {after}"
@@ -119,6 +128,8 @@ def why(
 ) -> None:
     """A task's gate outcome across every decision and release: when it broke, when it was fixed, by which RC."""
     with release_line(workspace, agent) as line:
+        from pipeline.release_outcomes import task_history
+
         history = task_history(line, task_id)
     if as_json:
         typer.echo(history.model_dump_json(indent=2))
