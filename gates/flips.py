@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from gates.outcome import Outcome
 from gates.task import natural_key
+
+if TYPE_CHECKING:  # pandas only where a frame is made: `ratchet why` never needs it
+    import pandas as pd
 
 FlipKind = Literal["P->P", "P->F", "F->P", "F->F"]
 KINDS: tuple[FlipKind, ...] = ("P->F", "F->P", "P->P", "F->F")
@@ -55,6 +57,8 @@ class FlipTable(BaseModel):
         return {kind: sum(1 for f in self.flips if f.kind == kind and f.confirmed) for kind in ("P->F", "F->P")}
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame([f.model_dump() for f in self.flips], columns=list(Flip.model_fields))
 
 

@@ -15,15 +15,17 @@ import re
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from gates.outcome import Outcome
 from releases.gitstore import GitStore
 from releases.ledger import LedgerEntry, ledger_path, parse_ledger
 from releases.registry import MAIN
+
+if TYPE_CHECKING:  # pandas only for whole tables (`diff`, the report); `why` counts without it
+    import pandas as pd
 
 Side = Literal["baseline", "candidate"]
 OUTCOME_HEADER = b"task_id,trial,passed,"
@@ -178,6 +180,8 @@ def task_ids(table: bytes) -> list[str]:
 
 def outcome_frame(table: bytes) -> pd.DataFrame:
     """The whole outcome table: task_id, trial, passed (bool), score, error_type and message ('' when none)."""
+    import pandas as pd
+
     frame = pd.read_csv(io.BytesIO(table), dtype={"task_id": str, "error_type": str, "message": str},
                         keep_default_na=False)
     frame["passed"] = frame["passed"].astype(str).str.lower().eq("true")

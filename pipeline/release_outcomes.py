@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.errors import UserError
 from gates.flips import Flip, FlipKind, flips_from_classified
-from gates.statistics import classify, paired_counts
 from pipeline.evidence import EvidenceReader, Side, TaskRuns, flip_row, outcome_file, outcomes_of, task_ids
 from releases.ledger import LedgerEntry
+
+if TYPE_CHECKING:  # pandas and the statistics are for `diff`; `why` reads counts without them
+    import pandas as pd
 
 PROMOTIONS = ("promote", "manual_promote")
 STORY_EVENTS = 3  # `ratchet why`'s summary names the first two and the last three changes
@@ -319,6 +320,8 @@ def release_diff(line: ReleaseLine, old: str, new: str) -> ReleaseDiff:
     frames = [_outcome_frame(line, s) for s in (result.old_outcomes, result.new_outcomes)]
     later = max(old, new, key=lambda name: parse_release(name)[1])
     alpha = line.alpha(later)
+    from gates.statistics import classify, paired_counts
+
     table = flips_from_classified(classify(paired_counts(*frames), alpha), *(outcomes_of(f) for f in frames))
     return result.model_copy(update={"alpha": alpha, "counts": table.counts(), "confirmed": table.confirmed_counts(),
                                      "flips": [f for f in table.flips if f.kind in ("P->F", "F->P")]})
