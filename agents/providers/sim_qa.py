@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import UserError
-from agents.providers.sim_world import WORLDS_DIR, Noise, draw
+from agents.providers.sim_world import WORLDS_DIR, Noise, draw, noisy_sample
 
 QA_WORLDS_DIR = WORLDS_DIR / "qa"
 PACKAGES_ROOT = Path(__file__).resolve().parents[2]
@@ -109,10 +109,8 @@ def plan_faults(world: QaWorld, item: QaItem, traits: frozenset[str], sample: st
         eligible = all(t in traits for t in rule.applies_when) and not any(t in traits for t in rule.suppressed_by)
         if eligible and draw(world.seed, name, item.item_id) < rule.rate:
             hits.add(name)
-    noise = world.noise
-    if sample is not None and draw(world.seed, f"noise{noise.seed}", item.item_id) < noise.share:
-        if draw(world.seed, f"noise{noise.seed}:{sample}", item.item_id) < noise.rate:
-            hits.add("wrong_value")
+    if noisy_sample(world.seed, world.noise, item.item_id, sample):
+        hits.add("wrong_value")
     return frozenset(hits)
 
 

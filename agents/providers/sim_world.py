@@ -260,11 +260,17 @@ def plan_faults(world: World, task: SimTask, traits: frozenset[str], sample: str
         if rule.fixable_by in traits and draw(world.seed, f"{name}.fixable", task.task_id) < rule.fixable_share:
             continue
         hits.add(name)
-    noise = world.noise
-    if sample is not None and draw(world.seed, f"noise{noise.seed}", task.task_id) < noise.share:
-        if draw(world.seed, f"noise{noise.seed}:{sample}", task.task_id) < noise.rate:
-            hits.add("logic_error")
+    if noisy_sample(world.seed, world.noise, task.task_id, sample):
+        hits.add("logic_error")
     return frozenset(hits)
+
+
+def noisy_sample(seed: int, noise: Noise, task_id: str, sample: str | None) -> bool:
+    """Whether this sample of a task is hit by per-sample noise: the task is in the noisy share (a
+    per-task draw) and this sample draws below `noise.rate`. Never without a sample."""
+    if sample is None or draw(seed, f"noise{noise.seed}", task_id) >= noise.share:
+        return False
+    return draw(seed, f"noise{noise.seed}:{sample}", task_id) < noise.rate
 
 
 # --------------------------------------------------------------------------- code and answers
