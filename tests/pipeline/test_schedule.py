@@ -96,6 +96,10 @@ def test_a_scheduled_cycle_runs_on_the_server_and_lands_in_history(server: dict[
                              timeout=60)
         assert run.returncode == 0, run.stdout + run.stderr
         wait_for(lambda: len(Registry(ws).ledger("coder")) >= 2, 180, "the triggered cycle's decision")
+        # The decision lands before the flow run ends (artifacts are published after it): wait for the
+        # run's final state before stopping the serving process, or it is killed mid-publish.
+        wait_for(lambda: "Completed" in ratchet(server, "status", "--workspace", str(ws)).stdout, 120,
+                 "the flow run to complete")
     finally:
         stop(serving)
 
