@@ -28,6 +28,7 @@ from gates.statistics import paired_counts
 from gates.smoke import SmokeCheck, smoke_check
 from gates.suite import Suite, load_suite
 from gates.task import Task, natural_key
+from pipeline.confirmation_start import ConfirmationStart, load_or_record, start_path
 from pipeline.progress import reporter
 from pipeline.settings import Settings, load_settings
 from pipeline.synthesis import Proposal, synthesize
@@ -282,7 +283,9 @@ def _confirmed(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, s
     tasks = ctx.suite.split(split)
     states = {"baseline": base, "candidate": candidate}
     evaluations = {side: _stored(ctx, state, tasks, split) for side, state in states.items()}
-    counts = paired_counts(evaluations["baseline"].outcome_table(), evaluations["candidate"].outcome_table())
+    start = _confirmation_start(ctx, states, tasks, split, evaluations)
+    tables = {side: _first_trials(evaluations[side].outcome_table(), getattr(start, side)) for side in states}
+    counts = paired_counts(tables["baseline"], tables["candidate"])
     runs = {side: dict(zip(counts["task_id"], counts[column], strict=True))
             for side, column in (("baseline", "b_n"), ("candidate", "c_n"))}
     asked: set[str] = set()
@@ -301,9 +304,32 @@ def _confirmed(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, s
             runs[side][task_id] += 1
         return answers
 
-    confirmation = confirm(counts, sample, policy.alpha, policy.confirmation_cap, flaky_in_history(ctx, base, tasks))
+    confirmation = confirm(counts, sample, policy.alpha, policy.confirmation_cap, set(start.flaky))
     final = {side: _stored(ctx, state, tasks, split) for side, state in states.items()}
     return confirmation.classified, final, sum(confirmation.extra_runs.values()), asked
+
+
+def _confirmation_start(ctx: CycleContext, states: dict[str, ReleaseState], tasks: list[Task], split: str,
+                        evaluations: dict[str, Evaluation]) -> ConfirmationStart:
+    """The counts and flaky set this gate's confirmation starts from: recorded by the first attempt,
+    replayed by a restart (pipeline.confirmation_start)."""
+    slugs = [run_key(states[side].artifact, ctx.suite, client_for(ctx, states[side].artifact)).slug
+             for side in ("baseline", "candidate")]
+
+    def now() -> ConfirmationStart:
+        trials = {side: evaluations[side].outcome_table().groupby("task_id")["trial"].size().to_dict()
+                  for side in states}
+        return ConfirmationStart(baseline={t: int(n) for t, n in trials["baseline"].items()},
+                                 candidate={t: int(n) for t, n in trials["candidate"].items()},
+                                 flaky=sorted(flaky_in_history(ctx, states["baseline"], tasks)))
+
+    return load_or_record(start_path(ctx.workspace / ".ratchet", *slugs, split), now)
+
+
+def _first_trials(table: pd.DataFrame, trials: dict[str, int]) -> pd.DataFrame:
+    """The rows of trials counted at the start (trial numbers run from 0 per task)."""
+    limit = table["task_id"].map(trials).fillna(0)
+    return table[table["trial"] < limit]
 
 
 def _targeted_fixes(ctx: CycleContext, baseline: Evaluation, fixed: set[str], targets: list[str]) -> int:
