@@ -9,7 +9,7 @@ import traceback
 import typer
 from rich.markup import escape
 
-from agents.errors import RatchetError
+from agents.errors import RatchetError, StateError
 from pipeline.cli import (
     audit_cmds, cycle_cmds, gate_cmds, ledger_cmds, release_cmds, schedule_cmds, serve_cmds, workspace_cmds,
 )
@@ -51,6 +51,8 @@ def main() -> None:
     configure_environment()
     debug = "--debug" in sys.argv
     sys.argv = [arg for arg in sys.argv if arg != "--debug"]  # accepted anywhere on the line
+    if debug:
+        os.environ["RATCHET_DEBUG"] = "1"  # for code that shows or hides tracebacks below the CLI
     try:
         app()
     except RatchetError as exc:
@@ -58,6 +60,21 @@ def main() -> None:
             traceback.print_exc()
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - only a full or read-only disk becomes a one-line error
+        _exit_on_disk_problem(exc, debug)
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]: finished work is kept in .ratchet/; run the command again to resume")
         sys.exit(130)
+
+
+def _exit_on_disk_problem(exc: BaseException, debug: bool) -> None:
+    """Exit with a one-line error when the disk cannot be written; re-raise anything else."""
+    from pipeline.cli.disk_errors import disk_problem
+
+    problem = disk_problem(exc)
+    if problem is None:
+        raise exc
+    if debug:
+        traceback.print_exc()
+    console.print(f"[bold red]error:[/] {escape(problem)}", soft_wrap=True)
+    sys.exit(StateError.exit_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -88,3 +89,27 @@ def print_cycle(number: int, result: CycleResult) -> None:
         console.print(f"tagged {result.rejected_tag}; the canonical line stays at {result.base_release}")
     if result.decision == "hold":
         console.print(f"on hold: decide with `ratchet promote {result.rc} --reason ...` or `ratchet reject ...`")
+
+
+class _NoTraceback(logging.Filter):
+    """Drops the traceback from a log record (the one-line message stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def hide_run_tracebacks() -> None:
+    """Keep Prefect's console log of a failed task or flow run to its one-line message.
+
+    The CLI reports the error itself, as one line (`--debug` shows the traceback, and sets
+    RATCHET_DEBUG so this is skipped). Call after Prefect configured logging (on import). Only the
+    console handlers are touched, after the API handlers of the run loggers have seen the record,
+    so the Prefect server still gets the traceback."""
+    if os.environ.get("RATCHET_DEBUG"):
+        return
+    for name in ("", "prefect"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and not any(
+                    isinstance(f, _NoTraceback) for f in handler.filters):
+                handler.addFilter(_NoTraceback())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.cli.output import RichReporter, progress_bars
+from pipeline.cli.output import RichReporter, hide_run_tracebacks, progress_bars
 from pipeline.cycle_result import CycleResult
 from pipeline.progress import use_reporter
 
@@ -16,6 +16,8 @@ def run_cycle(workspace: Path, agent: str, model: str | None = None, api_base: s
     load_settings(workspace)  # a clear error for a folder that is no workspace, before Prefect starts
     check_unlocked(workspace, agent)
     from pipeline.flows import improve_cycle  # Prefect is imported only when a flow runs
+
+    hide_run_tracebacks()
 
     with progress_bars() as bars, use_reporter(RichReporter(bars)):
         return improve_cycle(str(workspace), agent, model, api_base)
