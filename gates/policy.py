@@ -90,14 +90,23 @@ def load_policy_file(path: Path, name: str | None = None) -> GatePolicy:
         raise UserError(f"{path}: no such policy file")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}): save the file as UTF-8") from exc
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping of policy fields")
     try:
         return GatePolicy.model_validate({"name": name, **raw})
     except ValidationError as exc:
         raise UserError(f"{path}: {validation_message(exc)}") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What the YAML parser objected to and on which line, in one line."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"{problem} (line {mark.line + 1})" if mark is not None else problem
 
 
 def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy, targeted_fixes: int | None = None,

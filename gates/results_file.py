@@ -36,19 +36,15 @@ def read_results(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"{path}: no such results file")
     rows: list[ResultRow] = []
+    numbers: list[int] = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8") from exc
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(ResultRow.model_validate(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path} line {number}: not JSON ({exc.msg}); one JSON object per line") from exc
-        except ValidationError as exc:
-            raise UserError(f"{path} line {number}: {validation_message(exc)}") from exc
+        if line.strip():
+            rows.append(_row(path, number, line))
+            numbers.append(number)
     if not rows:
         raise UserError(f"{path}: no results; expected JSONL lines like "
                         '{"task_id": "t1", "trial": 0, "pass": true}')
@@ -63,7 +59,24 @@ def read_results(path: Path) -> pd.DataFrame:
     frame["trial"] = frame["trial"].astype("int64")
     duplicated = frame.duplicated(["task_id", "trial"])
     if duplicated.any():
-        first = frame[duplicated].iloc[0]
-        raise UserError(f"{path}: task {first['task_id']!r} trial {first['trial']} appears twice; "
-                        "give each run its own trial number")
+        again = int(duplicated.to_numpy().argmax())
+        task_id, trial = frame["task_id"].iat[again], int(frame["trial"].iat[again])
+        first = int(((frame["task_id"] == task_id) & (frame["trial"] == trial)).to_numpy().argmax())
+        raise UserError(f"{path} line {numbers[again]}: task {task_id!r} trial {trial} appears twice (first on line "
+                        f"{numbers[first]}); give each run its own trial number")
     return frame
+
+
+def _row(path: Path, number: int, line: str) -> ResultRow:
+    """One non-empty line as a ResultRow; UserError naming the file and line."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} line {number}: not JSON ({exc.msg}); one JSON object per line") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path} line {number}: expected a JSON object with task_id and pass, got "
+                        f"{type(data).__name__}")
+    try:
+        return ResultRow.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{path} line {number}: {validation_message(exc, data)}") from exc

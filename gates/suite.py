@@ -121,10 +121,13 @@ def _tqbpp_tasks() -> tuple[Task, ...]:
 BUILTIN_TASKS = {"builtin:humaneval": builtin_humaneval_tasks, "builtin:tqbpp-core": builtin_tqbpp_tasks}
 
 
-def load_task_file(path: Path) -> list[Task]:
-    """Tasks from a JSONL file (one object per line) or a YAML file (a list of objects)."""
+def load_task_file(path: Path, shown: str | None = None) -> list[Task]:
+    """Tasks from a JSONL file (one object per line) or a YAML file (a list of objects).
+
+    Errors name the file as `shown` (default: the path relative to the current folder).
+    """
     path = Path(path)
-    shown = _display(path)
+    shown = shown or _display(path)
     if path.suffix not in TASK_FILE_SUFFIXES:
         raise UserError(f"{shown}: a task file must end in {', '.join(TASK_FILE_SUFFIXES)}")
     try:
@@ -219,7 +222,7 @@ def load_suite_spec(path: Path, name: str) -> SuiteSpec:
     except FileNotFoundError as exc:
         raise UserError(f"suite {name!r} not found: no {shown} in the workspace") from exc
     except UnicodeDecodeError as exc:
-        raise UserError(f"{shown}: not UTF-8 text") from exc
+        raise UserError(f"{shown}: not UTF-8 text (byte {exc.start}): save the file as UTF-8") from exc
     except yaml.YAMLError as exc:
         raise UserError(f"{shown}: invalid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(data, dict):
@@ -247,7 +250,7 @@ def _load_source(spec: SuiteSpec, folder: Path) -> list[Task]:
         )
     if not path.is_file():
         raise UserError(f"suites/{spec.name}/suite.yaml: field 'source': no file {spec.source!r} in the suite folder")
-    return load_task_file(path)
+    return load_task_file(path, f"suites/{spec.name}/{spec.source}")
 
 
 def _load_splits(path: Path, shown: str, tasks: dict[str, Task]) -> dict[str, list[str]]:
@@ -255,8 +258,10 @@ def _load_splits(path: Path, shown: str, tasks: dict[str, Task]) -> dict[str, li
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise UserError(f"{shown}: splits file missing; pin the dev/gate/holdout splits first") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{shown}: invalid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{shown}: not UTF-8 text (byte {exc.start}): save the file as UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{shown}: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
     if not isinstance(data, dict) or set(data) - set(SPLITS):
         raise UserError(f"{shown}: must be a JSON object with keys {', '.join(SPLITS)}")
     splits: dict[str, list[str]] = {}

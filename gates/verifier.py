@@ -3,6 +3,11 @@
 - `python_tests`: the answer, then the task's hidden tests and `check(<entry_point>)`, run in
   the sandbox. Passed iff the program finishes without an exception.
 - `exact_match`: the normalised answer equals one of the normalised expected strings.
+
+An answer longer than `MAX_ANSWER_CHARS` fails with error type `AnswerTooLarge` without being
+compiled, run or compared: checking it would cost the evaluation's own process seconds of CPU
+and gigabytes of memory (compiling 10 MB of Python takes ~12 s and ~2.4 GB), and no task's
+answer is that long.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ _QUOTES = "\"'`*\u2018\u2019\u201c\u201d\u00ab\u00bb"
 _TRAILING = ".,;:!?"
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _SHOWN = 60
+MAX_ANSWER_CHARS = 256 * 1024
 
 
 async def verify(task: Task, answer: str, trial: int = 0) -> Outcome:
@@ -25,6 +31,10 @@ async def verify(task: Task, answer: str, trial: int = 0) -> Outcome:
     started = time.monotonic()
     if not answer or not answer.strip():
         return _outcome(task, trial, started, error_type="NoOutput", message="NoOutput: the answer is empty")
+    if len(answer) > MAX_ANSWER_CHARS:
+        message = (f"AnswerTooLarge: the answer has {len(answer):,} characters; the verifier checks at most "
+                   f"{MAX_ANSWER_CHARS:,}")
+        return _outcome(task, trial, started, error_type="AnswerTooLarge", message=message)
     spec = task.verifier
     if isinstance(spec, PythonTestsVerifier):
         return await _verify_python(task, spec, answer, trial, started)

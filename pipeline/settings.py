@@ -93,7 +93,9 @@ def load_settings(workspace: Path) -> Settings:
         raise UserError(f"{path}: not found; {workspace} is not a Ratchet workspace (create one with `ratchet init DIR`)")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}): save the file as UTF-8") from exc
+    except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from exc
     try:
         return Settings.model_validate(raw)
