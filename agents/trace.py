@@ -6,6 +6,7 @@ run store as JSON. They never hold secrets (see `agents.redaction`).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -149,3 +150,26 @@ class Trace(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     answer_guard: GuardedCallRecord | None = Field(
         default=None, description="With an answer_contract: the final answer's samples, broken clauses, fallback.")
+
+
+STORED_TEXT_CHARS = 256 * 1024  # no answer a verifier checks is longer (gates.verifier.MAX_ANSWER_CHARS)
+
+
+def clipped(text: str, limit: int = STORED_TEXT_CHARS) -> str:
+    """`text`, or its first `limit` characters and a marker with the full length and sha256."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{text[:limit]}\n[... {len(text) - limit:,} more characters not stored; {len(text):,} in all, sha256 {digest}]"
+
+
+def bounded_for_storage(trace: Trace, limit: int = STORED_TEXT_CHARS) -> Trace:
+    """The trace as the run store keeps it: the final answer and every message's text clipped to
+    `limit` characters. A model that answers 10 MB (a runaway generation, an adversarial RC) would
+    otherwise put 20 MB per run in the store (the answer is the last message and the final output)."""
+    long_message = any(m.content is not None and len(m.content) > limit for m in trace.messages)
+    if len(trace.final_output) <= limit and not long_message:
+        return trace
+    messages = [m.model_copy(update={"content": clipped(m.content, limit)}) if m.content is not None else m
+                for m in trace.messages]
+    return trace.model_copy(update={"final_output": clipped(trace.final_output, limit), "messages": messages})

@@ -18,6 +18,7 @@ from agents.artifact import Artifact
 from agents.models import ModelClient
 from agents.redaction import secret_values
 from agents.runtime import run_agent
+from agents.trace import bounded_for_storage
 from gates.python_tool import PythonExamplesTool
 from gates.run_store import GroupCommit, RunKey, RunRecord, RunStore, model_config_hash
 from gates.suite import Suite
@@ -113,7 +114,7 @@ async def evaluate(
         await asyncio.sleep(0)
         async with verify_gate:
             outcome = await verify(task, trace.final_output, trial=trial)
-        record = RunRecord(key=key, task_id=task.id, trial=trial, trace=trace, outcome=outcome)
+        record = RunRecord(key=key, task_id=task.id, trial=trial, trace=bounded_for_storage(trace), outcome=outcome)
         await writer.append(record)
         done[(task.id, trial)] = record
         finished += 1
@@ -153,7 +154,7 @@ async def run_one(artifact: Artifact, client: ModelClient, key: RunKey, task: Ta
     """Run the agent on one task and verify its final answer."""
     trace = await run_agent(artifact, task.id, task.input, client, tools=_tools(task), trial=trial, secrets=secrets)
     outcome = await verify(task, trace.final_output, trial=trial)
-    return RunRecord(key=key, task_id=task.id, trial=trial, trace=trace, outcome=outcome)
+    return RunRecord(key=key, task_id=task.id, trial=trial, trace=bounded_for_storage(trace), outcome=outcome)
 
 
 def _tools(task: Task) -> dict[str, PythonExamplesTool]:

@@ -71,6 +71,8 @@ def open_context(workspace: Path, agent: str, model_override: str | None = None,
                  api_base: str | None = None) -> CycleContext:
     settings = load_settings(workspace)
     agent_settings = settings.agent(agent)
+    if agent_settings.smoke_suite is not None:
+        load_suite(workspace, agent_settings.smoke_suite)  # a broken smoke suite fails before any work, not after
     return CycleContext(
         workspace=workspace, agent=agent, settings=settings,
         suite=load_suite(workspace, agent_settings.suite), policy=load_policy(workspace, agent_settings.policy),

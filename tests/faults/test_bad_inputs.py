@@ -156,11 +156,6 @@ EVAL = ("eval", f"{AGENT}/v1", "--split", "dev", "--workspace", "{ws}")  # runs 
 GATE = ("gate", "--baseline", "{dir}/base.jsonl", "--candidate", "{dir}/bad.jsonl")
 NOT_UTF8 = b"# caf\xe9 (latin-1)\n"
 TOML, SUITE, POLICY = "ratchet.toml", "suites/humaneval/suite.yaml", "gates/default.yaml"
-SMOKE_ISSUE = ("the smoke suite is loaded only at the smoke stage (pipeline/stages.py, smoke_check: "
-               "load_suite(ctx.workspace, settings.smoke_suite)), after the dev runs, critique, synthesis and the "
-               "RC branch rc/coder/1: the error is clean and the ledger and tags are untouched, but a branch and dev "
-               "runs are written first; fix: load the smoke suite in stages.open_context")
-
 ERROR_CASES = [
     ErrorCase("ratchet-toml-syntax", "exit 2, names ratchet.toml and the line",
               replace(TOML, "concurrency = 8", "concurrency = = 8"), CYCLE, 2,
@@ -213,7 +208,7 @@ ERROR_CASES = [
               ("suites/mine/splits.json", "not UTF-8")),
     ErrorCase("smoke-suite-yaml-syntax", "exit 2, names the smoke suite's suite.yaml; nothing written",
               write("suites/tqb/suite.yaml", b"name: tqb\nsource: [builtin\n"), CYCLE, 2,
-              ("suites/tqb/suite.yaml", "invalid YAML", "line "), SMOKE_ISSUE, ("refs", "runs")),
+              ("suites/tqb/suite.yaml", "invalid YAML", "line ")),
     ErrorCase("results-broken-line", "exit 3, names the results file and line",
               results(b'{"task_id": "a", "pass": true}\n{"task_id": "b", "pass": \n'), GATE, 3,
               ("bad.jsonl line 2", "not JSON")),
@@ -278,10 +273,7 @@ PROBES = [
 
 MODEL_ANSWER_CASES = [
     ModelAnswerCase("model-answer-10mb", "a 10 MB answer: AnswerTooLarge recorded at once; the stored record small",
-                    10_000_000, known_issue=(
-                        "the run store keeps the whole answer twice per run (trace.final_output and the assistant "
-                        "message in trace.messages): 20 MB a run; fix: bound what agents/runtime.py puts in the "
-                        "trace (or gates/evaluation.py stores), keeping a sha256 of the full text")),
+                    10_000_000),
 ]
 
 CASES: list[Case] = [*ERROR_CASES, *PROBES, *MODEL_ANSWER_CASES]
