@@ -16,10 +16,15 @@ from critics.view import BlindView
 
 DetectorFn = Callable[[BlindView], list[str] | None]
 _DETECTORS: list[tuple[str, DetectorFn]] = []
+ALWAYS_REPORTED = frozenset({"sandbox_violation"})  # labels reported for passed runs too
 
 PROSE_LINE = re.compile(r"^[A-Z][a-z']*(?: [^\s()=\[\]{}]+){2,}$")
 LINE_NUMBER = re.compile(r"line (\d+)")
 UNFINISHED = ("was never closed", "unexpected EOF", "expected an indented block", "unterminated")
+# How a sandbox refusal reads from outside: the python tool's `sandbox: blocked ...` lines and the
+# `SandboxViolation: blocked by the sandbox: ...` error (gates.sandbox, gates.python_tool).
+SANDBOX_REFUSAL = re.compile(r"^(?:sandbox: blocked .+|.*\bSandboxViolation: blocked by the sandbox: .+)$",
+                             re.MULTILINE)
 
 
 def detector(label: str) -> Callable[[DetectorFn], DetectorFn]:
@@ -35,18 +40,28 @@ def detector(label: str) -> Callable[[DetectorFn], DetectorFn]:
 
 
 def detect(view: BlindView) -> SymptomReport:
-    """The detectors' report for one run: no symptom when it passed."""
+    """The detectors' report for one run. A passed run has no symptom, except a sandbox refusal: code
+    that probed the sandbox is worth reporting even when the answer was right."""
     symptoms = []
-    if not view.passed:
-        for label, fn in _DETECTORS:
-            evidence = fn(view)
-            if evidence is not None:
-                symptoms.append(Symptom(label=label, description=TAXONOMY[label], evidence=evidence, detector=fn.__name__))
-                break
+    detectors = _DETECTORS if not view.passed else [(label, fn) for label, fn in _DETECTORS if label in ALWAYS_REPORTED]
+    for label, fn in detectors:
+        evidence = fn(view)
+        if evidence is not None:
+            symptoms.append(Symptom(label=label, description=TAXONOMY[label], evidence=evidence, detector=fn.__name__))
+            break
     return SymptomReport(
         task_id=view.task_id, trial=view.trial, passed=view.passed, error_type=view.error_type,
         used_tools=any(step.kind == "tool_call" for step in view.steps), symptoms=symptoms,
     )
+
+
+@detector("sandbox_violation")
+def sandbox_refusal(view: BlindView) -> list[str] | None:
+    """The code (a tool call's or the final answer's) tried what the sandbox forbids. It comes first: a
+    run that probes for the network, the host's files or new processes matters more than why it failed."""
+    texts = [view.verifier_message, view.run_error or ""] + [s.text for s in view.steps if s.kind == "tool_result"]
+    quotes = [match.group(0).strip() for text in texts for match in SANDBOX_REFUSAL.finditer(text)]
+    return list(dict.fromkeys(quotes))[:3] or None
 
 
 @detector("contract_violation")

@@ -18,6 +18,8 @@ TAXONOMY: dict[str, str] = {
     "timeout": "The code does not finish within the time limit.",
     "no_answer": "The run ended without a final answer.",
     "contract_violation": "Every answer broke the answer's declared output contract; a fallback answer was used.",
+    "sandbox_violation": "The code tried something the sandbox forbids (network, files outside its folder, new "
+                         "processes, native code) and was refused.",
 }
 
 

@@ -7,7 +7,10 @@ The first line of the result is a contract (a simulated model parses it), exactl
     fail: example K of N: <source> expected <want>, got <got>
     timeout: the code ran longer than X s
 
-Further lines, if any, say which example raised and show the code's stdout (trimmed).
+Further lines, if any, say which example raised, list what the sandbox refused (one
+`sandbox: blocked ...` line each, also when the code caught the refusal and went on), and show the
+code's stdout (trimmed). A refusal that ended the code reads
+`error: SandboxViolation: blocked by the sandbox: <what>`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from gates.sandbox import SandboxLimits, SandboxResult, run_python
 from gates.task import Task
 
 MAX_STDOUT_CHARS = 2_000
+SANDBOX_LINE = "sandbox: blocked "  # starts each line that reports a refusal (critics.detectors looks for it)
 _MISMATCH = "RatchetExampleMismatch"
 _MARKER_RE = re.compile(r"^ratchet-example: (\d+)$", re.MULTILINE)
 
@@ -94,7 +98,8 @@ class PythonExamplesTool:
 
     name = "python"
     description = (
-        "Run Python code in a sandbox (no network, time and memory limits). The code is executed, "
+        "Run Python code in a sandbox (no network, no files outside its folder, no subprocesses, time and "
+        "memory limits). The code is executed, "
         "then the task's docstring examples (>>> lines) are run against it. Returns 'ok: ...' when "
         "all examples pass, 'fail: example K of N: ...' for the first wrong result, "
         "'error: <Type>: <message>' for an exception, or 'timeout: ...'."
@@ -163,6 +168,7 @@ def render_result(result: SandboxResult, examples: list[tuple[str, str, str | No
     else:
         lines = [f"error: {result.error_type or 'Error'}: {result.message or '(no message)'}"]
         lines += _example_context(result, examples)
+    lines += [SANDBOX_LINE + violation for violation in result.violations]
     stdout = result.stdout.strip()
     if stdout:
         trimmed = stdout if len(stdout) <= MAX_STDOUT_CHARS else stdout[:MAX_STDOUT_CHARS] + "\n[... stdout trimmed]"

@@ -1,24 +1,40 @@
-"""Sandboxed Python execution: a fresh interpreter with limits, a clean environment and no network.
+"""Sandboxed Python execution: a fresh interpreter, limits, a clean environment, and containment.
 
-`run_python(program)` writes the program to `solution.py` in a fresh temporary folder and
-runs it under a small harness (`harness.py`) in a new `python` process:
+`run_python(program)` writes the program to `solution.py` in a fresh temporary folder and runs it
+under a small harness (`gates/_sandbox_harness.py`, compiled once and copied next to it as
+`harness.pyc`) in a new `python` process:
 
 - environment: only PATH, LANG, HOME/TMPDIR (the temporary folder), PYTHONHASHSEED=0 and
   PYTHONDONTWRITEBYTECODE=1; nothing of the parent's environment (no API keys) reaches it;
 - limits (set in the child before exec): address space, CPU seconds, file size 10 MB, no core
   files; a wall-clock timeout kills the whole process group;
-- network: the command runs under `unshare -rn` (new user and network namespace, loopback
-  down) when the host allows it; `SandboxResult.network_isolated` says whether it did;
-- the harness writes its verdict as JSON to a result file, never to stdout, so the program
-  may print anything; stdout and stderr are kept up to `max_output_bytes` each.
+- network: the command runs under `unshare -rn` (new user and network namespace, loopback down)
+  when the host allows it;
+- filesystem (`unshare -rnm`, where the host allows mounts in a user namespace): the harness
+  pivots into a private root holding read-only binds of the system and Python folders only, and a
+  64 MB tmpfs as the program's folder, its one writable place; home folders, /tmp, /proc, the
+  workspace (suites, holdout split, ledger) and everything else of the host are simply not there;
+- processes: a seccomp filter forbids child processes (so no fork bomb and no process can escape
+  the kill), ptrace and signals to other processes; threads still work;
+- guard: an audit hook refuses network use, process creation, ctypes and file access outside the
+  sandbox with `SandboxViolation` and records each refusal. It is in-process, so best effort; the
+  kernel layers are the containment, the guard makes refusals recognisable (and is the only
+  barrier on hosts that allow no namespaces, which `SandboxResult` then says);
+- the harness writes its verdict to a result file opened before the program starts, never to
+  stdout, so the program may print anything; stdout and stderr are kept up to `max_output_bytes`.
+
+What the host allows is probed once per process (`available_isolation()`); a run never claims a
+layer it did not get: if a layer the probe found fails to apply, the run ends before the program
+starts (status `crash`, error type `SandboxSetupError`).
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import functools
-import json
 import os
+import py_compile
 import resource
 import shutil
 import signal
@@ -26,6 +42,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,69 +50,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gates._sandbox_harness import SETUP_FAILED
+
 FILE_SIZE_LIMIT = 10 * 1024 * 1024
 CHILD_PATH = "/usr/local/bin:/usr/bin:/bin"
+HARNESS = Path(__file__).with_name("_sandbox_harness.py")
+IN_PROCESS_GUARD = True  # tests turn it off to check the kernel layers alone
 _READ_CHUNK = 64 * 1024
 _DRAIN_AFTER_EXIT_S = 2.0
-
-# Runs inside the sandbox. Kept free of anything the program could have replaced: the
-# modules and the result path are bound before the program runs.
-_HARNESS = r'''
-import json, os, sys, types
-
-_reserve = bytearray(1 << 20)
-
-
-def _one_line(text, limit=300):
-    text = " ".join(part.strip() for part in text.splitlines() if part.strip())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _report(result_path, exc):
-    global _reserve
-    _reserve = None
-    if exc is None:
-        payload = {"status": "ok"}
-    else:
-        try:
-            message = str(exc)
-        except BaseException:
-            message = "<unprintable exception>"
-        line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
-        tb = exc.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code.co_filename == "solution.py":
-                line = tb.tb_lineno
-            tb = tb.tb_next
-        payload = {"status": "error", "error_type": type(exc).__name__,
-                   "message": _one_line(message), "line": line}
-    with open(result_path, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle)
-
-
-def _main(source_path, result_path):
-    with open(source_path, "rb") as handle:
-        source = handle.read()
-    module = types.ModuleType("__main__")
-    module.__file__ = "solution.py"
-    sys.modules["__main__"] = module
-    try:
-        code = compile(source, "solution.py", "exec", dont_inherit=True)
-        exec(code, module.__dict__)
-    except BaseException as exc:
-        _report(result_path, exc)
-    else:
-        _report(result_path, None)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-    os._exit(0)
-
-
-_main(sys.argv[1], sys.argv[2])
-'''
+_MAX_RESULT_BYTES = 256 * 1024
+_MAX_VIOLATIONS_KEPT = 10
+_probe_lock = threading.Lock()
 
 
 class SandboxLimits(BaseModel):
@@ -108,31 +73,88 @@ class SandboxLimits(BaseModel):
     max_output_bytes: int = Field(default=64_000, ge=0, description="Bytes kept of stdout and of stderr, each.")
 
 
+class Isolation(BaseModel):
+    """Which kernel-enforced layers a run gets (what the host allows, probed once per process)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    network: bool = Field(description="No network: a new, empty network namespace (unshare -rn).")
+    filesystem: bool = Field(description="A private read-only root; a small tmpfs is the only writable place.")
+    processes: bool = Field(description="seccomp: no child processes, no ptrace, no signals to other processes.")
+
+
 class SandboxResult(BaseModel):
     """What happened to one sandboxed program."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     status: Literal["ok", "error", "timeout", "crash"]
-    error_type: str | None = Field(default=None, description="Exception type name, Timeout, Crash or MemoryError.")
+    error_type: str | None = Field(default=None, description=(
+        "Exception type name (SandboxViolation: the guard refused an operation), Timeout, Crash, MemoryError, "
+        "or SandboxSetupError (a containment layer failed to apply; the program did not run)."))
     message: str = Field(default="", description="One line: str(exception), trimmed; or why the run ended.")
     line: int | None = Field(default=None, description="Line in solution.py where the error was raised, if known.")
     stdout: str = ""
     stderr: str = ""
     duration_s: float = 0.0
     network_isolated: bool = Field(description="Whether the run had no network (unshare -rn).")
+    filesystem_isolated: bool = Field(
+        default=False, description="Whether the run saw only a private read-only root (no home, /tmp or workspace).")
+    processes_isolated: bool = Field(
+        default=False, description="Whether seccomp kept the run from starting processes or touching other ones.")
+    violations: list[str] = Field(
+        default_factory=list, description="Operations the sandbox refused, e.g. 'network access (socket.connect ...)'.")
 
 
 @functools.lru_cache(maxsize=1)
 def network_isolation_available() -> bool:
     """Whether `unshare -rn` works on this host (probed once per process)."""
+    return _unshare_works("-rn")
+
+
+@functools.lru_cache(maxsize=1)
+def mount_isolation_available() -> bool:
+    """Whether `unshare -rnm` (user, network and mount namespaces) works on this host."""
+    return _unshare_works("-rnm")
+
+
+def _unshare_works(flags: str) -> bool:
     unshare = shutil.which("unshare")
     if unshare is None:
         return False
     try:
-        probe = subprocess.run([unshare, "-rn", "true"], capture_output=True, timeout=10, check=False)
+        probe = subprocess.run([unshare, flags, "true"], capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return False
     return probe.returncode == 0
+
+
+def available_isolation() -> Isolation:
+    """The layers this host allows: namespaces from `unshare`, then what the harness could apply."""
+    network = network_isolation_available()
+    mounts = network and mount_isolation_available()
+    with _probe_lock:
+        applied = _probe_layers(network, mounts)
+    return Isolation(network=network, filesystem="filesystem" in applied, processes="processes" in applied)
+
+
+@functools.lru_cache(maxsize=4)
+def _probe_layers(network: bool, mounts: bool) -> frozenset[str]:
+    """Run `pass` under the harness in probe mode; it applies what it can and says what took effect."""
+    workdir = Path(tempfile.mkdtemp(prefix="ratchet-sandbox-probe-"))
+    try:
+        source, harness, result_file = _prepare(workdir, "pass")
+        isolation = Isolation(network=network, filesystem=mounts, processes=True)
+        layers = ["filesystem"] * mounts + ["processes", "probe"]
+        command = _command(harness, source, result_file, isolation, layers)
+        try:
+            subprocess.run(command, cwd=workdir, env=_child_env(workdir), capture_output=True, timeout=30,
+                           check=False, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return frozenset()
+        verdict = _read_result(result_file) or {}
+        applied = verdict.get("applied")
+        return frozenset(a for a in applied if isinstance(a, str)) if isinstance(applied, list) else frozenset()
+    finally:
+        _remove_tree(workdir)
 
 
 async def run_python(program: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
@@ -145,11 +167,10 @@ async def run_python(program: str, limits: SandboxLimits = SandboxLimits()) -> S
 
 
 async def _run_in(workdir: Path, program: str, limits: SandboxLimits) -> SandboxResult:
-    source, harness, result_file = workdir / "solution.py", workdir / "harness.py", workdir / ".result.json"
-    source.write_bytes(program.encode("utf-8", "surrogatepass"))
-    harness.write_text(_HARNESS, encoding="utf-8")
-    isolated = network_isolation_available()
-    command = _command(harness, source, result_file, isolated)
+    source, harness, result_file = _prepare(workdir, program)
+    isolation = available_isolation()
+    layers = ["filesystem"] * isolation.filesystem + ["processes"] * isolation.processes + ["guard"] * IN_PROCESS_GUARD
+    command = _command(harness, source, result_file, isolation, layers)
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         *command,
@@ -171,30 +192,69 @@ async def _run_in(workdir: Path, program: str, limits: SandboxLimits) -> Sandbox
         _kill_group(proc.pid)
         await proc.wait()
         stdout, stderr = await _collect(readers)
-    duration = time.monotonic() - started
-    outputs = {"stdout": stdout, "stderr": stderr, "duration_s": duration, "network_isolated": isolated}
+    verdict = _read_result(result_file)
+    outputs = {"stdout": stdout, "stderr": stderr, "duration_s": time.monotonic() - started,
+               "network_isolated": isolation.network, "filesystem_isolated": isolation.filesystem,
+               "processes_isolated": isolation.processes, "violations": _violations(verdict)}
     if timed_out:
         message = f"the program ran longer than {limits.timeout_s:g} s"
         return SandboxResult(status="timeout", error_type="Timeout", message=message, **outputs)
-    verdict = _read_result(result_file)
-    if verdict is None:
-        return _crash_result(proc.returncode, stderr, limits, outputs)
-    if verdict.get("status") == "ok":
+    return _classify(verdict, proc.returncode, stderr, limits, outputs)
+
+
+def _prepare(workdir: Path, program: str) -> tuple[Path, Path, Path]:
+    """Write the program and the harness into the run's folder; returns their paths and the result's."""
+    source, harness, result_file = workdir / "solution.py", workdir / "harness.pyc", workdir / ".result"
+    source.write_bytes(program.encode("utf-8", "surrogatepass"))
+    harness.write_bytes(_harness_bytecode())
+    return source, harness, result_file
+
+
+@functools.cache
+def _harness_bytecode() -> bytes:
+    """The harness compiled once per process; the child runs the .pyc directly (`python harness.pyc`), as
+    compiling its source on every run would cost a few milliseconds of the python tool's hot path."""
+    with tempfile.TemporaryDirectory(prefix="ratchet-harness-") as tmp:
+        compiled = Path(tmp) / "harness.pyc"
+        py_compile.compile(str(HARNESS), cfile=str(compiled), dfile="harness.py", doraise=True)
+        return compiled.read_bytes()
+
+
+def _classify(verdict: dict[str, Any] | None, returncode: int | None, stderr: str, limits: SandboxLimits,
+              outputs: dict[str, Any]) -> SandboxResult:
+    """The result of a run that ended on its own: from the harness's verdict, or from how it exited."""
+    found = verdict or {}
+    status = found.get("status")
+    if status == "ok":
         return SandboxResult(status="ok", **outputs)
-    return SandboxResult(
-        status="error",
-        error_type=str(verdict.get("error_type") or "Exception"),
-        message=str(verdict.get("message") or ""),
-        line=verdict.get("line") if isinstance(verdict.get("line"), int) else None,
-        **outputs,
-    )
+    if status == "error":
+        line = found.get("line")
+        return SandboxResult(status="error", error_type=str(found.get("error_type") or "Exception"),
+                             message=str(found.get("message") or ""), line=line if isinstance(line, int) else None,
+                             **outputs)
+    if status == "setup_failed" and returncode == SETUP_FAILED:
+        message = f"the sandbox could not be set up, the program did not run: {found.get('message', '')}"
+        return SandboxResult(status="crash", error_type="SandboxSetupError", message=message, **outputs)
+    return _crash_result(returncode, stderr, limits, outputs)
 
 
-def _command(harness: Path, source: Path, result_file: Path, isolated: bool) -> list[str]:
+def _violations(verdict: dict[str, Any] | None) -> list[str]:
+    """The first few refusals the harness recorded (it records them as they happen, so a run that
+    timed out or crashed still reports them)."""
+    found = verdict.get("violations") if verdict else None
+    if not isinstance(found, list):
+        return []
+    return [str(v)[:300] for v in found[:_MAX_VIOLATIONS_KEPT]]
+
+
+def _command(harness: Path, source: Path, result_file: Path, isolation: Isolation, layers: list[str]) -> list[str]:
     # `-s -P -B` plus a fully controlled environment isolate like `-I`, which would ignore PYTHONHASHSEED.
-    command = [sys.executable, "-s", "-P", "-B", str(harness), str(source), str(result_file)]
-    if isolated:
-        return [shutil.which("unshare") or "unshare", "-rn", *command]
+    command = [sys.executable, "-s", "-P", "-B", str(harness), str(source), str(result_file), ",".join(layers)]
+    unshare = shutil.which("unshare") or "unshare"
+    if isolation.filesystem:
+        return [unshare, "-rnm", *command]
+    if isolation.network:
+        return [unshare, "-rn", *command]
     return command
 
 
@@ -254,9 +314,12 @@ def _kill_group(pid: int) -> None:
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
+    """The harness's verdict: a Python literal (parsed with `ast.literal_eval`, never executed)."""
     try:
-        verdict = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        with path.open("rb") as handle:
+            text = handle.read(_MAX_RESULT_BYTES).decode("utf-8", errors="replace")
+        verdict = ast.literal_eval(text)
+    except (OSError, ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
     return verdict if isinstance(verdict, dict) else None
 

@@ -62,7 +62,7 @@ def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None
         proposal = synthesize_task(ctx, spec, base)
         if proposal is None:
             return CycleResult(status="no_proposal", **summary)
-        rc = candidate_task(ctx, proposal)
+        rc = candidate_task(ctx, proposal, base.files)
         evidence = _judge(ctx, rc, base, proposal, spec, reports, release.tag, dev)
         entry, new_tag = record_task(ctx, rc, evidence)
         publish_task(ctx, rc, evidence, new_tag)

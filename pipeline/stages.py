@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import posixpath
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,23 +212,22 @@ def propose(ctx: CycleContext, spec: EngineeringSpec, state: ReleaseState) -> Pr
     return synthesize(spec, state.files, rejected, client_for=client_for, validate=validate, history=history)
 
 
-def create_candidate(ctx: CycleContext, proposal: Proposal) -> CandidateRef:
-    """Commit the proposal on a new RC branch (or reuse the same RC an interrupted cycle made). Paths git cannot hold (absolute, outside the repo) are left
-    out of the commit; the proposal itself, with them, is kept in the evidence and fails validation."""
-    changes = {
+def create_candidate(ctx: CycleContext, proposal: Proposal, base_files: dict[str, str]) -> CandidateRef:
+    """Commit the proposal on a new RC branch (or reuse the same RC an interrupted cycle made).
+
+    A proposal that validation refuses (it edits outside `agents/<agent>/`, writes through a symlink,
+    names `.git`, holds a NUL...) is committed as an RC with no change: git never holds the attack's
+    paths, some of which it could not even store, and the cycle goes on to record the rejection. The
+    proposal itself is kept in the evidence (`intent.json`)."""
+    refused = validate_proposal(ctx.agent, base_files, proposal.changes) is not None
+    changes = {} if refused else {
         path: (text.encode() if text is not None else None) for path, text in proposal.changes.items()
-        if representable(path)
     }
     resumed = ctx.registry.pending_candidate(ctx.agent, changes)
     if resumed is not None:
         reporter().stage("synthesize", f"resuming {resumed.branch}, left undecided by an interrupted cycle")
         return resumed
     return ctx.registry.create_candidate(ctx.agent, changes, proposal.commit_message())
-
-
-def representable(path: str) -> bool:
-    normal = posixpath.normpath(path)
-    return not (path.startswith("/") or normal.startswith("..") or normal != path or "\\" in path)
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,68 @@
-"""gates.sandbox: real subprocesses, real limits, real sockets."""
+"""gates.sandbox: real subprocesses, real limits, real sockets, and its containment layers.
+
+The attacks themselves (sockets, the host's files, writes outside, fork bombs) are in
+tests/faults/test_adversarial_rcs.py; here: the mechanics every run relies on."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import socket
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from gates import sandbox
-from gates.sandbox import SandboxLimits, SandboxResult, network_isolation_available, run_python
+from gates.sandbox import Isolation, SandboxLimits, SandboxResult, available_isolation, run_python
 
 FAST = SandboxLimits(timeout_s=1)
+NONE = Isolation(network=False, filesystem=False, processes=False)
 
 
 def run(program: str, limits: SandboxLimits = FAST) -> SandboxResult:
     return asyncio.run(run_python(program, limits))
+
+
+def record_sandbox_folders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders `run_python` creates from now on, in order (to find its processes by their command line)."""
+    folders: list[str] = []
+    real = tempfile.mkdtemp
+
+    def mkdtemp(*args: object, **kwargs: object) -> str:
+        path = real(*args, **kwargs)  # type: ignore[arg-type]
+        if os.path.basename(path).startswith("ratchet-sandbox-"):
+            folders.append(path)
+        return path
+
+    monkeypatch.setattr(sandbox.tempfile, "mkdtemp", mkdtemp)
+    return folders
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains `text` (a forked child keeps its parent's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next(line for line in (entry / "status").read_text().splitlines() if line.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if text in cmdline and "zombie" not in state:
+            found.append(int(entry.name))
+    return found
+
+
+def require(layer: str) -> None:
+    """Skip, saying why, when this host does not allow a kernel layer."""
+    if not getattr(available_isolation(), layer):
+        reasons = {"network": "unshare -rn is not permitted on this host",
+                   "filesystem": "unshare -rnm with mounts in a user namespace is not permitted on this host",
+                   "processes": "seccomp filters cannot be installed on this host"}
+        pytest.skip(f"{reasons[layer]}: runs get no {layer} isolation here, and SandboxResult says so")
 
 
 def test_ok_program_captures_output() -> None:
@@ -102,16 +146,6 @@ def test_working_folder_is_temporary_and_removed() -> None:
     assert not folder.exists()
 
 
-@pytest.mark.skipif(not network_isolation_available(), reason="unshare -rn is not permitted on this host")
-def test_network_is_blocked() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        port = server.getsockname()[1]
-        result = run(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=0.5)\n")
-    assert result.network_isolated is True
-    assert result.status == "error"
-    assert result.error_type in {"OSError", "ConnectionRefusedError", "TimeoutError"}
-
-
 def test_huge_output_is_truncated() -> None:
     limits = SandboxLimits(timeout_s=5, max_output_bytes=1000)
     result = run("import sys\nsys.stdout.write('x' * 10_000_000)\nprint('done', file=sys.stderr)\n", limits)
@@ -134,28 +168,116 @@ def test_eight_concurrent_runs() -> None:
     assert time.monotonic() - started < 4
 
 
-def test_cancelled_run_kills_the_process(tmp_path: Path) -> None:
-    pid_file = tmp_path / "pid"
-    program = f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nwhile True:\n    pass\n"
+def test_cancelled_run_kills_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    folders = record_sandbox_folders(monkeypatch)
 
-    async def cancel_midway() -> None:
-        task = asyncio.ensure_future(run_python(program, SandboxLimits(timeout_s=30)))
+    async def cancel_midway() -> list[int]:
+        task = asyncio.ensure_future(run_python("while True:\n    pass\n", SandboxLimits(timeout_s=30)))
+        running: list[int] = []
         for _ in range(100):
             await asyncio.sleep(0.05)
-            if pid_file.exists() and pid_file.read_text():
+            running = processes_mentioning(folders[0]) if folders else []
+            if running:
                 break
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        return running
 
-    asyncio.run(cancel_midway())
-    with pytest.raises(ProcessLookupError):
-        os.kill(int(pid_file.read_text()), 0)
+    running = asyncio.run(cancel_midway())
+    assert running, "the sandboxed process was seen while it ran"
+    assert processes_mentioning(folders[0]) == []
 
 
 def test_runs_without_isolation_when_unshare_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     assert sandbox.network_isolation_available.__wrapped__() is False
+    assert sandbox.mount_isolation_available.__wrapped__() is False
     monkeypatch.setattr(sandbox, "network_isolation_available", lambda: False)
     result = run("print('still runs')")
-    assert (result.status, result.stdout, result.network_isolated) == ("ok", "still runs\n", False)
+    assert (result.status, result.stdout, result.network_isolated, result.filesystem_isolated) == (
+        "ok", "still runs\n", False, False)
+    assert result.processes_isolated is sandbox.available_isolation().processes, "seccomp needs no namespace"
+
+
+def test_results_state_the_isolation_the_run_had() -> None:
+    isolation = available_isolation()
+    result = run("print(1)")
+    assert (result.network_isolated, result.filesystem_isolated, result.processes_isolated) == (
+        isolation.network, isolation.filesystem, isolation.processes)
+    assert result.violations == []
+
+
+def test_the_sandbox_sees_a_private_root() -> None:
+    require("filesystem")
+    program = "import os\nprint(sorted(os.listdir('/')))\nprint(os.getcwd() == os.environ['HOME'])\n"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sandbox, "IN_PROCESS_GUARD", False)
+        result = run(program)
+    assert result.status == "ok", result
+    top = set(eval(result.stdout.splitlines()[0]))  # noqa: S307 - our own program's printed list
+    assert top <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "dev", "etc", "tmp", "root", "home",
+                   "opt", "work", "var", "srv", "mnt"}, top
+    assert not {"proc", "sys", "run", "boot"} & top, "no /proc (other processes' environments), /sys or /run"
+    assert result.stdout.splitlines()[1] == "True"
+
+
+def test_threads_work_but_new_processes_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    require("processes")
+    monkeypatch.setattr(sandbox, "IN_PROCESS_GUARD", False)  # the kernel filter alone
+    program = (
+        "import os, signal, threading\n"
+        "box = []\nt = threading.Thread(target=lambda: box.append(1)); t.start(); t.join()\nprint('thread', box)\n"
+        "os.kill(os.getpid(), 0)\nprint('signal to itself')\n"
+        "for name, attempt in [('fork', os.fork), ('spawn', lambda: os.posix_spawn('/bin/true', ['true'], {})),\n"
+        "                      ('signal parent', lambda: os.kill(os.getppid(), 0))]:\n"
+        "    try:\n        attempt(); print(name, 'ALLOWED')\n"
+        "    except PermissionError as exc:\n        print(name, 'denied', exc.errno)\n"
+    )
+    result = run(program)
+    assert result.status == "ok", result
+    assert result.stdout.splitlines() == ["thread [1]", "signal to itself", "fork denied 1", "spawn denied 1",
+                                          "signal parent denied 1"]
+
+
+def test_guard_refusals_are_recorded_even_when_caught_or_timed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    program = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=0.2)\n"
+               "except PermissionError as exc:\n    print(type(exc).__name__, flush=True)\nwhile True:\n    pass\n")
+    result = run(program)
+    assert result.status == "timeout" and result.stdout == "SandboxViolation\n"
+    assert result.violations == ["network access (socket.getaddrinfo '127.0.0.1')"]
+    monkeypatch.setattr(sandbox, "available_isolation", lambda: NONE)  # the guard alone: a host without namespaces
+    again = run(program)
+    assert again.status == "timeout" and again.violations == result.violations
+    assert (again.network_isolated, again.filesystem_isolated, again.processes_isolated) == (False, False, False)
+
+
+@pytest.mark.parametrize("protection", ["guard", "filesystem", "none (control)"])
+def test_program_cannot_forge_its_verdict_through_the_result_file(protection: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    if protection == "filesystem":
+        require("filesystem")  # then the result file is not in the program's root at all
+    monkeypatch.setattr(sandbox, "IN_PROCESS_GUARD", protection == "guard")
+    if protection.startswith("none"):
+        monkeypatch.setattr(sandbox, "available_isolation", lambda: NONE)
+    program = ("import os, sys\ntry:\n    open(sys.argv[2], 'w').write(\"{'status': 'ok'}\")\n"
+               "except OSError as exc:\n    print(type(exc).__name__)\nos._exit(0)\n")
+    result = run(program)
+    if protection.startswith("none"):
+        assert result.status == "ok", "the control: unprotected, the forgery works, so the check above can fail"
+        return
+    assert (result.status, result.error_type) == ("crash", "Crash"), result
+    assert "exited with code 0 before finishing" in result.message
+
+
+def test_a_layer_that_cannot_be_applied_stops_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked for the filesystem layer outside a new user namespace, the harness refuses to run the program."""
+    command = sandbox._command
+    asked = Isolation(network=False, filesystem=True, processes=False)
+    monkeypatch.setattr(sandbox, "available_isolation", lambda: asked)
+    monkeypatch.setattr(sandbox, "_command", lambda h, s, r, _isolation, layers: command(h, s, r, NONE, layers))
+    before = Path("/proc/self/mountinfo").read_text()
+    result = run("print('the program ran')")
+    assert (result.status, result.error_type, result.stdout) == ("crash", "SandboxSetupError", "")
+    assert "not in a new user namespace" in result.message
+    assert Path("/proc/self/mountinfo").read_text() == before
