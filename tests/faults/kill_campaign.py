@@ -33,9 +33,7 @@ one (50 kills).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import random
@@ -49,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from releases.crashpoints import POINTS
+from releases.ledger import LedgerEntry
+from tests.faults.backend_campaign import outcome_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = "coder"
@@ -169,20 +169,16 @@ def decision_of(ws: Path) -> dict[str, object] | None:
         if entry.rc == RC:
             return {"decision": entry.decision, "release": entry.release, "fixes": entry.fixes,
                     "regressions": entry.regressions, "flip_counts": entry.flip_counts,
-                    "outcomes": {name: outcome_rows(ws, entry.rc, name) for name in sorted(entry.outcome_hashes)},
+                    "outcomes": {name: outcome_digest(ws, entry, name) for name in sorted(entry.outcome_hashes)},
                     "policy_hash": entry.policy_hash}
     return None
 
 
-def outcome_rows(ws: Path, rc: str, name: str) -> str:
-    """A stored outcome table without its trace_sha256 column: traces carry timestamps, so a re-run's
-    trace hash differs while every outcome (task, trial, pass, score, error) is the same."""
-    number = rc.rsplit("/", 1)[1]
-    text = subprocess.run(["git", "-C", str(ws), "show", f"{rc}:releases/{AGENT}/rc-{number}/{name}"],
-                          capture_output=True, text=True, check=True).stdout
-    rows = list(csv.reader(io.StringIO(text)))
-    keep = [i for i, column in enumerate(rows[0]) if column != "trace_sha256"] if rows else []
-    return hashlib.sha256("\n".join(",".join(row[i] for i in keep) for row in rows).encode()).hexdigest()
+def outcome_digest(ws: Path, entry: LedgerEntry, name: str) -> str:
+    """sha256 of a stored outcome table without its trace_sha256 column (backend_campaign.outcome_rows):
+    traces carry timestamps, so a re-run's trace hash differs while every outcome is the same."""
+    rows = outcome_rows(ws, entry.rc or "", entry.evidence, name)
+    return hashlib.sha256("\n".join(",".join(row) for row in rows).encode()).hexdigest()
 
 
 def make_reference(template: Path, workdir: Path, prefect_url: str) -> Reference:
