@@ -90,9 +90,10 @@ def test_every_fault_kind_is_retried_as_transient_then_reported_in_one_line(kind
         with pytest.raises(ModelBackendError) as failure:
             ask(server, transport, retries=2)
         counts = server.counts()
-    # litellm's HTTP handler itself resends a request once, on a new connection, when the connection fails
-    per_attempt = 2 if (transport, kind) == ("litellm", "reset") else 1
-    assert counts["requests"] == counts["faults"][kind] == 3 * per_attempt, "the first attempt and both retries"
+    # litellm's HTTP handler itself resent a request once on a failed connection up to 1.106; 1.109 does not
+    per_attempt = (1, 2) if (transport, kind) == ("litellm", "reset") else (1,)
+    assert counts["requests"] == counts["faults"][kind], "every request got the fault"
+    assert counts["requests"] in {3 * n for n in per_attempt}, "the first attempt and both retries"
     message = str(failure.value)
     assert "\n" not in message and "hosted_vllm/humaneval" in message and "after 3 attempts" in message
 
