@@ -1,36 +1,58 @@
 """Flaky tasks, from every stored evaluation: tasks that pass and fail without a real change.
 
-A task is flaky when either
+Each task's stored runs are grouped by version (artifact), versions in the order they were first
+run; only versions with two or more runs count (one run says nothing about noise). Two
+explanations of those counts compete:
 
-* in at least one stored evaluation of one artifact with two or more runs of it, it both
-  passed and failed (noise within a version), or
-* its majority outcome per version, with versions in the order they were first run, changed
-  direction at least MIN_SWINGS times (pass, fail, pass, fail): it keeps going back and forth
-  across versions too.
+* **stable**: in each version the task passes with probability >= 1 - STABLE_EDGE (0.9) or
+  <= STABLE_EDGE; a version may change that (releases fix and break tasks for real), with
+  probability SWITCH between consecutive versions: a two-state hidden Markov chain, summed over
+  every path of states by the forward algorithm;
+* **flaky**: the task passes with one probability somewhere in FLAKY_BAND (0.2 to 0.8) in every
+  version.
 
-The second rule catches tasks that happened to agree with themselves inside every version
-(two runs of a coin agree half of the time) but are plainly unreliable over their history.
-One or two changes are not enough: a task fixed by one release and broken by a later
-candidate changed twice for real reasons, and must not be asked for stronger evidence forever.
-The gate asks flaky tasks for stronger evidence (gates.statistics.FLAKY_DIVISOR) before it
-counts their flips; `ratchet flaky` lists them. `benchmarks/gate_error_rates.py` measures
-what the two rules buy on a suite with 20% flaky tasks.
+Each likelihood averages p^passes (1 - p)^fails over its band (uniformly, on a fine grid); their
+ratio and the prior share FLAKY_PRIOR of flaky tasks give `p_flaky`, the posterior probability
+that the task is flaky, and a task is flaky when p_flaky >= 0.5. So it is the whole history that
+decides, not one mixed version:
+
+    one version, 1 of 2 passed (a fresh task that wobbled)          p_flaky 0.54  flaky
+    six versions, 2 2 2 2 2 2 of 2 except one 1 of 2 (one slip)     p_flaky 0.05  stable
+    versions passing 2, 0, 2, 0 of 2 (each agrees with itself)      p_flaky 0.79  flaky
+    0, 2, 2, 0 of 2 (fixed by a release, broken by a later one)     p_flaky 0.41  stable
+    2, 0, 1, 2, 0, 1 of 2                                           p_flaky 0.99  flaky
+
+The third row is why a coin that happened to agree with itself inside every version is still
+caught: going back and forth is cheap for a coin and costly for a stable task. The fourth is why
+two real changes are not enough: such a task must not be asked for stronger evidence forever.
+
+The gate asks flaky tasks for stronger evidence (gates.statistics.FLAKY_DIVISOR) and gives them
+fewer confirmation trials (gates.confirmation); `ratchet flaky` lists them with p_flaky.
+`benchmarks/gate_error_rates.py` measures the whole gate on a suite with 20% flaky tasks.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 from gates.run_store import RunRecord
 
-COLUMNS = ["task_id", "versions", "mixed_versions", "swings", "runs", "pass_rate"]
-MIN_SWINGS = 3
+COLUMNS = ["task_id", "versions", "mixed_versions", "swings", "runs", "pass_rate", "p_flaky"]
+STABLE_EDGE = 0.1            # a stable task passes (or fails) with probability >= 0.9 in a version
+FLAKY_BAND = (0.2, 0.8)      # a flaky task's pass probability
+FLAKY_PRIOR = 0.2            # share of flaky tasks expected before any run is seen
+SWITCH = 0.05                # chance that a version changes a stable task's outcome (fixes, breaks)
+_GRID = 512                  # points per band for the likelihood averages
 
 
 def flakiness_table(records: Iterable[RunRecord], task_ids: set[str] | None = None) -> pd.DataFrame:
-    """Per task: versions with 2+ runs, how many of those gave mixed outcomes, runs, pass rate; flaky first."""
+    """Per task: versions with 2+ runs, how many of those gave mixed outcomes, swings of the majority
+    outcome across versions, runs, pass rate and p_flaky; the most likely flaky first."""
     rows = [{"task_id": r.task_id, "artifact": r.key.artifact_hash, "passed": r.outcome.passed,
              "started_at": r.trace.started_at} for r in records if task_ids is None or r.task_id in task_ids]
     frame = pd.DataFrame(rows, columns=["task_id", "artifact", "passed", "started_at"])
@@ -52,11 +74,12 @@ def flakiness_of_runs(frame: pd.DataFrame) -> pd.DataFrame:
         "swings": _swings(per_version),
         "runs": by_task.size(),
         "pass_rate": by_task.mean(),
-    }).fillna(0)
+        "p_flaky": _posterior(repeated),
+    }).fillna({"versions": 0, "mixed_versions": 0, "swings": 0, "p_flaky": FLAKY_PRIOR})
     table = table.astype({"versions": "int64", "mixed_versions": "int64", "swings": "int64", "runs": "int64"})
     table = table.reset_index(names="task_id")
     table["flaky"] = _is_flaky(table)
-    table = table.sort_values(["flaky", "mixed_versions", "task_id"], ascending=[False, False, True])
+    table = table.sort_values(["p_flaky", "task_id"], ascending=[False, True])
     return table.reset_index(drop=True)[COLUMNS]
 
 
@@ -69,12 +92,54 @@ def _swings(per_version: pd.DataFrame) -> pd.Series:
     return changed.groupby(decided["task_id"], sort=False).sum()
 
 
+def _posterior(repeated: pd.DataFrame) -> pd.Series:
+    """Per task: the posterior probability of "flaky" against "stable", from its versions with 2+ runs
+    (in the order they ran)."""
+    evidence: dict[str, float] = {}
+    for task, group in repeated.groupby("task_id", sort=False):
+        passes, runs = group["sum"].to_numpy(), group["size"].to_numpy()
+        evidence[task] = _log_flaky(int(passes.sum()), int(runs.sum())) - _log_stable(passes, runs)
+    log_odds = math.log(FLAKY_PRIOR / (1 - FLAKY_PRIOR)) + pd.Series(evidence, dtype="float64")
+    return 1 / (1 + np.exp(-log_odds.clip(-50, 50)))
+
+
+def _log_flaky(passes: int, runs: int) -> float:
+    """log P(runs | flaky): one pass probability for the task, uniform over FLAKY_BAND."""
+    return _log_average(passes, runs, *FLAKY_BAND)
+
+
+def _log_stable(passes: np.ndarray, runs: np.ndarray) -> float:
+    """log P(runs | stable): per version passing (p >= 1 - STABLE_EDGE) or failing (p <= STABLE_EDGE),
+    starting either way with equal odds and changing between consecutive versions with probability
+    SWITCH (a two-state hidden Markov chain, summed over every path by the forward algorithm)."""
+    log_total, weights = 0.0, np.array([0.5, 0.5])
+    stay = np.array([[1 - SWITCH, SWITCH], [SWITCH, 1 - SWITCH]])
+    for index, (s, n) in enumerate(zip(passes.tolist(), runs.tolist(), strict=True)):
+        if index:
+            weights = weights @ stay
+        weights = weights * np.exp([_log_average(s, n, 1 - STABLE_EDGE, 1.0), _log_average(s, n, 0.0, STABLE_EDGE)])
+        scale = float(weights.sum())
+        log_total += math.log(scale)
+        weights = weights / scale
+    return log_total
+
+
+@lru_cache(maxsize=65536)
+def _log_average(passes: int, runs: int, low: float, high: float) -> float:
+    """log of the mean of p^passes (1 - p)^(runs - passes) for p uniform on [low, high] (a fine grid)."""
+    p = low + (high - low) * (np.arange(_GRID) + 0.5) / _GRID
+    terms = passes * np.log(p) + (runs - passes) * np.log1p(-p)
+    top = float(terms.max())
+    return top + math.log(float(np.mean(np.exp(terms - top))))
+
+
 def _is_flaky(table: pd.DataFrame) -> pd.Series:
-    return (table["mixed_versions"] > 0) | (table["swings"] >= MIN_SWINGS)
+    return table["p_flaky"] >= 0.5
 
 
 def flaky(table: pd.DataFrame) -> set[str]:
-    """Tasks that gave mixed outcomes within a version, or swung back and forth across versions."""
+    """Tasks whose runs within versions are more likely noise than stable outcomes, or that swung back
+    and forth across versions."""
     if table.empty:
         return set()
     return set(table.loc[_is_flaky(table), "task_id"])

@@ -68,7 +68,7 @@ def flaky_tasks(
     api_base: str = ApiBaseOption,
     workspace: Path = WorkspaceOption,
 ) -> None:
-    """Tasks that passed and failed across runs of one version, or swung back and forth across versions."""
+    """Tasks whose stored runs look like noise rather than stable outcomes (gates.flakiness), most likely first."""
     from gates.flakiness import flaky
     from gates.statistics import FLAKY_DIVISOR
     from pipeline import stages
@@ -83,13 +83,13 @@ def flaky_tasks(
         return
     repeated = int((table["versions"] > 0).sum())
     console.print(f"{ctx.suite.name}/{split}: {len(found)} flaky task(s) among {len(table)} with stored runs "
-                  f"({repeated} run more than once by one version); the gate asks flaky tasks for p <= alpha / {FLAKY_DIVISOR}")
+                  f"({repeated} run more than once by one version); a flaky task weighs 1/{FLAKY_DIVISOR} of a stable one in the gate's share of alpha")
     if found:
-        rows = Table("task", "versions mixed / repeated", "swings across versions", "runs", "pass rate",
+        rows = Table("task", "p(flaky)", "versions mixed / repeated", "swings across versions", "runs", "pass rate",
                      title="Flaky tasks")
         for row in table[table["task_id"].isin(found)].itertuples():
-            rows.add_row(str(row.task_id), f"{row.mixed_versions} / {row.versions}", str(row.swings), str(row.runs),
-                         pct(row.pass_rate))
+            rows.add_row(str(row.task_id), f"{row.p_flaky:.2f}", f"{row.mixed_versions} / {row.versions}",
+                         str(row.swings), str(row.runs), pct(row.pass_rate))
         console.print(rows)
 
 

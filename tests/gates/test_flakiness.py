@@ -58,3 +58,21 @@ def test_versions_are_ordered_by_when_they_ran_not_by_where_they_are_stored() ->
     records = [run(v, "swing", t, passed[v], when[v]) for v in ("d", "a", "c", "b") for t in range(2)]
     table = flakiness_table(records)
     assert table.loc[0, "swings"] == 3 and flaky(table) == {"swing"}
+
+
+def test_one_slip_in_a_clean_history_is_not_flaky_but_noise_spread_over_versions_is() -> None:
+    import pandas as pd
+
+    from gates.flakiness import flakiness_of_runs
+
+    passes_per_version = {               # two runs per version, versions in the order they ran
+        "slipped": [2, 1, 2, 2, 2, 2],   # a stable pass that failed once: 11 of 12
+        "noisy": [2, 0, 1, 2, 0, 1],     # every outcome, in no order a release explains
+        "fresh-coin": [1],               # one mixed version, nothing else known
+    }
+    rows = [{"task_id": task, "artifact": version, "passed": run < passes}
+            for task, seq in passes_per_version.items() for version, passes in enumerate(seq) for run in range(2)]
+    table = flakiness_of_runs(pd.DataFrame(rows)).set_index("task_id")
+    assert flaky(table.reset_index()) == {"noisy", "fresh-coin"}
+    assert table.loc["slipped", "p_flaky"] < 0.1 < 0.9 < table.loc["noisy", "p_flaky"]
+    assert 0.5 < table.loc["fresh-coin", "p_flaky"] < 0.9, "one mixed version makes a fresh task flaky, barely"
