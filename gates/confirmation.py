@@ -1,17 +1,26 @@
 """Adaptive confirmation: more trials only for the tasks whose flip is in doubt.
 
-After the first trials, a task is *in doubt* when its data leans towards a change (the
-one-sided Fisher p-value in either direction is <= SCREEN) but the change is not confirmed
-yet. Each round runs one more trial of every task in doubt, on each side still below the
-policy's `confirmation_cap`, and classifies again; tasks whose evidence settles either way
-leave the loop. Stable tasks never get a second look, which is how the gate is both more
-trustworthy and cheaper than "run everything N times".
+After the first trials, a task is *in doubt* when
 
-A task also leaves the loop as soon as it cannot be confirmed any more (curtailment): if even
-the most extreme remaining trials (every further baseline run passing and every candidate run
-failing, or the other way round) would leave the Fisher p-value above the task's level, more
-trials cannot change the verdict, so none are run. This is exact: it never changes a
-classification the full loop would reach, only what it costs.
+* its data leans towards a change (the one-sided Fisher p-value in either direction is
+  <= FAMILY_SCREEN) but the change is not confirmed yet, or
+* it is not known to be flaky and both sides passed some runs and failed others at exactly the
+  same rate (1 of 2 against 1 of 2): such counts cannot lean either way, and a stable pass that
+  broke can hide there.
+
+Each round runs one more trial of every task in doubt, on each side still below the task's cap,
+and classifies again; tasks whose evidence settles either way leave the loop. The cap is the
+policy's `confirmation_cap` (11 by default), or its `flaky_confirmation_cap` (7) for tasks known
+to be flaky: at their stricter level a few more trials rarely settle anything, and they are where
+most confirmation runs would otherwise go. Stable tasks never get a second look, which is how the
+gate is both more trustworthy and cheaper than "run everything N times".
+
+A task also leaves the loop as soon as it cannot be confirmed any more (curtailment): if even the
+most extreme remaining trials (every further baseline run passing and every candidate run
+failing, or the other way round) would leave the Fisher p-value above the task's current level,
+none are run. The level is the task's share of alpha (gates.statistics), which can grow a little
+as other tasks settle, so curtailment may stop a task that a later, larger share would have
+confirmed; `benchmarks/gate_error_rates.py` measures the gate with it.
 
 The sampler is a callback, so the cycle (real runs through the run store), `ratchet gate`'s
 tests and the ground-truth benchmark (simulated tasks) share this loop.
@@ -25,12 +34,11 @@ from typing import Literal
 
 import pandas as pd
 
-from gates.statistics import classify, fisher_greater, fisher_less
+from gates.statistics import FAMILY_SCREEN, classify, fisher_greater, fisher_less
 
 Side = Literal["baseline", "candidate"]
 # sample(task_ids, side) -> {task_id: passed} for one more trial of each of those tasks
 Sampler = Callable[[list[str], Side], dict[str, bool]]
-SCREEN = 0.5
 
 
 @dataclass
@@ -42,14 +50,24 @@ class Confirmation:
     extra_runs: dict[str, int] = field(default_factory=lambda: {"baseline": 0, "candidate": 0})
 
 
-def in_doubt(classified: pd.DataFrame, cap: int) -> list[str]:
-    """Tasks leaning towards a change that is not confirmed, with room for another trial on a side,
-    that more trials (up to `cap` a side) could still confirm."""
-    leaning = (classified["p_regression"] <= SCREEN) | (classified["p_fix"] <= SCREEN)
+def in_doubt(classified: pd.DataFrame, cap: int, flaky_cap: int | None = None) -> list[str]:
+    """Tasks leaning towards a change that is not confirmed (or balanced, see above), with room for
+    another trial on a side, that more trials (up to `cap` a side, `flaky_cap` for flaky tasks)
+    could still confirm."""
+    leaning = (classified["p_regression"] <= FAMILY_SCREEN) | (classified["p_fix"] <= FAMILY_SCREEN)
+    balanced = ((classified["b_rate"] == classified["c_rate"]) & (classified["b_rate"] > 0)
+                & (classified["b_rate"] < 1) & ~classified["flaky"])
     settled = classified["flip"].isin(["regression", "fix"])
-    room = (classified["b_n"] < cap) | (classified["c_n"] < cap)
-    candidates = classified[leaning & ~settled & room]
-    return [row.task_id for row in candidates.itertuples() if _can_still_confirm(row, cap)]
+    caps = task_caps(classified, cap, flaky_cap)
+    room = (classified["b_n"] < caps) | (classified["c_n"] < caps)
+    candidates = classified[(leaning | balanced) & ~settled & room]
+    return [row.task_id for row in candidates.itertuples() if _can_still_confirm(row, int(caps[row.Index]))]
+
+
+def task_caps(classified: pd.DataFrame, cap: int, flaky_cap: int | None = None) -> pd.Series:
+    """Most trials a side per task: `cap`, or `flaky_cap` (at most `cap`) for tasks known to be flaky."""
+    smaller = cap if flaky_cap is None else min(cap, flaky_cap)
+    return classified["flaky"].map({True: smaller, False: cap}).astype("int64")
 
 
 def _can_still_confirm(row: object, cap: int) -> bool:
@@ -63,17 +81,18 @@ def _can_still_confirm(row: object, cap: int) -> bool:
 
 
 def confirm(counts: pd.DataFrame, sample: Sampler, alpha: float, cap: int,
-            flaky: Collection[str] = ()) -> Confirmation:
-    """Run more trials for tasks in doubt until none is left or every one reached `cap` on both sides."""
+            flaky: Collection[str] = (), flaky_cap: int | None = None) -> Confirmation:
+    """Run more trials for tasks in doubt until none is left or every one reached its cap on both sides."""
     counts = counts.set_index("task_id", drop=False)
     result = Confirmation(classified=classify(counts.reset_index(drop=True), alpha, flaky))
     while True:
-        doubtful = in_doubt(result.classified, cap)
+        doubtful = in_doubt(result.classified, cap, flaky_cap)
         if not doubtful:
             return result
+        caps = task_caps(result.classified, cap, flaky_cap).set_axis(result.classified["task_id"])
         result.rounds += 1
         for side, passes, runs in (("baseline", "b_pass", "b_n"), ("candidate", "c_pass", "c_n")):
-            tasks = [t for t in doubtful if counts.at[t, runs] < cap]
+            tasks = [t for t in doubtful if counts.at[t, runs] < caps[t]]
             if not tasks:
                 continue
             for task, passed in sample(tasks, side).items():

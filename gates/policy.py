@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import UserError, validation_message
-from gates.statistics import negative_flip_rate, wilson_interval
+from gates.statistics import FAMILY_SCREEN, FLAKY_DIVISOR, negative_flip_rate, wilson_interval
 
 Decision = Literal["promote", "reject", "hold"]
 
@@ -28,9 +28,14 @@ class GatePolicy(BaseModel):
     min_fixes: int = Field(default=1, ge=0, description="Confirmed F->P flips required.")
     require_manual_approval: bool = Field(default=False, description="Hold every passing RC for a person.")
     alpha: float = Field(default=0.05, gt=0, lt=0.5,
-                         description="Level of the one-sided Fisher exact test that confirms a flip (gates.statistics).")
-    confirmation_cap: int = Field(default=9, ge=1, le=50,
+                         description="Chance of calling any false flip in one gate, shared among the tasks that lean "
+                                     "either way; each task's one-sided Fisher exact test runs at its share "
+                                     "(gates.statistics).")
+    confirmation_cap: int = Field(default=11, ge=1, le=50,
                                   description="Most trials per side for a task that looks flipped.")
+    flaky_confirmation_cap: int = Field(
+        default=7, ge=1, le=50,
+        description="Most trials per side for a task known to be flaky (at most confirmation_cap).")
     max_nfr: float | None = Field(default=None, ge=0, le=1,
                                   description="Highest negative flip rate (share of tasks P->F) allowed; none: no limit.")
     min_intent_coverage: float | None = Field(
@@ -70,7 +75,7 @@ class Verdict(BaseModel):
     intent_coverage: float | None = None
     holdout_regressions: int | None = None
     explanation: str = ""
-    flaky_tasks: list[str] = Field(default_factory=list, description="Gate tasks held to alpha / FLAKY_DIVISOR.")
+    flaky_tasks: list[str] = Field(default_factory=list, description="Gate tasks known to be flaky: a 1 / FLAKY_DIVISOR share of alpha.")
     holdout_flaky_tasks: list[str] = Field(default_factory=list, description="The same for the holdout split.")
     targeted_fixes: int | None = Field(default=None, description="Input of min_intent_coverage (see decide_on_trials).")
 
@@ -151,7 +156,8 @@ def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy, targeted_fixe
                        + ("; policy requires a person's approval" if decision == "hold" else ""))
     explanation = (
         f"{decision.upper()}: over {len(classified)} tasks ({b_runs} baseline and {c_runs} candidate runs), "
-        f"{regressions} task(s) regressed and {fixes} were fixed with one-sided Fisher p <= {policy.alpha}; "
+        f"{regressions} task(s) regressed and {fixes} were fixed, each with a one-sided Fisher p within its share "
+        f"of alpha {policy.alpha} ({_family_note(classified)}); "
         f"{unconfirmed_regressions} more looked regressed and {unconfirmed_fixes} looked fixed without enough "
         f"evidence. Negative flip rate {nfr:.1%}"
         + (f" ({relative:.2f}x the baseline's error rate)" if relative is not None else "")
@@ -168,6 +174,19 @@ def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy, targeted_fixe
         intent_coverage=None if coverage is None else round(coverage, 4), holdout_regressions=holdout_regressions,
         explanation=explanation,
     )
+
+
+def _family_note(classified: pd.DataFrame) -> str:
+    """Who shared alpha (gates.statistics): the tasks that leaned either way, flaky ones at 1 / FLAKY_DIVISOR."""
+    if "level" not in classified or classified.empty:
+        return "no task leaned either way"
+    leaning = (classified["p_regression"] <= FAMILY_SCREEN) | (classified["p_fix"] <= FAMILY_SCREEN)
+    flaky = int((leaning & classified["flaky"]).sum()) if "flaky" in classified else 0
+    stable = int(leaning.sum()) - flaky
+    if not stable and not flaky:
+        return "no task leaned either way"
+    return (f"shared by {stable} task(s) that leaned either way"
+            + (f" and {flaky} flaky one(s) at 1/{FLAKY_DIVISOR} weight" if flaky else ""))
 
 
 def reject_before_evaluation(reason: str, policy: GatePolicy,

@@ -10,13 +10,23 @@ regression (fix) when its pass rate went down (up) and a one-sided Fisher exact 
     candidate      c      nc - c
 
 rejects "the candidate passes at least as often as the baseline" ("... at most as often")
-at the policy's level alpha. The p-value is the hypergeometric tail: with K = b + c passes
+at the task's level (its share of the policy's alpha, below). The p-value is the hypergeometric tail: with K = b + c passes
 among N = nb + nc runs, P(X >= b) for X ~ Hypergeometric(N, K, nb) (regressions), P(X <= b)
 for fixes. Exact for any trial counts; with one trial a side it is 0.5, so a single run can
 never confirm a flip, which is the point. A confirmed change need not cross the majority
-line: a task that passed 9 of 9 before and 4 of 9 after regressed, even at 44%.
+line: a task that passed 9 of 9 before and 4 of 9 after regressed, even at 44% (p = 0.015, when
+no more than three tasks share alpha).
 
-Tasks known to be flaky from history (gates.flakiness) need p <= alpha / FLAKY_DIVISOR.
+The policy's alpha is for the whole candidate, not for each task: it bounds the chance that a
+gate calls any false flip, so it is shared among the tasks whose counts lean either way (the
+*family*: one-sided p-value <= FAMILY_SCREEN in either direction; no other task can be confirmed
+at any level <= alpha). The sharing is a weighted Bonferroni split: each task in the family gets
+weight 1, or 1 / FLAKY_DIVISOR when it is known to be flaky from history (gates.flakiness), and
+its level is alpha * weight / (sum of the family's weights). So on a suite where a dozen flaky
+tasks wobble, a stable task that breaks still needs only p <= about alpha / 5, while a flaky task
+needs twenty times more, and the gate's false-reject rate stays near alpha however many tasks
+wobble (`benchmarks/gate_error_rates.py` measures it). The family is read from the counts, so the
+same counts always give the same levels: a verdict re-derives from its stored outcome tables.
 
 Also here: the negative flip rate (NFR, Yan et al. 2021: share of tasks right before and
 wrong after), its relative form (NFR / baseline error rate), and Wilson score intervals for
@@ -36,6 +46,7 @@ import pandas as pd
 FlipClass = Literal["regression", "fix", "unconfirmed_regression", "unconfirmed_fix", "stable_pass", "stable_fail"]
 COUNT_COLUMNS = ["task_id", "b_pass", "b_n", "c_pass", "c_n"]
 FLAKY_DIVISOR = 20
+FAMILY_SCREEN = 0.5
 
 
 def task_counts(outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -70,23 +81,27 @@ def fisher_less(b_pass: int, b_n: int, c_pass: int, c_n: int) -> float:
     return fisher_greater(c_pass, c_n, b_pass, b_n)
 
 
-def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = (), flaky_alpha: float | None = None,
-             ) -> pd.DataFrame:
-    """`counts` plus b_rate, c_rate, p_regression, p_fix, `level` and `flip` (a FlipClass) per task.
+def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = ()) -> pd.DataFrame:
+    """`counts` plus b_rate, c_rate, p_regression, p_fix, `flaky`, `level` and `flip` (a FlipClass) per task.
 
-    Tasks in `flaky` (known from history to flip on their own) need p <= `flaky_alpha` (default
-    alpha / FLAKY_DIVISOR) to count as confirmed. The tests run once per distinct (b_pass, b_n, c_pass, c_n):
-    with a handful of trials there are only a few dozen, whatever the number of tasks.
+    `level` is the task's share of alpha (see the module's notes): alpha * weight / the family's total
+    weight, where a task in `flaky` weighs 1 / FLAKY_DIVISOR. The tests run once per distinct
+    (b_pass, b_n, c_pass, c_n): with a handful of trials there are only a few dozen, whatever the
+    number of tasks.
     """
     frame = counts.copy()
-    strict = alpha / FLAKY_DIVISOR if flaky_alpha is None else flaky_alpha
-    frame["level"] = [strict if task in flaky else alpha for task in frame["task_id"]] if len(flaky) else alpha
     frame["b_rate"] = frame["b_pass"] / frame["b_n"]
     frame["c_rate"] = frame["c_pass"] / frame["c_n"]
     keys = list(zip(frame["b_pass"], frame["b_n"], frame["c_pass"], frame["c_n"], strict=True))
     distinct = {key: (fisher_greater(*key), fisher_less(*key)) for key in set(keys)}
     frame["p_regression"] = [distinct[k][0] for k in keys]
     frame["p_fix"] = [distinct[k][1] for k in keys]
+    frame["flaky"] = frame["task_id"].isin(set(flaky)) if len(flaky) else False
+    weight = frame["flaky"].map({True: 1 / FLAKY_DIVISOR, False: 1.0}).astype("float64")
+    family = (frame["p_regression"] <= FAMILY_SCREEN) | (frame["p_fix"] <= FAMILY_SCREEN)
+    frame["weight"] = weight
+    frame["family_weight"] = max(1.0, float(weight[family].sum()))
+    frame["level"] = alpha * weight / frame["family_weight"]
     b_up, c_up = frame["b_rate"] >= 0.5, frame["c_rate"] >= 0.5
     looks_regression, looks_fix = b_up & ~c_up, ~b_up & c_up
     flip = pd.Series("stable_fail", index=frame.index, dtype="object")

@@ -33,7 +33,7 @@ class ConfirmationStart(BaseModel):
     version: int = 1
     baseline: dict[str, int] = Field(description="Task id -> trials of the baseline counted at the start.")
     candidate: dict[str, int] = Field(description="Task id -> trials of the candidate counted at the start.")
-    flaky: list[str] = Field(default_factory=list, description="Tasks that needed alpha / FLAKY_DIVISOR.")
+    flaky: list[str] = Field(default_factory=list, description="Tasks known to be flaky (weight 1 / FLAKY_DIVISOR).")
 
 
 def start_path(root: Path, baseline_slug: str, candidate_slug: str, split: str) -> Path:

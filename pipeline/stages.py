@@ -250,7 +250,7 @@ def gate(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, targets
     previous cycle made them), adaptive confirmation trials for tasks in doubt, then the policy
     (with the holdout split gated the same way when the policy says `holdout: gate`)."""
     policy = ctx.policy
-    reporter().stage("gate", f"{policy.name}: exact tests at alpha {policy.alpha}, up to {policy.confirmation_cap} trials")
+    reporter().stage("gate", f"{policy.name}: exact tests sharing alpha {policy.alpha}, up to {policy.confirmation_cap} trials")
     judged = _confirmed(ctx, base, candidate, "gate")
     classified, final, extra, asked = judged
     holdout, holdout_final = None, {}
@@ -265,15 +265,16 @@ def gate(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, targets
     targeted = _targeted_fixes(ctx, final["baseline"], fixed, targets) if targets is not None else None
     verdict = decide_on_trials(classified, policy, targeted_fixes=targeted, holdout=holdout).model_copy(update={
         # what the verdict was decided on besides the outcome tables: `ratchet verify` re-derives it from these
-        "flaky_tasks": _held_to_flaky_level(classified, policy), "targeted_fixes": targeted,
-        "holdout_flaky_tasks": _held_to_flaky_level(holdout, policy) if holdout is not None else []})
+        "flaky_tasks": _weighed_as_flaky(classified), "targeted_fixes": targeted,
+        "holdout_flaky_tasks": _weighed_as_flaky(holdout) if holdout is not None else []})
     return GateResult(flips=flips, verdict=verdict, baseline=final["baseline"], candidate=final["candidate"],
                       confirmation_runs=extra, in_doubt=len(asked), baseline_holdout=holdout_final.get("baseline"),
                       candidate_holdout=holdout_final.get("candidate"))
 
 
-def _held_to_flaky_level(classified: pd.DataFrame, policy: GatePolicy) -> list[str]:
-    return sorted(classified.loc[classified["level"] < policy.alpha, "task_id"])
+def _weighed_as_flaky(classified: pd.DataFrame) -> list[str]:
+    """The tasks the gate weighed as flaky (gates.statistics), which `ratchet verify` needs to re-derive it."""
+    return sorted(classified.loc[classified["flaky"], "task_id"])
 
 
 def _confirmed(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, split: str,
@@ -304,7 +305,8 @@ def _confirmed(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, s
             runs[side][task_id] += 1
         return answers
 
-    confirmation = confirm(counts, sample, policy.alpha, policy.confirmation_cap, set(start.flaky))
+    confirmation = confirm(counts, sample, policy.alpha, policy.confirmation_cap, set(start.flaky),
+                           policy.flaky_confirmation_cap)
     final = {side: _stored(ctx, state, tasks, split) for side, state in states.items()}
     return confirmation.classified, final, sum(confirmation.extra_runs.values()), asked
 
@@ -349,7 +351,7 @@ def _stored(ctx: CycleContext, state: ReleaseState, tasks: list[Task], split: st
 
 def flaky_in_history(ctx: CycleContext, base: ReleaseState, tasks: list[Task]) -> set[str]:
     """Tasks flaky in any stored evaluation of this suite and model (gates.flakiness): they flip on
-    their own, so the gate asks for stronger evidence (alpha / FLAKY_DIVISOR) before counting them."""
+    their own, so the gate asks for stronger evidence (a 1 / FLAKY_DIVISOR share of alpha) before counting them."""
     return flaky(flakiness_history(ctx, base, tasks))
 
 

@@ -23,12 +23,32 @@ def test_fisher_matches_the_hypergeometric_tail_by_hand() -> None:
 def test_classify_confirms_only_with_enough_evidence() -> None:
     counts = pd.DataFrame({
         "task_id": ["hard", "thin", "fixed", "flaky", "same"],
-        "b_pass": [5, 1, 0, 2, 4], "b_n": [5, 1, 4, 4, 4],
-        "c_pass": [0, 0, 4, 1, 4], "c_n": [5, 1, 4, 4, 4],
+        "b_pass": [5, 1, 0, 2, 4], "b_n": [5, 1, 5, 4, 4],
+        "c_pass": [0, 0, 5, 1, 4], "c_n": [5, 1, 5, 4, 4],
     })
-    flips = classify(counts, alpha=0.05).set_index("task_id")["flip"].to_dict()
-    assert flips == {"hard": "regression", "thin": "unconfirmed_regression", "fixed": "fix",
-                     "flaky": "unconfirmed_regression", "same": "stable_pass"}
+    classified = classify(counts, alpha=0.05).set_index("task_id")
+    assert classified["flip"].to_dict() == {"hard": "regression", "thin": "unconfirmed_regression", "fixed": "fix",
+                                            "flaky": "unconfirmed_regression", "same": "stable_pass"}
+    # four tasks lean either way (hard, thin, fixed, flaky): each gets a quarter of alpha
+    assert classified["level"].to_dict() == pytest.approx({t: 0.0125 for t in classified.index})
+
+
+def test_alpha_is_shared_by_the_tasks_that_lean_and_a_flaky_task_weighs_a_twentieth() -> None:
+    # 4/4 vs 0/4: p = 1/70 = 0.0143
+    alone = pd.DataFrame({"task_id": ["broke"], "b_pass": [4], "b_n": [4], "c_pass": [0], "c_n": [4]})
+    assert classify(alone, 0.05).loc[0, "flip"] == "regression", "alone, the task has all of alpha"
+    wobbly = [f"w{i}" for i in range(4)]   # 2/4 vs 1/4 each: they lean, so they share alpha
+    many = pd.concat([alone, pd.DataFrame({"task_id": wobbly, "b_pass": 2, "b_n": 4, "c_pass": 1, "c_n": 4})])
+    shared = classify(many.reset_index(drop=True), 0.05).set_index("task_id")
+    assert shared.loc["broke", "level"] == pytest.approx(0.01) and shared.loc["broke", "flip"] == "unconfirmed_regression"
+    # the same wobbly tasks known to be flaky weigh 1/20 each: 0.05 / (1 + 4/20) for the stable one
+    known = classify(many.reset_index(drop=True), 0.05, flaky=set(wobbly)).set_index("task_id")
+    assert known.loc["broke", "level"] == pytest.approx(0.05 / 1.2) and known.loc["broke", "flip"] == "regression"
+    assert known.loc["w0", "level"] == pytest.approx(0.05 / 1.2 / 20)
+    assert bool(known.loc["w0", "flaky"]) and not bool(known.loc["broke", "flaky"])
+    # a task that leans nowhere (the same counts on both sides) takes nothing from the others
+    calm = pd.concat([alone, pd.DataFrame({"task_id": ["same"], "b_pass": [3], "b_n": [4], "c_pass": [3], "c_n": [4]})])
+    assert classify(calm.reset_index(drop=True), 0.05).loc[0, "level"] == pytest.approx(0.05)
 
 
 def test_paired_counts_nfr_and_intervals() -> None:
@@ -62,7 +82,7 @@ def test_confirmation_spends_trials_only_on_tasks_in_doubt() -> None:
     result = confirm(counts, sample, alpha=0.05, cap=6, flaky={"coin"})
     flips = result.classified.set_index("task_id")["flip"].to_dict()
     assert flips["broken"] == "regression" and flips["fixed"] == "fix" and flips["stable"] == "stable_pass"
-    assert flips["coin"] not in ("regression", "fix"), "a flaky task needs alpha / FLAKY_DIVISOR"
+    assert flips["coin"] not in ("regression", "fix"), "a flaky task needs a 1 / FLAKY_DIVISOR share of alpha"
     assert not any(task == "stable" for task, _ in asked), "a stable task never gets another trial"
     assert max(result.classified.set_index("task_id").loc["broken", ["b_n", "c_n"]]) <= 6
     assert result.extra_runs["baseline"] + result.extra_runs["candidate"] == len(asked)
@@ -80,7 +100,7 @@ def test_confirmation_stops_when_no_further_trial_could_confirm() -> None:
     from gates.confirmation import confirm
 
     # baseline 2/4, candidate 1/4: even five more baseline passes and candidate fails (7/9 vs 1/9,
-    # p = 0.0076) stay above the flaky level alpha / 20 = 0.0025
+    # p = 0.0076) stay above the flaky level alpha / 20 = 0.0025 (the only task, so all of the flaky share)
     counts = pd.DataFrame({"task_id": ["coin"], "b_pass": [2], "b_n": [4], "c_pass": [1], "c_n": [4]})
     asked: list[str] = []
 
@@ -94,3 +114,37 @@ def test_confirmation_stops_when_no_further_trial_could_confirm() -> None:
     # the same task, not flaky, can still be confirmed at alpha and is sampled until it is
     result = confirm(counts, sample, alpha=0.05, cap=9)
     assert asked and result.classified.loc[0, "flip"] == "regression"
+
+
+def test_balanced_mixed_counts_get_another_look_unless_the_task_is_flaky() -> None:
+    from gates.confirmation import confirm
+
+    # 1/2 against 1/2 cannot lean either way; a stable pass that broke can hide there
+    counts = pd.DataFrame({"task_id": ["hidden", "coin"], "b_pass": [1, 1], "b_n": [2, 2], "c_pass": [1, 1],
+                           "c_n": [2, 2]})
+    asked: list[str] = []
+
+    def sample(tasks: list[str], side: str) -> dict[str, bool]:
+        asked.extend(tasks)
+        return {t: side == "baseline" for t in tasks}
+
+    result = confirm(counts, sample, alpha=0.05, cap=11, flaky={"coin"})
+    assert "coin" not in asked, "a flaky task's balanced counts are just its noise"
+    row = result.classified.set_index("task_id").loc["hidden"]
+    assert row["flip"] == "regression" and row["b_n"] < 11
+
+
+def test_flaky_tasks_stop_at_their_own_cap() -> None:
+    from gates.confirmation import confirm
+
+    counts = pd.DataFrame({"task_id": ["coin", "broke"], "b_pass": [2, 2], "b_n": [2, 2], "c_pass": [0, 1],
+                           "c_n": [2, 2]})
+    results = iter([True, False] * 100)
+
+    def sample(tasks: list[str], side: str) -> dict[str, bool]:
+        # the baseline passes and the candidate fails, except every other candidate run of "coin"
+        return {t: side == "baseline" or (t == "coin" and next(results)) for t in tasks}
+
+    result = confirm(counts, sample, alpha=0.05, cap=11, flaky={"coin"}, flaky_cap=5).classified.set_index("task_id")
+    assert max(result.loc["coin", ["b_n", "c_n"]]) <= 5
+    assert result.loc["broke", "flip"] == "regression"
