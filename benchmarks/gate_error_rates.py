@@ -21,11 +21,13 @@ p >= 0.9), or no change. The gates judge it, all with "no regression allowed, no
     ratchet                the baseline's last gate evaluation is reused from history (H trials per
                            task, as the previous cycle left them in the run store); the candidate
                            runs `trials` per task; tasks in doubt get adaptive confirmation up to
-                           `confirmation_cap` per side (gates.confirmation, with curtailment);
-                           flaky tasks are found by gates.flakiness in the suite's history (5
-                           earlier releases x 2 runs per task, in release order, plus the reused
-                           runs) and need alpha / FLAKY_DIVISOR; a regression counts only when the one-sided
-                           Fisher test confirms it (gates.statistics), as in the cycle.
+                           `confirmation_cap` per side, `flaky_confirmation_cap` for flaky tasks
+                           (gates.confirmation, with curtailment); flaky tasks are found by
+                           gates.flakiness in the suite's history (5 earlier releases x 2 runs per
+                           task, in release order, plus the reused runs); a regression counts only
+                           when the one-sided Fisher test confirms it at the task's share of alpha
+                           (gates.statistics: alpha is shared among the tasks that lean either way,
+                           a flaky task weighing 1 / FLAKY_DIVISOR), as in the cycle.
 
 Cost is model calls relative to the single-run gate (one trial per task on each side, 2T);
 the reused baseline history is free because it really is reused (it is the previous cycle's
@@ -65,7 +67,8 @@ class Setup:
     history: int = 2       # baseline trials per task reused from the previous cycle
     older_releases: int = 5  # earlier releases whose runs (2 per task each) only inform flakiness
     trials: int = 2        # candidate trials per task
-    cap: int = 9           # confirmation cap per side (the policy default)
+    cap: int = 11          # confirmation cap per side (the policy default)
+    flaky_cap: int = 7     # the same for tasks flaky in history (the policy default)
     alpha: float = 0.05
     flaky_share: float = 0.2
 
@@ -133,8 +136,9 @@ def ratchet_gate(rng: np.random.Generator, base: np.ndarray, cand: np.ndarray, s
     def sample(tasks: list[str], side: str) -> dict[str, bool]:
         return {t: bool(rng.random() < probability[side][t]) for t in tasks}
 
-    result = confirm(counts, sample, setup.alpha, setup.cap, flaky_now)
-    policy = GatePolicy(name="bench", max_regressions=0, min_fixes=0, alpha=setup.alpha, confirmation_cap=setup.cap)
+    result = confirm(counts, sample, setup.alpha, setup.cap, flaky_now, setup.flaky_cap)
+    policy = GatePolicy(name="bench", max_regressions=0, min_fixes=0, alpha=setup.alpha, confirmation_cap=setup.cap,
+                        flaky_confirmation_cap=setup.flaky_cap)
     verdict = decide_on_trials(result.classified, policy)
     cost = setup.trials * cand.size + sum(result.extra_runs.values())
     return verdict.decision == "reject", cost
