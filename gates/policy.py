@@ -16,6 +16,9 @@ from gates.statistics import FAMILY_SCREEN, FLAKY_DIVISOR, negative_flip_rate, w
 Decision = Literal["promote", "reject", "hold"]
 
 
+FLAKY_CAP_DEFAULT = 7
+
+
 class GatePolicy(BaseModel):
     """What a release candidate must show to be promoted."""
 
@@ -34,7 +37,7 @@ class GatePolicy(BaseModel):
     confirmation_cap: int = Field(default=11, ge=1, le=50,
                                   description="Most trials per side for a task that looks flipped.")
     flaky_confirmation_cap: int = Field(
-        default=7, ge=1, le=50,
+        default=FLAKY_CAP_DEFAULT, ge=1, le=50,
         description="Most trials per side for a task known to be flaky (at most confirmation_cap).")
     max_nfr: float | None = Field(default=None, ge=0, le=1,
                                   description="Highest negative flip rate (share of tasks P->F) allowed; none: no limit.")
@@ -50,14 +53,17 @@ class GatePolicy(BaseModel):
                     "more rejects the RC without a gate evaluation (gates.smoke).")
 
     def content_hash(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        # flaky_confirmation_cap came later: at its default it stays out, so older policies keep their hash
+        later = {"flaky_confirmation_cap"} if self.flaky_confirmation_cap == FLAKY_CAP_DEFAULT else None
+        return hashlib.sha256(self.model_dump_json(exclude=later).encode()).hexdigest()
 
 
 class Verdict(BaseModel):
     """The gate's decision with every number that decided it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    version: int = 1
+    version: int = Field(default=2, description="2: alpha shared among the tasks that lean (gates.statistics); "
+                                                 "1: every task tested at alpha (verdicts made before that).")
     decision: Decision
     stage: Literal["validate", "smoke", "gate"] = "gate"
     reasons: list[str]

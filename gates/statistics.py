@@ -81,13 +81,14 @@ def fisher_less(b_pass: int, b_n: int, c_pass: int, c_n: int) -> float:
     return fisher_greater(c_pass, c_n, b_pass, b_n)
 
 
-def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = ()) -> pd.DataFrame:
+def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = (), shared: bool = True) -> pd.DataFrame:
     """`counts` plus b_rate, c_rate, p_regression, p_fix, `flaky`, `level` and `flip` (a FlipClass) per task.
 
     `level` is the task's share of alpha (see the module's notes): alpha * weight / the family's total
     weight, where a task in `flaky` weighs 1 / FLAKY_DIVISOR. The tests run once per distinct
     (b_pass, b_n, c_pass, c_n): with a handful of trials there are only a few dozen, whatever the
-    number of tasks.
+    number of tasks. `shared=False` is the rule of verdicts before version 2 (gates.policy.Verdict):
+    every task at alpha, flaky ones at alpha / FLAKY_DIVISOR; `ratchet verify` re-derives those with it.
     """
     frame = counts.copy()
     frame["b_rate"] = frame["b_pass"] / frame["b_n"]
@@ -100,7 +101,7 @@ def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = ()) ->
     weight = frame["flaky"].map({True: 1 / FLAKY_DIVISOR, False: 1.0}).astype("float64")
     family = (frame["p_regression"] <= FAMILY_SCREEN) | (frame["p_fix"] <= FAMILY_SCREEN)
     frame["weight"] = weight
-    frame["family_weight"] = max(1.0, float(weight[family].sum()))
+    frame["family_weight"] = max(1.0, float(weight[family].sum())) if shared else 1.0
     frame["level"] = alpha * weight / frame["family_weight"]
     b_up, c_up = frame["b_rate"] >= 0.5, frame["c_rate"] >= 0.5
     looks_regression, looks_fix = b_up & ~c_up, ~b_up & c_up

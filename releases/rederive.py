@@ -156,10 +156,11 @@ def majority_flips(baseline: TaskCounts, candidate: TaskCounts) -> dict[str, int
 def _decide(verdict: Verdict, tables: dict[str, TaskCounts]) -> tuple[Verdict, dict[str, int]]:
     """The verdict the policy gives on these tables, and the majority flip counts of the gate split."""
     policy = verdict.policy
-    classified = classify(_pairs(tables, "gate"), policy.alpha, set(verdict.flaky_tasks))
+    shared = verdict.version >= 2  # verdicts before version 2 tested every task at alpha
+    classified = classify(_pairs(tables, "gate"), policy.alpha, set(verdict.flaky_tasks), shared)
     holdout = None
     if policy.holdout == "gate":
-        holdout = classify(_pairs(tables, "holdout"), policy.alpha, set(verdict.holdout_flaky_tasks))
+        holdout = classify(_pairs(tables, "holdout"), policy.alpha, set(verdict.holdout_flaky_tasks), shared)
     derived = decide_on_trials(classified, policy, targeted_fixes=verdict.targeted_fixes, holdout=holdout)
     return derived, majority_flips(tables[GATE_TABLES[0]], tables[GATE_TABLES[1]])
 

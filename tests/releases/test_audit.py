@@ -323,3 +323,34 @@ def test_verify_counts_outcome_tables_exactly_as_the_gate_does() -> None:
     got = paired(*(task_counts(t) for t in tables.values()))
     pd.testing.assert_frame_equal(got.sort_values("task_id").reset_index(drop=True),
                                   expected.sort_values("task_id").reset_index(drop=True))
+
+
+def test_a_version_1_verdict_re_derives_with_the_rule_it_was_decided_under() -> None:
+    from gates.policy import GatePolicy, Verdict
+    from releases.rederive import _decide
+
+    # 4/4 -> 0/4 (p = 0.0143) with four wobbling tasks (2/4 -> 1/4): a regression when every task had all of
+    # alpha (version 1), not when the five share it (version 2)
+    base = {"broke": (4, 4)} | {f"w{i}": (2, 4) for i in range(4)}
+    cand = {"broke": (0, 4)} | {f"w{i}": (1, 4) for i in range(4)}
+    tables = {"outcomes-baseline-gate.csv": base, "outcomes-candidate-gate.csv": cand}
+    policy = GatePolicy(min_fixes=0)
+    for version, regressions in ((1, 1), (2, 0)):
+        verdict = Verdict(version=version, decision="reject", reasons=["x"], policy=policy,
+                          policy_hash=policy.content_hash())
+        derived, _ = _decide(verdict, tables)
+        assert derived.regressions == regressions, version
+
+
+def test_a_policy_written_before_flaky_confirmation_cap_keeps_its_hash() -> None:
+    import hashlib
+    import json
+
+    from gates.policy import GatePolicy
+
+    older = {"name": "default", "description": "", "trials": 2, "max_regressions": 0, "min_fixes": 1,
+             "require_manual_approval": False, "alpha": 0.05, "confirmation_cap": 9, "max_nfr": None,
+             "min_intent_coverage": None, "holdout": "report", "smoke_max_drop": 0.25}
+    recorded = hashlib.sha256(json.dumps(older, separators=(",", ":")).encode()).hexdigest()
+    assert GatePolicy.model_validate(older).content_hash() == recorded
+    assert GatePolicy.model_validate(older | {"flaky_confirmation_cap": 5}).content_hash() != recorded
