@@ -3,7 +3,7 @@
 After the first trials, a task is *in doubt* when
 
 * its data leans towards a change (the one-sided Fisher p-value in either direction is
-  <= FAMILY_SCREEN) but the change is not confirmed yet, or
+  <= gates.statistics.FAMILY_SCREEN) but the change is not confirmed yet, or
 * it is not known to be flaky and both sides passed some runs and failed others at exactly the
   same rate (1 of 2 against 1 of 2): such counts cannot lean either way, and a stable pass that
   broke can hide there.
@@ -34,7 +34,7 @@ from typing import Literal
 
 import pandas as pd
 
-from gates.statistics import FAMILY_SCREEN, classify, fisher_greater, fisher_less
+from gates.statistics import classify, fisher_greater, fisher_less
 
 Side = Literal["baseline", "candidate"]
 # sample(task_ids, side) -> {task_id: passed} for one more trial of each of those tasks
@@ -54,7 +54,7 @@ def in_doubt(classified: pd.DataFrame, cap: int, flaky_cap: int | None = None) -
     """Tasks leaning towards a change that is not confirmed (or balanced, see above), with room for
     another trial on a side, that more trials (up to `cap` a side, `flaky_cap` for flaky tasks)
     could still confirm."""
-    leaning = (classified["p_regression"] <= FAMILY_SCREEN) | (classified["p_fix"] <= FAMILY_SCREEN)
+    leaning = classified["shares_alpha"]
     balanced = ((classified["b_rate"] == classified["c_rate"]) & (classified["b_rate"] > 0)
                 & (classified["b_rate"] < 1) & ~classified["flaky"])
     settled = classified["flip"].isin(["regression", "fix"])

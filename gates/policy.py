@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import UserError, validation_message
-from gates.statistics import FAMILY_SCREEN, FLAKY_DIVISOR, negative_flip_rate, wilson_interval
+from gates.statistics import FLAKY_DIVISOR, negative_flip_rate, wilson_interval
 
 Decision = Literal["promote", "reject", "hold"]
 
@@ -184,10 +184,10 @@ def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy, targeted_fixe
 
 def _family_note(classified: pd.DataFrame) -> str:
     """Who shared alpha (gates.statistics): the tasks that leaned either way, flaky ones at 1 / FLAKY_DIVISOR."""
-    if "level" not in classified or classified.empty:
+    if "shares_alpha" not in classified or classified.empty:
         return "no task leaned either way"
-    leaning = (classified["p_regression"] <= FAMILY_SCREEN) | (classified["p_fix"] <= FAMILY_SCREEN)
-    flaky = int((leaning & classified["flaky"]).sum()) if "flaky" in classified else 0
+    leaning = classified["shares_alpha"]
+    flaky = int((leaning & classified["flaky"]).sum())
     stable = int(leaning.sum()) - flaky
     if not stable and not flaky:
         return "no task leaned either way"

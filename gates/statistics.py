@@ -82,7 +82,8 @@ def fisher_less(b_pass: int, b_n: int, c_pass: int, c_n: int) -> float:
 
 
 def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = (), shared: bool = True) -> pd.DataFrame:
-    """`counts` plus b_rate, c_rate, p_regression, p_fix, `flaky`, `level` and `flip` (a FlipClass) per task.
+    """`counts` plus b_rate, c_rate, p_regression, p_fix, `flaky`, `shares_alpha` (leans either way),
+    `level` and `flip` (a FlipClass) per task.
 
     `level` is the task's share of alpha (see the module's notes): alpha * weight / the family's total
     weight, where a task in `flaky` weighs 1 / FLAKY_DIVISOR. The tests run once per distinct
@@ -100,6 +101,7 @@ def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = (), sh
     frame["flaky"] = frame["task_id"].isin(set(flaky)) if len(flaky) else False
     weight = frame["flaky"].map({True: 1 / FLAKY_DIVISOR, False: 1.0}).astype("float64")
     family = (frame["p_regression"] <= FAMILY_SCREEN) | (frame["p_fix"] <= FAMILY_SCREEN)
+    frame["shares_alpha"] = family
     frame["weight"] = weight
     frame["family_weight"] = max(1.0, float(weight[family].sum())) if shared else 1.0
     frame["level"] = alpha * weight / frame["family_weight"]
