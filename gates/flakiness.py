@@ -138,8 +138,7 @@ def _is_flaky(table: pd.DataFrame) -> pd.Series:
 
 
 def flaky(table: pd.DataFrame) -> set[str]:
-    """Tasks whose runs within versions are more likely noise than stable outcomes, or that swung back
-    and forth across versions."""
+    """Tasks whose history is more likely noise than a stable pass or fail (p_flaky >= 0.5)."""
     if table.empty:
         return set()
     return set(table.loc[_is_flaky(table), "task_id"])
