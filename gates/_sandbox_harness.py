@@ -1,8 +1,9 @@
-"""Runs inside the sandbox: confine this process, then run the program and write its verdict.
+"""Runs inside the sandbox: confine this process, run the program in a worker thread, report how it ended.
 
-`gates.sandbox` compiles this file once, copies the bytecode into the run's folder and starts it as
+`gates.sandbox` compiles this file and `_sandbox_runner.py` once, copies both into the run's folder
+and starts the harness as
 
-    python -s -P -B harness.pyc SOURCE RESULT LAYERS
+    python -s -P -B harness.pyc SOURCE RUNNER VERDICT_FD DETAILS_FD LAYERS
 
 in a fresh interpreter (under `unshare -rnm` when the host allows it). LAYERS is a comma-separated
 subset of:
@@ -11,20 +12,30 @@ subset of:
   small tmpfs as the program's folder (the only writable place), no /proc, /sys, /tmp, /home or
   /root; then a nested user namespace, so the program cannot undo the mounts;
 - `processes`: a seccomp filter: no child processes (fork, vfork, clone without CLONE_THREAD,
-  clone3), no ptrace or reading other processes' memory, signals only to itself;
-- `guard`: an audit hook that refuses network use, process creation, native code (ctypes) and file
-  access outside the program's folder and Python's own folders with `SandboxViolation` (a
-  PermissionError), and records each refusal for the verdict; in-process, so best effort: the
-  kernel layers above are what contain a determined program;
+  clone3), no ptrace or reading other processes' memory, signals only to itself, and no way to have
+  the kernel signal anyone else for it (fcntl F_SETOWN/F_SETSIG, ioctl FIOSETOWN/SIOCSPGRP, io_uring);
+- `guard`: an audit hook that refuses network use, process creation, native code (ctypes), tracing,
+  other threads' frames, the harness's own frames, signal routing and file access outside the
+  program's folder and Python's own folders with `SandboxViolation` (a PermissionError), and records
+  each refusal; in-process, so best effort: the kernel layers are what contain a determined program;
 - `probe`: apply what works, report which layers took effect, and never fail closed.
 
 Without `probe`, a layer that cannot be applied stops the run before the program starts (exit code
-SETUP_FAILED, and a `setup_failed` verdict): the sandbox never claims a protection it did not get.
+SETUP_FAILED, and a `setup_failed` report): the sandbox never claims a protection it did not get.
 
-The verdict is a Python literal (dict of str, int, None and lists) written through a file opened
-before the program starts (under `filesystem` the program's root does not even hold that file): once
-at the end, and after each refusal, so that a run that then hangs or crashes still reports what was
-refused. stdout stays the program's.
+How a run ends is told on two channels, pipes the evaluator reads:
+- VERDICT_FD carries one thing, `FINISHED`, and only this process's main thread can write it. The
+  program runs in a worker thread that first takes a file descriptor table of its own
+  (unshare(CLONE_FILES)) and closes VERDICT_FD there, so no syscall of the program or of any thread
+  it starts can reach that pipe: the kernel enforces it, with or without the guard. The main thread
+  writes `FINISHED` when a lock is released, and only the worker's chain of C calls releases it,
+  after `_sandbox_runner.run` returned, which it does only when the program's code did. Between
+  starting the worker and exiting, the main thread runs no Python code of its own (a chain of C
+  calls), so none of the program's code (a finalizer, a signal handler) runs on it.
+- DETAILS_FD carries everything else, as Python literals on lines: the refusals as they happen (so a
+  run that then hangs or crashes still reports them), an error's type, message and line, a setup
+  failure, the probe's answer. The program can write there too, so nothing on it can make a run pass.
+stdout and stderr stay the program's.
 
 Stdlib only, and only `os` and `sys` at start-up (ctypes when a kernel layer is asked for): this
 runs once per sandboxed program, hundreds of times per cycle.
@@ -33,15 +44,24 @@ runs once per sandboxed program, hundreds of times per cycle.
 import os
 import sys
 
+
+def _private_builtins():
+    """A copy of the builtins for this module's code: functions take their builtins when defined, and
+    the program can replace names in the real builtins module (builtins.len = ...), not in this copy."""
+    real = __builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)
+    return dict(real)
+
+
+REAL_BUILTINS = sys.modules["builtins"]  # what the runner and the program get
+__builtins__ = _private_builtins()
+
 SETUP_FAILED = 97
+FINISHED = b"finished\n"  # all the verdict channel ever carries
 SCRATCH_SIZE = "64m"  # the program's folder under `filesystem`: a tmpfs of this size
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 SYSTEM_FILES = ("/etc/ld.so.cache",)
 MAX_VIOLATIONS = 20
-
-_reserve = bytearray(1 << 20)
-
 
 class SandboxViolation(PermissionError):
     """The sandbox refused an operation (network, new process, native code, a file outside the sandbox)."""
@@ -155,13 +175,20 @@ def _c(text):
 
 # ---- processes: a seccomp filter --------------------------------------------------------------
 
-# (audit arch, syscall numbers) per machine; `fork`/`vfork` do not exist on aarch64.
+# (audit arch, syscall numbers) per machine; `fork`/`vfork` do not exist on aarch64. "deny": fork, vfork,
+# tkill, ptrace, process_vm_readv/writev, pidfd_open/send_signal/getfd, io_uring_setup/enter/register.
 SYSCALLS = {
     "x86_64": (0xC000003E, {"clone": 56, "clone3": 435, "kill": 62, "rt_sigqueueinfo": 129, "tgkill": 234,
-                            "rt_tgsigqueueinfo": 297, "deny": (57, 58, 200, 101, 310, 311, 434, 424, 438)}),
+                            "rt_tgsigqueueinfo": 297, "fcntl": 72, "ioctl": 16,
+                            "deny": (57, 58, 200, 101, 310, 311, 434, 424, 438, 425, 426, 427)}),
     "aarch64": (0xC00000B7, {"clone": 220, "clone3": 435, "kill": 129, "rt_sigqueueinfo": 138, "tgkill": 131,
-                             "rt_tgsigqueueinfo": 240, "deny": (130, 117, 270, 271, 434, 424, 438)}),
+                             "rt_tgsigqueueinfo": 240, "fcntl": 25, "ioctl": 29,
+                             "deny": (130, 117, 270, 271, 434, 424, 438, 425, 426, 427)}),
 }
+# Commands that make the kernel send signals to a process the caller names (SIGIO/SIGURG or any
+# signal chosen with F_SETSIG): fcntl F_SETOWN, F_SETSIG, F_SETOWN_EX; ioctl FIOSETOWN, SIOCSPGRP,
+# TIOCSPGRP. Their owner could be the evaluator (getppid()), which a SIGKILL would end.
+SIGNAL_ROUTING = {"fcntl": (8, 10, 15), "ioctl": (0x8901, 0x8902, 0x5410)}
 X32_BIT = 0x40000000
 CLONE_THREAD = 0x00010000
 RET_ALLOW, RET_ERRNO = 0x7FFF0000, 0x00050000
@@ -172,7 +199,7 @@ PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 
 def seccomp_program(machine, own_pid):
     """The BPF filter as (code, jt, jf, k) tuples: threads yes, child processes no, ptrace no,
-    signals only to this process (kill, tgkill) or its own group (kill 0)."""
+    signals only to this process (kill, tgkill) or its own group (kill 0), no signal routing."""
     arch, nr = SYSCALLS[machine]
     body = [("ld", 4), ("jeq", arch, None, "deny"), ("ld", 0)]
     if machine == "x86_64":
@@ -180,10 +207,12 @@ def seccomp_program(machine, own_pid):
     body += [("jeq", nr["clone3"], "enosys", None), ("jeq", nr["clone"], "clone", None)]
     body += [("jeq", nr[name], "self_or_group", None) for name in ("kill", "rt_sigqueueinfo")]
     body += [("jeq", nr[name], "self", None) for name in ("tgkill", "rt_tgsigqueueinfo")]
+    body += [("jeq", nr[name], name, None) for name in SIGNAL_ROUTING]
     body += [("jeq", number, "deny", None) for number in nr["deny"]]
+    body += [("ret", RET_ALLOW), "clone", ("ld", 16), ("jset", CLONE_THREAD, "allow", "deny")]
+    for name, commands in SIGNAL_ROUTING.items():  # the command is the second argument (low 32 bits)
+        body += [name, ("ld", 24)] + [("jeq", command, "deny", None) for command in commands] + [("ret", RET_ALLOW)]
     body += [
-        ("ret", RET_ALLOW),
-        "clone", ("ld", 16), ("jset", CLONE_THREAD, "allow", "deny"),
         "self_or_group", ("ld", 16), ("jeq", 0, "allow", None),
         "self", ("ld", 16), ("jeq", own_pid, "allow", "deny"),
         "allow", ("ret", RET_ALLOW),
@@ -255,46 +284,68 @@ PROCESS_EVENTS = ("os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spa
 NATIVE_EVENTS = ("ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function", "ctypes.cdata",
                  "ctypes.cdata/buffer", "ctypes.addressof", "ctypes.string_at", "ctypes.wstring_at",
                  "gc.get_objects", "gc.get_referrers", "gc.get_referents")
+# Tracing can rewrite a running frame's locals and jump over its lines; other threads' frames are the
+# harness's main thread's.
+INTERNALS_EVENTS = ("sys.settrace", "sys.setprofile", "sys._current_frames", "sys._current_exceptions",
+                    "sys.monitoring.register_callback")
+FRAME_ATTRIBUTES = ("tb_frame", "gi_frame", "cr_frame", "ag_frame")  # audited as object.__getattr__
 WRITE_EVENTS = ("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime",
                 "os.mkfifo", "os.mknod", "os.setxattr", "os.removexattr", "os.chflags")
 WRITE_TARGET_EVENTS = ("os.rename", "os.symlink", "os.link")  # the second argument is where it writes
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+HARNESS_FILE = "harness.py"  # the file name this module's code objects carry (gates.sandbox compiles it so)
 
 
 class Guard:
-    """The audit hook: refuses what the sandbox forbids, with a message that says so."""
+    """The audit hook: refuses what the sandbox forbids, with a message that says so.
 
-    def __init__(self, folder, protected, result):
-        self.folder = folder
+    It never runs the program's code, which could otherwise walk `f_back` from its own frame into the
+    hook's and switch the guard off: an event's arguments can be any object (the program can raise
+    events itself with sys.audit), so the rules look only at exact str, bytes and int, show anything
+    else by its type's name, call only C functions captured before the program ran, and look names
+    up in this module's private builtins (see `_private_builtins`).
+    """
+
+    def __init__(self, folder, protected, details_fd, files_contained):
         self.readable = _prefixes(read_roots(folder))
         self.writable = _prefixes((folder,))
         self.protected = frozenset(protected)  # the harness's own files: never written by the program
-        self.result = result
+        self.details_fd = details_fd
+        self.files_contained = files_contained  # the kernel confines files too (the filesystem layer)
         self.violations = []
+        self.inside = None  # the thread in which the guard is reading a frame (which raises events itself)
         # one dict lookup per audit event: most events (import, exec, compile, ...) are not ours
         self.rules = {"open": lambda args: self._open(*args[:3]), "os.kill": _signal,
-                      "os.listdir": lambda args: self._read(args[0] if args else None)}
+                      "os.listdir": lambda args: self._read(args[0] if args else None),
+                      "sys._getframe": lambda args: self._frame(args[0] if args else None),
+                      "object.__getattr__": self._attribute, "fcntl.fcntl": _routing("fcntl"),
+                      "fcntl.ioctl": _routing("ioctl")}
         self.rules["os.scandir"] = self.rules["os.listdir"]
         self.rules.update((event, _network(event)) for event in NETWORK_EVENTS)
         self.rules.update((event, _fixed(f"starting or controlling processes ({event})")) for event in PROCESS_EVENTS)
         self.rules.update((event, _fixed(f"native code or interpreter internals ({event})")) for event in NATIVE_EVENTS)
+        self.rules.update((event, _fixed(f"tracing or other threads' frames ({event})")) for event in INTERNALS_EVENTS)
         self.rules.update((event, lambda args: self._write(args[0])) for event in WRITE_EVENTS)
-        self.rules.update((event, lambda args: self._write(args[1])) for event in WRITE_TARGET_EVENTS)
+        self.rules.update((event, lambda args: self._write(args[1] if len(args) > 1 else None))
+                          for event in WRITE_TARGET_EVENTS)
 
     def __call__(self, event, args):
+        if self.inside == _get_ident():
+            return
         rule = self.rules.get(event)
         problem = rule(args) if rule is not None else None
         if problem is not None:
             if len(self.violations) < MAX_VIOLATIONS:
                 self.violations.append(problem)
                 # recorded as it happens, so a run that then times out or crashes still reports it
-                write_verdict(self.result, {"status": "running", "violations": self.violations}, final=False)
-            raise SandboxViolation(f"blocked by the sandbox: {problem}")
+                send(self.details_fd, {"status": "running", "violations": self.violations})
+            raise _new_exception(SandboxViolation, f"blocked by the sandbox: {problem}")
 
-    def _open(self, path, mode, flags):
-        if isinstance(path, int):
+    def _open(self, path, mode=None, flags=None):
+        if type(path) is int:
             return None
-        writing = any(c in (mode or "") for c in "wax+") or bool((flags or 0) & WRITE_FLAGS)
+        writing = (type(mode) is str and any(c in mode for c in "wax+")) or (
+            type(flags) is int and bool(flags & WRITE_FLAGS))
         return self._write(path) if writing else self._read(path)
 
     def _read(self, path):
@@ -312,19 +363,127 @@ class Guard:
         return None
 
     def _resolve(self, path):
-        """The absolute path an operation touches; symlinks resolved where the program can make them."""
+        """The absolute path an operation touches; symlinks resolved where the program can make them.
+        A path given as an object (pathlib) is not converted here, as that runs Python code of its
+        class: under the filesystem layer the kernel has the last word anyway; without it, refused."""
         if path is None:
             path = "."
-        try:
-            where = os.path.abspath(os.fsdecode(path))
-        except (TypeError, ValueError):
+        if type(path) is bytes:
+            path = path.decode(FS_ENCODING, "surrogateescape")
+        if type(path) is not str:
+            return None if self.files_contained else f"<a path given as a {_type_name(path)} object; pass a str>"
+        where = _normpath(path if path.startswith("/") else _getcwd() + "/" + path)
+        return _realpath(where) if _under(where, self.writable) else where
+
+    def _attribute(self, args):
+        """object.__getattr__: a frame reached from a traceback, generator or coroutine."""
+        if len(args) != 2 or type(args[1]) is not str or args[1] not in FRAME_ATTRIBUTES:
             return None
-        return os.path.realpath(where) if _under(where, self.writable) else where
+        if not _one_of(type(args[0]), FRAME_HOLDERS):
+            return None  # raised by hand (sys.audit): no frame is handed out
+        self.inside = _get_ident()
+        try:
+            frame = getattr(args[0], args[1])
+        finally:
+            self.inside = None
+        return self._frame(frame)
+
+    def _frame(self, frame):
+        """Refuse frames of the harness's own code (the guard's, when it raised): their globals hold it."""
+        if type(frame) is not FRAME_TYPE:
+            return None
+        self.inside = _get_ident()
+        try:
+            harness = frame.f_code.co_filename == HARNESS_FILE
+        finally:
+            self.inside = None
+        return "the sandbox's own frames (sys._getframe, tracebacks)" if harness else None
+
+
+def _frame_holders():
+    """The types whose frame attributes are audited: traceback, generator, coroutine, async generator."""
+    try:
+        raise ValueError
+    except ValueError as exc:
+        traceback = type(exc.__traceback__)
+
+    def generator():
+        yield
+
+    async def coroutine():
+        pass
+
+    async def async_generator():
+        yield
+
+    started = coroutine()
+    holders = (traceback, type(generator()), type(started), type(async_generator()))
+    started.close()
+    return holders
+
+
+FRAME_HOLDERS = _frame_holders()
+FRAME_TYPE = type(sys._getframe())
+FS_ENCODING = sys.getfilesystemencoding()
+_new_exception = PermissionError.__new__  # makes the exception without calling an __init__ the program could set
+_get_ident = __import__("_thread").get_ident
+_getcwd, _lstat, _readlink, _getpid, _write_fd = os.getcwd, os.lstat, os.readlink, os.getpid, os.write
+S_IFMT, S_IFLNK = 0o170000, 0o120000
+
+
+def _normpath(path):
+    """An absolute path without '.', '..' or repeated slashes (posixpath.normpath, in this module)."""
+    parts = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _realpath(path, hops=40):
+    """`path` with every symlink resolved (posixpath.realpath, in this module); unresolvable parts kept."""
+    parts, resolved = path.split("/")[1:], ""
+    while parts:
+        part = parts.pop(0)
+        candidate = _normpath(resolved + "/" + part)
+        try:
+            is_link = (_lstat(candidate).st_mode & S_IFMT) == S_IFLNK
+            target = _readlink(candidate) if is_link and hops > 0 else None
+        except OSError:
+            target = None
+        if target is None:
+            resolved = candidate
+            continue
+        hops -= 1
+        base = "" if target.startswith("/") else resolved
+        parts = (base + "/" + target).split("/")[1:] + parts
+        resolved = ""
+    return resolved or "/"
+
+
+PLAIN = (str, bytes, int, float, bool)
+
+
+def _one_of(cls, classes):
+    """`cls in classes` by identity: `in` would call `==`, which a metaclass of the program's can define."""
+    for candidate in classes:
+        if cls is candidate:
+            return True
+    return False
+
+
+def _type_name(value):
+    """A class's name without asking the class (a metaclass of the program's could answer)."""
+    name = type.__dict__["__name__"].__get__(type(value))
+    return name if type(name) is str else "object"
 
 
 def _network(event):
     shown = 1 if event in SOCKET_OBJECT_EVENTS else 0
-    return lambda args: f"network access ({event} {_shown(args[shown])})"
+    return lambda args: f"network access ({event} {_shown(args[shown] if len(args) > shown else None)})"
 
 
 def _fixed(problem):
@@ -332,7 +491,23 @@ def _fixed(problem):
 
 
 def _signal(args):
-    return None if args[0] in (0, os.getpid()) else f"signalling another process (os.kill {args[0]})"
+    pid = args[0] if args else None
+    if type(pid) is int and pid in (0, _getpid()):
+        return None
+    return f"signalling another process (os.kill {_shown(pid)})"
+
+
+def _routing(call):
+    """fcntl/ioctl commands that would have the kernel signal a process the program names."""
+    commands = SIGNAL_ROUTING[call]
+
+    def rule(args):
+        command = args[1] if len(args) > 1 else None
+        if type(command) is int and (command & 0xFFFFFFFF) not in commands:
+            return None
+        return f"routing signals to another process ({call} command {_shown(command)})"
+
+    return rule
 
 
 def _prefixes(roots):
@@ -347,7 +522,13 @@ def _under(path, prefixes):
 
 
 def _shown(value):
-    text = repr(value)
+    """repr of plain values only; anything else by its type's name (its own __repr__ is the program's)."""
+    if value is None or _one_of(type(value), PLAIN):
+        text = repr(value)
+    elif type(value) is tuple and all(_one_of(type(v), PLAIN) for v in value):
+        text = repr(value)
+    else:
+        text = f"<{_type_name(value)} object>"
     return text if len(text) <= 120 else text[:117] + "..."
 
 
@@ -360,40 +541,20 @@ def keep_python_paths(roots):
 
 # ---- run and report -------------------------------------------------------------------------
 
+CLONE_FILES = 0x400
+
 
 def _one_line(text, limit=300):
     text = " ".join(part.strip() for part in text.splitlines() if part.strip())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def verdict_of(exc):
-    """How the program ended: ok, or the exception's type, one-line message and line in solution.py."""
-    if exc is None:
-        return {"status": "ok"}
+def send(fd, message):
+    """Write one message (a Python literal on one line) to a channel; never raises."""
     try:
-        message = str(exc)
-    except BaseException:
-        message = "<unprintable exception>"
-    line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "solution.py":
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return {"status": "error", "error_type": type(exc).__name__, "message": _one_line(message),
-            "line": line if isinstance(line, int) else None}
-
-
-def write_verdict(handle, verdict, final=True):
-    """Replace the result file's content with `verdict` (a Python literal)."""
-    global _reserve
-    if final:
-        _reserve = None  # room to report a MemoryError
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(repr(verdict).encode("utf-8", "backslashreplace"))
-        handle.flush()
+        data = (repr(message) + "\n").encode("utf-8", "backslashreplace")
+        while data:
+            data = data[_write_fd(fd, data):]
     except BaseException:
         pass
 
@@ -414,45 +575,98 @@ def apply_layers(layers, folder, source, probe):
     return applied
 
 
-def main(source_path, result_path, layers):
-    """Confine, install the guard, run solution.py as __main__, write the verdict, exit."""
+def own_descriptor_table(verdict_fd):
+    """In the worker thread: a file descriptor table of its own, without the verdict channel."""
+    unshare = getattr(os, "unshare", None)  # Python 3.12+
+    if unshare is not None:
+        unshare(CLONE_FILES)
+    else:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(CLONE_FILES) != 0:
+            raise SetupError(f"unshare(CLONE_FILES): {os.strerror(ctypes.get_errno())}")
+    os.close(verdict_fd)
+
+
+def confine_worker(verdict_fd, details_fd, guard):
+    """The worker thread's first step, before the program: lose the verdict channel, then the guard."""
+    try:
+        own_descriptor_table(verdict_fd)
+    except Exception as exc:  # noqa: BLE001 - the run must not start without it
+        send(details_fd, {"status": "setup_failed", "message": _one_line(f"worker: {exc}")})
+        os._exit(SETUP_FAILED)
+    if guard is not None:
+        sys.addaudithook(guard)
+
+
+def drop_unaudited_signal_calls():
+    """Without the processes layer: remove pidfd_open and pidfd_send_signal, which Python does not audit
+    (so the guard cannot refuse them). Best effort: a program that rebuilds the posix module gets them
+    back; only seccomp denies them for certain."""
+    for module, name in (("posix", "pidfd_open"), ("os", "pidfd_open"), ("_signal", "pidfd_send_signal"),
+                         ("signal", "pidfd_send_signal")):
+        vars(__import__(module)).pop(name, None)
+
+
+def load_runner(code_bytes):
+    """`_sandbox_runner`'s functions, in a namespace of their own (see that module)."""
+    import marshal
+
+    namespace = {"__name__": "ratchet_runner", "__builtins__": REAL_BUILTINS}
+    exec(marshal.loads(code_bytes[16:]), namespace)
+    return namespace
+
+
+def run_in_worker(source, runner, verdict_fd, details_fd, guard):
+    """Run the program in a worker thread; write FINISHED on the verdict channel only if it finished.
+
+    Everything after the worker starts is one chain of C calls on this thread (see the module doc)."""
+    import _thread
+    import operator
+    import signal
+    from functools import partial
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # _thread.interrupt_main() must not interrupt this thread
+    finished = _thread.allocate_lock()
+    finished.acquire()
+    module = type(sys)("__main__")
+    module.__file__ = "solution.py"
+    sys.modules["__main__"] = module
+    report = partial(runner["report_error"], details_fd, SandboxViolation, guard.violations if guard else [])
+    worker = [partial(confine_worker, verdict_fd, details_fd, guard),
+              partial(runner["run"], source, module.__dict__, os._exit, report), finished.release]
+    steps = [partial(_thread.start_new_thread, list, (map(operator.call, worker),)), finished.acquire,
+             partial(os.write, verdict_fd, FINISHED), partial(os._exit, 0)]
+    list(map(operator.call, steps))
+
+
+def main(source_path, runner_path, verdict_fd, details_fd, layers):
+    """Confine, then run solution.py as __main__ in a worker thread; see the module doc."""
     with open(source_path, "rb") as handle:
         source = handle.read()
-    result = open(result_path, "wb")  # noqa: SIM115 - kept open for the whole run, as the verdict's channel
+    with open(runner_path, "rb") as handle:
+        runner = load_runner(handle.read())
     folder = os.getcwd()
     probe = "probe" in layers
     try:
         applied = apply_layers(layers, folder, source, probe)
     except SetupError as exc:
-        write_verdict(result, {"status": "setup_failed", "message": _one_line(str(exc))})
+        send(details_fd, {"status": "setup_failed", "message": _one_line(str(exc))})
         os._exit(SETUP_FAILED)
+    if probe:
+        send(details_fd, {"status": "probe", "applied": applied})
+        os._exit(0)
     guard = None
     if "guard" in layers:
         keep_python_paths(read_roots(folder))
-        guard = Guard(folder, {os.path.realpath(p) for p in (source_path, result_path, sys.argv[0])}, result)
-        sys.addaudithook(guard)
-        applied.append("guard")
-    module = type(sys)("__main__")
-    module.__file__ = "solution.py"
-    sys.modules["__main__"] = module
-    try:
-        code = compile(source, "solution.py", "exec", dont_inherit=True)
-        exec(code, module.__dict__)
-    except BaseException as exc:
-        verdict = verdict_of(exc)
-    else:
-        verdict = verdict_of(None)
-    verdict["violations"] = list(guard.violations) if guard else []
-    if probe:
-        verdict["applied"] = applied
-    write_verdict(result, verdict)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-    os._exit(0)
+        protected = {os.path.realpath(p) for p in (source_path, runner_path, sys.argv[0])}
+        guard = Guard(folder, protected, details_fd, files_contained="filesystem" in applied)
+        if "processes" not in applied:
+            drop_unaudited_signal_calls()
+    run_in_worker(source, runner, verdict_fd, details_fd, guard)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], frozenset(filter(None, sys.argv[3].split(","))) if sys.argv[3:] else frozenset())
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+         frozenset(filter(None, sys.argv[5].split(","))) if sys.argv[5:] else frozenset())

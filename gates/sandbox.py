@@ -1,8 +1,8 @@
 """Sandboxed Python execution: a fresh interpreter, limits, a clean environment, and containment.
 
 `run_python(program)` writes the program to `solution.py` in a fresh temporary folder and runs it
-under a small harness (`gates/_sandbox_harness.py`, compiled once and copied next to it as
-`harness.pyc`) in a new `python` process:
+under a small harness (`gates/_sandbox_harness.py` and `gates/_sandbox_runner.py`, compiled once and
+copied next to it as `harness.pyc` and `runner.pyc`) in a new `python` process:
 
 - environment: only PATH, LANG, HOME/TMPDIR (the temporary folder), PYTHONHASHSEED=0 and
   PYTHONDONTWRITEBYTECODE=1; nothing of the parent's environment (no API keys) reaches it;
@@ -15,13 +15,19 @@ under a small harness (`gates/_sandbox_harness.py`, compiled once and copied nex
   64 MB tmpfs as the program's folder, its one writable place; home folders, /tmp, /proc, the
   workspace (suites, holdout split, ledger) and everything else of the host are simply not there;
 - processes: a seccomp filter forbids child processes (so no fork bomb and no process can escape
-  the kill), ptrace and signals to other processes; threads still work;
-- guard: an audit hook refuses network use, process creation, ctypes and file access outside the
-  sandbox with `SandboxViolation` and records each refusal. It is in-process, so best effort; the
-  kernel layers are the containment, the guard makes refusals recognisable (and is the only
-  barrier on hosts that allow no namespaces, which `SandboxResult` then says);
-- the harness writes its verdict to a result file opened before the program starts, never to
-  stdout, so the program may print anything; stdout and stderr are kept up to `max_output_bytes`.
+  the kill), ptrace, signals to other processes and having the kernel signal one for it (fcntl
+  F_SETOWN/F_SETSIG, ioctl FIOSETOWN/SIOCSPGRP, io_uring); threads still work;
+- guard: an audit hook refuses network use, process creation, ctypes, tracing, the harness's own
+  frames, signal routing and file access outside the sandbox with `SandboxViolation` and records
+  each refusal. It is in-process, so best effort; the kernel layers are the containment, the guard
+  makes refusals recognisable (and is the only barrier on hosts that allow no namespaces, which
+  `SandboxResult` then says);
+- the verdict: a run passes (`ok`) only if the harness's main thread says `FINISHED` on a pipe that
+  the program's thread cannot reach (it runs with a file descriptor table of its own, without that
+  pipe), and the main thread says it only after the program's code returned. Errors, refusals and
+  setup failures come on a second pipe that the program can write too: it can spoil its own error
+  report, never turn a failure into a pass. stdout and stderr are the program's, kept up to
+  `max_output_bytes`.
 
 What the host allows is probed once per process (`available_isolation()`); a run never claims a
 layer it did not get: if a layer the probe found fails to apply, the run ends before the program
@@ -50,15 +56,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gates._sandbox_harness import SETUP_FAILED
+from gates._sandbox_harness import FINISHED, SETUP_FAILED
 
 FILE_SIZE_LIMIT = 10 * 1024 * 1024
 CHILD_PATH = "/usr/local/bin:/usr/bin:/bin"
 HARNESS = Path(__file__).with_name("_sandbox_harness.py")
+RUNNER = Path(__file__).with_name("_sandbox_runner.py")
 IN_PROCESS_GUARD = True  # tests turn it off to check the kernel layers alone
 _READ_CHUNK = 64 * 1024
 _DRAIN_AFTER_EXIT_S = 2.0
-_MAX_RESULT_BYTES = 256 * 1024
+_MAX_DETAILS_BYTES = 256 * 1024  # the tail of the details channel that is kept
 _MAX_VIOLATIONS_KEPT = 10
 _probe_lock = threading.Lock()
 
@@ -140,21 +147,40 @@ def available_isolation() -> Isolation:
 def _probe_layers(network: bool, mounts: bool) -> frozenset[str]:
     """Run `pass` under the harness in probe mode; it applies what it can and says what took effect."""
     workdir = Path(tempfile.mkdtemp(prefix="ratchet-sandbox-probe-"))
+    verdict_read, verdict_write = os.pipe()
+    details_read, details_write = os.pipe()
     try:
-        source, harness, result_file = _prepare(workdir, "pass")
+        source, harness, runner = _prepare(workdir, "pass")
         isolation = Isolation(network=network, filesystem=mounts, processes=True)
         layers = ["filesystem"] * mounts + ["processes", "probe"]
-        command = _command(harness, source, result_file, isolation, layers)
+        command = _command(harness, source, (runner, verdict_write, details_write), isolation, layers)
         try:
             subprocess.run(command, cwd=workdir, env=_child_env(workdir), capture_output=True, timeout=30,
-                           check=False, stdin=subprocess.DEVNULL)
+                           check=False, stdin=subprocess.DEVNULL, pass_fds=(verdict_write, details_write))
         except (OSError, subprocess.SubprocessError):
             return frozenset()
-        verdict = _read_result(result_file) or {}
+        finally:
+            os.close(verdict_write)
+            os.close(details_write)
+        os.set_blocking(details_read, False)
+        verdict = _last_message(_read_available(details_read)) or {}
         applied = verdict.get("applied")
         return frozenset(a for a in applied if isinstance(a, str)) if isinstance(applied, list) else frozenset()
     finally:
+        os.close(verdict_read)
+        os.close(details_read)
         _remove_tree(workdir)
+
+
+def _read_available(fd: int) -> bytes:
+    """What a non-blocking pipe holds now (the writer has exited)."""
+    chunks = []
+    try:
+        while chunk := os.read(fd, _READ_CHUNK):
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    return b"".join(chunks)
 
 
 async def run_python(program: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
@@ -167,22 +193,31 @@ async def run_python(program: str, limits: SandboxLimits = SandboxLimits()) -> S
 
 
 async def _run_in(workdir: Path, program: str, limits: SandboxLimits) -> SandboxResult:
-    source, harness, result_file = _prepare(workdir, program)
+    source, harness, runner = _prepare(workdir, program)
     isolation = available_isolation()
     layers = ["filesystem"] * isolation.filesystem + ["processes"] * isolation.processes + ["guard"] * IN_PROCESS_GUARD
-    command = _command(harness, source, result_file, isolation, layers)
+    verdict_read, verdict_write = os.pipe()
+    details_read, details_write = os.pipe()
+    command = _command(harness, source, (runner, verdict_write, details_write), isolation, layers)
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=workdir,
-        env=_child_env(workdir),
-        start_new_session=True,
-        preexec_fn=functools.partial(_apply_limits, limits),
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=workdir,
+            env=_child_env(workdir),
+            start_new_session=True,
+            pass_fds=(verdict_write, details_write),
+            preexec_fn=functools.partial(_apply_limits, limits),
+        )
+    finally:
+        os.close(verdict_write)
+        os.close(details_write)
     readers = [asyncio.ensure_future(_read_capped(s, limits.max_output_bytes)) for s in (proc.stdout, proc.stderr)]
+    channels = [asyncio.ensure_future(_read_fd(verdict_read, len(FINISHED), keep="head")),
+                asyncio.ensure_future(_read_fd(details_read, _MAX_DETAILS_BYTES, keep="tail"))]
     timed_out = False
     try:
         await asyncio.wait_for(proc.wait(), timeout=limits.timeout_s)
@@ -192,41 +227,45 @@ async def _run_in(workdir: Path, program: str, limits: SandboxLimits) -> Sandbox
         _kill_group(proc.pid)
         await proc.wait()
         stdout, stderr = await _collect(readers)
-    verdict = _read_result(result_file)
+        finished, details = await _collect_channels(channels)
+    verdict = _last_message(details)
     outputs = {"stdout": stdout, "stderr": stderr, "duration_s": time.monotonic() - started,
                "network_isolated": isolation.network, "filesystem_isolated": isolation.filesystem,
                "processes_isolated": isolation.processes, "violations": _violations(verdict)}
     if timed_out:
         message = f"the program ran longer than {limits.timeout_s:g} s"
         return SandboxResult(status="timeout", error_type="Timeout", message=message, **outputs)
-    return _classify(verdict, proc.returncode, stderr, limits, outputs)
+    return _classify(finished == FINISHED, verdict, proc.returncode, stderr, limits, outputs)
 
 
 def _prepare(workdir: Path, program: str) -> tuple[Path, Path, Path]:
-    """Write the program and the harness into the run's folder; returns their paths and the result's."""
-    source, harness, result_file = workdir / "solution.py", workdir / "harness.pyc", workdir / ".result"
+    """Write the program, the harness and the runner into the run's folder; returns their paths."""
+    source, harness, runner = workdir / "solution.py", workdir / "harness.pyc", workdir / "runner.pyc"
     source.write_bytes(program.encode("utf-8", "surrogatepass"))
-    harness.write_bytes(_harness_bytecode())
-    return source, harness, result_file
+    harness.write_bytes(_bytecode(HARNESS, "harness.py"))
+    runner.write_bytes(_bytecode(RUNNER, "runner.py"))
+    return source, harness, runner
 
 
 @functools.cache
-def _harness_bytecode() -> bytes:
-    """The harness compiled once per process; the child runs the .pyc directly (`python harness.pyc`), as
-    compiling its source on every run would cost a few milliseconds of the python tool's hot path."""
+def _bytecode(path: Path, shown_as: str) -> bytes:
+    """A harness file compiled once per process; the child runs the .pyc directly (`python harness.pyc`), as
+    compiling its source on every run would cost a few milliseconds of the python tool's hot path. The
+    harness's code objects carry `shown_as` as their file name (its guard refuses frames of that file)."""
     with tempfile.TemporaryDirectory(prefix="ratchet-harness-") as tmp:
-        compiled = Path(tmp) / "harness.pyc"
-        py_compile.compile(str(HARNESS), cfile=str(compiled), dfile="harness.py", doraise=True)
+        compiled = Path(tmp) / "compiled.pyc"
+        py_compile.compile(str(path), cfile=str(compiled), dfile=shown_as, doraise=True)
         return compiled.read_bytes()
 
 
-def _classify(verdict: dict[str, Any] | None, returncode: int | None, stderr: str, limits: SandboxLimits,
-              outputs: dict[str, Any]) -> SandboxResult:
-    """The result of a run that ended on its own: from the harness's verdict, or from how it exited."""
+def _classify(finished: bool, verdict: dict[str, Any] | None, returncode: int | None, stderr: str,
+              limits: SandboxLimits, outputs: dict[str, Any]) -> SandboxResult:
+    """The result of a run that ended on its own: `ok` only from the verdict channel; otherwise from the
+    details the harness (or the program) sent, or from how the process exited."""
+    if finished:
+        return SandboxResult(status="ok", **outputs)
     found = verdict or {}
     status = found.get("status")
-    if status == "ok":
-        return SandboxResult(status="ok", **outputs)
     if status == "error":
         line = found.get("line")
         return SandboxResult(status="error", error_type=str(found.get("error_type") or "Exception"),
@@ -247,9 +286,13 @@ def _violations(verdict: dict[str, Any] | None) -> list[str]:
     return [str(v)[:300] for v in found[:_MAX_VIOLATIONS_KEPT]]
 
 
-def _command(harness: Path, source: Path, result_file: Path, isolation: Isolation, layers: list[str]) -> list[str]:
+def _command(harness: Path, source: Path, channels: tuple[Path, int, int], isolation: Isolation,
+             layers: list[str]) -> list[str]:
+    """The harness's command line; `channels` is (runner.pyc, verdict pipe's fd, details pipe's fd)."""
+    runner, verdict_fd, details_fd = channels
     # `-s -P -B` plus a fully controlled environment isolate like `-I`, which would ignore PYTHONHASHSEED.
-    command = [sys.executable, "-s", "-P", "-B", str(harness), str(source), str(result_file), ",".join(layers)]
+    command = [sys.executable, "-s", "-P", "-B", str(harness), str(source), str(runner), str(verdict_fd),
+               str(details_fd), ",".join(layers)]
     unshare = shutil.which("unshare") or "unshare"
     if isolation.filesystem:
         return [unshare, "-rnm", *command]
@@ -313,19 +356,52 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _read_result(path: Path) -> dict[str, Any] | None:
-    """The harness's verdict: a Python literal (parsed with `ast.literal_eval`, never executed)."""
+async def _read_fd(fd: int, cap: int, keep: Literal["head", "tail"]) -> bytes:
+    """Read a pipe to its end (closing it), keeping its first or last `cap` bytes."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb"))
+    kept = bytearray()
     try:
-        with path.open("rb") as handle:
-            text = handle.read(_MAX_RESULT_BYTES).decode("utf-8", errors="replace")
-        verdict = ast.literal_eval(text)
-    except (OSError, ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
-    return verdict if isinstance(verdict, dict) else None
+        while chunk := await reader.read(_READ_CHUNK):
+            kept += chunk
+            if len(kept) > cap and keep == "head":
+                del kept[cap:]
+            elif len(kept) > cap:
+                del kept[: len(kept) - cap]
+    finally:
+        transport.close()
+    return bytes(kept)
+
+
+async def _collect_channels(channels: list[asyncio.Future[bytes]]) -> tuple[bytes, bytes]:
+    """The verdict and details channels' contents (empty where a stray process still holds one open)."""
+    await asyncio.wait(channels, timeout=_DRAIN_AFTER_EXIT_S)
+    found = []
+    for channel in channels:
+        if channel.done() and not channel.cancelled() and channel.exception() is None:
+            found.append(channel.result())
+        else:
+            channel.cancel()
+            found.append(b"")
+    return found[0], found[1]
+
+
+def _last_message(data: bytes) -> dict[str, Any] | None:
+    """The last well-formed message on the details channel: a Python literal per line (parsed with
+    `ast.literal_eval`, never executed)."""
+    for line in reversed(data.decode("utf-8", errors="replace").splitlines()):
+        try:
+            message = ast.literal_eval(line)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(message, dict):
+            return message
+    return None
 
 
 def _crash_result(returncode: int | None, stderr: str, limits: SandboxLimits, outputs: dict[str, Any]) -> SandboxResult:
-    """Classify an exit without a result file (signal, os._exit, a crash in C)."""
+    """Classify an exit without a verdict (signal, os._exit, a crash in C)."""
     code = returncode if returncode is not None else -1
     if code < 0:
         try:
