@@ -19,6 +19,14 @@ Rows (targets from issue 7):
     bad inputs   the corpus of tests/faults/test_bad_inputs.py (broken TOML/YAML/JSON, duplicate ids,
                  non-UTF-8 files, 10 MB outputs, hanging and forking verifiers): a clean one-line
                  error with nothing written, or a recorded failure. Target: all.
+    sandbox      (issue 12) every forgery of the verdict and every attempt to signal the evaluator of
+                 tests/faults/sandbox_attacks.py, in every protection mode a host can give (all
+                 layers, seccomp + guard, guard only), each mode in its own evaluator process.
+                 Targets: 0 forged passes, 0 evaluator deaths, the honest program passes. Two more
+                 rows show what the guard and the descriptor table each add: the kernel layers
+                 alone, and a control harness whose worker shares the verdict pipe.
+    trust        (issue 12) the attack tests of tests/faults/test_trust_*.py (run by pytest): secrets,
+                 the live release, ledger checks, RC validation, bad bytes. Target: all.
 
 Prints a table and writes benchmarks/results/fault_campaign.json (+ a timestamped copy).
 """
@@ -36,6 +44,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -46,6 +55,9 @@ os.environ.setdefault("GIT_CONFIG_GLOBAL", "/dev/null")
 os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
 
 from results_json import write_results  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
 
@@ -107,6 +119,21 @@ def bad_inputs(workdir: Path, url: str) -> dict[str, object]:
             "rows": rows}
 
 
+def sandbox_attacks(workdir: Path) -> dict[str, object]:
+    from tests.faults.sandbox_attacks import campaign
+
+    return campaign(workdir)
+
+
+def trust_corpus(workdir: Path) -> dict[str, object]:
+    """The issue-12 attack tests, one pytest run per file, added up."""
+    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "faults").glob("test_trust_*.py"))
+    runs = {f: pytest_corpus(f, workdir) for f in files}
+    return {"files": files, "cases": sum(int(r["cases"]) for r in runs.values()),
+            "passed": sum(int(r["passed"]) for r in runs.values()),
+            "failed": [f"{f}: {name}" for f, r in runs.items() for name in r["failed"]], "per_file": runs}
+
+
 def pytest_corpus(test_file: str, workdir: Path) -> dict[str, object]:
     """Run one corpus test file; count its cases (pytest testcases) that passed."""
     report = workdir / (Path(test_file).stem + ".xml")
@@ -135,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kills-per-seed", type=int, default=3, help="kills chained on one workspace (default 3)")
     parser.add_argument("--backend-seeds", type=int, default=10, help="fault-injected cycles (default 10)")
     parser.add_argument("--backend-rate", type=float, default=0.3)
-    parser.add_argument("--skip", action="append", default=[], choices=["kills", "backend", "adversarial", "bad-inputs"])
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["kills", "backend", "adversarial", "bad-inputs", "sandbox", "trust"])
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     started, clock = datetime.now(UTC), time.perf_counter()
@@ -154,6 +182,10 @@ def main(argv: list[str] | None = None) -> None:
             result["adversarial"] = adversarial(work)
         if "bad-inputs" not in args.skip:
             result["bad_inputs"] = bad_inputs(work / "bad-inputs", url)
+        if "sandbox" not in args.skip:
+            result["sandbox"] = sandbox_attacks(work / "sandbox")
+        if "trust" not in args.skip:
+            result["trust"] = trust_corpus(work)
     result["wall_s"] = round(time.perf_counter() - clock, 1)
     result["host"] = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
     write_results("fault_campaign", result, args.out_dir, started)
@@ -174,15 +206,31 @@ def main(argv: list[str] | None = None) -> None:
         table.add_row("adversarial proposals, real cycles: rejected + recorded", str(a["proposal_attacks_in_cycles"]),
                       str(a["proposal_attacks_rejected"]), "all")
     for key, label in (("adversarial", "adversarial test cases (attack x protection mode)"),
-                       ("bad_inputs", "bad inputs: clean error or recorded failure")):
+                       ("bad_inputs", "bad inputs: clean error or recorded failure"),
+                       ("trust", "trust attacks (issue 12 tests): refused, redacted or recorded")):
         if key in result:
             c = result[key]
             table.add_row(label, str(c["cases"]), str(c["passed"]), "all")
+    sandbox = result.get("sandbox")
+    for row in sandbox["rows"] if isinstance(sandbox, dict) else []:
+        add_sandbox_rows(table, row)
     console = Console(width=max(Console().width, 100))
     console.print(table)
     if "kills" in result:
         console.print("kills by stage: " + ", ".join(f"{s} {n}" for s, n in sorted(result["kills"]["stages"].items())))
     console.print(f"results: {args.out_dir / 'fault_campaign.json'}; wall {result['wall_s']} s")
+
+
+def add_sandbox_rows(table: Table, row: dict[str, Any]) -> None:
+    """Two rows per protection mode: forgeries that did not pass, signal attacks the evaluator survived."""
+    shown = ", ".join(k for k, v in row["isolation"].items() if v) or "no kernel layer"
+    mode = f"{row['mode']} ({shown}{', guard' if row['guard'] else ', no guard'})"
+    weak = str(row["mode"]).startswith(("kernel only", "control"))
+    died = bool(row["evaluator_died"]) or bool(row["unanswered"])
+    table.add_row(f"forged verdicts refused: {mode}", str(row["forgeries"]),
+                  str(row["forgeries"] - len(row["forged_passes"])), "(what the guard adds)" if weak else "all")
+    table.add_row(f"signal attacks survived: {mode}", str(row["signal_attacks"]),
+                  "0 (evaluator died)" if died else str(row["signal_attacks"]), "all")
 
 
 if __name__ == "__main__":
