@@ -1,15 +1,21 @@
 """Trace: everything one run of one agent version on one task did.
 
 Traces are records: frozen pydantic models with a schema `version`, written to the
-run store as JSON. They never hold secrets (see `agents.redaction`).
+run store as JSON. They never hold secrets (see `agents.redaction`), and only Unicode text:
+a lone UTF-16 surrogate (`"\\ud800"` in JSON) is no character, and UTF-8 cannot encode it.
+A model reply that holds one is invalid model output (`reply_problem`); what is stored keeps
+such code points escaped as text (`storable`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+import json
+import re
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticSerializationError
 
 from agents.contracts.model import ClauseFailure
 
@@ -173,3 +179,83 @@ def bounded_for_storage(trace: Trace, limit: int = STORED_TEXT_CHARS) -> Trace:
     messages = [m.model_copy(update={"content": clipped(m.content, limit)}) if m.content is not None else m
                 for m in trace.messages]
     return trace.model_copy(update={"final_output": clipped(trace.final_output, limit), "messages": messages})
+
+
+INVALID_MODEL_OUTPUT = "InvalidModelOutput"  # the error type of a run whose model reply is not Unicode text
+_SURROGATE = re.compile("[\ud800-\udfff]")
+Record = TypeVar("Record", bound=BaseModel)
+
+
+def surrogate_at(text: str) -> str | None:
+    """Where `text` stops being Unicode text ("U+D800 at character 5": its first surrogate code point), or None."""
+    if text.isascii():
+        return None
+    found = _SURROGATE.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X} at character {found.start() + 1}"
+
+
+def surrogate_in(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(field path, where) of the first surrogate in JSON-like data (dict keys included), or None."""
+    if isinstance(value, str):
+        where = surrogate_at(value)
+        return None if where is None else (path, where)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
+    for key, item in items:
+        if isinstance(key, str) and (where := surrogate_at(key)) is not None:
+            return path, f"{where} of a key"
+        found = surrogate_in(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def escape_surrogates(text: str) -> str:
+    """`text` with each surrogate code point written as its Python escape (`\\ud800`, six characters)."""
+    if surrogate_at(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def storable(record: Record) -> Record:
+    """`record` when it is Unicode text throughout; else a copy with every surrogate escaped (`escape_surrogates`)."""
+    try:
+        record.model_dump_json()
+    except PydanticSerializationError:
+        return type(record).model_validate(_escaped(record.model_dump()))
+    return record
+
+
+def reply_problem(message: Message) -> str | None:
+    """Why a model's reply is not Unicode text, or None: a surrogate in its text or in a tool call's id, name
+    or arguments (also arguments that only decode to one, such as `{"a": "\\ud800"}`)."""
+    fields = [("its text", message.content or "")]
+    for number, request in enumerate(message.tool_calls, 1):
+        fields += [(f"the {part} of tool call {number}", getattr(request, part)) for part in ("id", "name", "arguments")]
+    for name, text in fields:
+        if (where := surrogate_at(text)) is not None:
+            return f"{name} holds {where}, a lone surrogate (not Unicode text)"
+    for number, request in enumerate(message.tool_calls, 1):
+        if (found := _decoded_surrogate(request.arguments)) is not None:
+            field = f" (field '{found[0]}')" if found[0] else ""
+            return f"the arguments of tool call {number} decode to {found[1]}{field}, a lone surrogate (not Unicode text)"
+    return None
+
+
+def _decoded_surrogate(arguments: str) -> tuple[str, str] | None:
+    """Where JSON text that is itself Unicode decodes to a surrogate (a `\\udXXX` escape), or None."""
+    if "\\u" not in arguments:
+        return None
+    try:
+        return surrogate_in(json.loads(arguments))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return escape_surrogates(value)
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_escaped(v) for v in value)
+    return value

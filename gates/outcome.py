@@ -16,7 +16,8 @@ class Outcome(BaseModel):
     score: float = Field(ge=0.0, le=1.0, description="1.0 for a pass, 0.0 for a fail (partial credit later).")
     error_type: str | None = Field(
         default=None,
-        description="SyntaxError, NameError, AssertionError, Timeout, MemoryError, Crash, NoOutput, AnswerTooLarge, WrongAnswer, ...",
+        description="SyntaxError, NameError, AssertionError, Timeout, MemoryError, Crash, NoOutput, AnswerTooLarge, "
+                    "InvalidModelOutput (the reply is not Unicode text), WrongAnswer, ...",
     )
     message: str = Field(default="", description="The verifier's message: last line of the error, trimmed.")
     duration_s: float = 0.0

@@ -8,6 +8,9 @@ finishes, so a killed run resumes without redoing finished work. A torn last lin
 `GroupCommit` is the asynchronous writer evaluations use: records that finish while a
 write is under way are written together, with one fsync (a database's group commit), and
 each caller returns only once its own record is on disk.
+
+Every line is UTF-8 JSON: text that is not Unicode (a lone surrogate that got past the layers
+that refuse it) is written escaped (`\\ud800` as six characters), never a failed write.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import threading
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from agents.errors import StateError
-from agents.trace import Trace
+from agents.trace import Trace, storable
 from gates.outcome import Outcome
 
 
@@ -113,8 +117,11 @@ class RunStore:
 
 
 def encode(record: RunRecord) -> bytes:
-    """One JSONL line of the store."""
-    return record.model_dump_json().encode() + b"\n"
+    """One JSONL line of the store (any surrogate escaped: see `agents.trace.storable`)."""
+    try:
+        return record.model_dump_json().encode() + b"\n"
+    except PydanticSerializationError:
+        return storable(record).model_dump_json().encode() + b"\n"
 
 
 def history(store: RunStore, suite_hash: str, model_config_hash: str) -> list[RunRecord]:

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import UserError, validation_message
+from agents.trace import surrogate_in
 from gates.task import ExactMatchVerifier, PythonTestsVerifier, Task, natural_key
 
 SPLITS = ("dev", "gate", "holdout")
@@ -176,10 +177,21 @@ def _yaml_items(text: str, shown: str) -> list[tuple[str, Any]]:
 def _validate_task(raw: Any, where: str) -> Task:
     if not isinstance(raw, dict):
         raise UserError(f"{where}: a task must be an object, got {type(raw).__name__}")
+    require_unicode(raw, where)
     try:
         return Task.model_validate(raw)
     except ValidationError as exc:
         raise UserError(f"{where}: {validation_message(exc, raw)}") from exc
+
+
+def require_unicode(data: Any, where: str) -> None:
+    """Refuse text that is not Unicode: a lone surrogate (`"\\ud800"`, valid JSON and YAML escapes) that no UTF-8
+    file, hash or record can hold. The error names the field and the character."""
+    found = surrogate_in(data)
+    if found is not None:
+        field = f"field '{found[0]}': " if found[0] else ""
+        raise UserError(f"{where}: {field}{found[1]} is a lone surrogate, not a Unicode character; "
+                        f"write the character itself")
 
 
 def assign_splits(task_ids: Iterable[str], seed: str = "ratchet-v1") -> dict[str, list[str]]:
@@ -227,6 +239,7 @@ def load_suite_spec(path: Path, name: str) -> SuiteSpec:
         raise UserError(f"{shown}: invalid YAML: {_yaml_problem(exc)}") from exc
     if not isinstance(data, dict):
         raise UserError(f"{shown}: must be a YAML mapping with fields name and source")
+    require_unicode(data, shown)
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:

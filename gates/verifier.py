@@ -8,6 +8,11 @@ An answer longer than `MAX_ANSWER_CHARS` fails with error type `AnswerTooLarge` 
 compiled, run or compared: checking it would cost the evaluation's own process seconds of CPU
 and gigabytes of memory (compiling 10 MB of Python takes ~12 s and ~2.4 GB), and no task's
 answer is that long.
+
+An answer that is not Unicode text (it holds a lone surrogate such as U+D800) fails with error type
+`InvalidModelOutput`, unchecked: the verifier judges what the model said, never a repaired copy of
+it. `verify_run` gives that outcome to a run the runtime ended on such a reply. Verifier messages
+keep any surrogate escaped (`\\ud800`), so every outcome can be stored.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import re
 import time
 
+from agents.trace import INVALID_MODEL_OUTPUT, Trace, escape_surrogates, surrogate_at
 from gates.outcome import Outcome
 from gates.sandbox import SandboxLimits, SandboxResult, run_python
 from gates.task import ExactMatchVerifier, PythonTestsVerifier, Task
@@ -35,12 +41,24 @@ async def verify(task: Task, answer: str, trial: int = 0) -> Outcome:
         message = (f"AnswerTooLarge: the answer has {len(answer):,} characters; the verifier checks at most "
                    f"{MAX_ANSWER_CHARS:,}")
         return _outcome(task, trial, started, error_type="AnswerTooLarge", message=message)
+    where = surrogate_at(answer)
+    if where is not None:
+        message = f"{INVALID_MODEL_OUTPUT}: the answer holds {where}, a lone surrogate: not Unicode text, not checked"
+        return _outcome(task, trial, started, error_type=INVALID_MODEL_OUTPUT, message=message)
     spec = task.verifier
     if isinstance(spec, PythonTestsVerifier):
         return await _verify_python(task, spec, answer, trial, started)
     if isinstance(spec, ExactMatchVerifier):
         return _verify_exact(task, spec, answer, trial, started)
     raise TypeError(f"unknown verifier type: {type(spec).__name__}")
+
+
+async def verify_run(task: Task, trace: Trace, trial: int = 0) -> Outcome:
+    """The outcome of one run: `InvalidModelOutput` when the runtime ended it on a reply that is not Unicode
+    text (its error says where), else `verify` of its final answer."""
+    if trace.error is not None and trace.error.startswith(INVALID_MODEL_OUTPUT):
+        return _outcome(task, trial, time.monotonic(), error_type=INVALID_MODEL_OUTPUT, message=_trim(trace.error, 300))
+    return await verify(task, trace.final_output, trial=trial)
 
 
 def program_for(answer: str, spec: PythonTestsVerifier) -> str:
@@ -116,7 +134,7 @@ def _outcome(
         passed=passed,
         score=1.0 if passed else 0.0,
         error_type=None if passed else error_type,
-        message=message,
+        message=escape_surrogates(message),
         duration_s=time.monotonic() - started,
     )
 
