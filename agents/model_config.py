@@ -79,6 +79,11 @@ class ModelConfig(BaseModel):
                 return self.model[len(prefix):]
         return self.model
 
+    def key_variables(self) -> list[str]:
+        """The environment variables this config reads keys from (its own and its deployments')."""
+        names = [self.api_key_env, *(d.api_key_env for d in self.deployments)]
+        return [name for name in names if name]
+
     def behaviour_hash(self) -> str:
         """Hash of what changes the model's answers (not keys, concurrency or retries)."""
         blob = json.dumps({

@@ -27,7 +27,7 @@ from agents.errors import ModelBackendError, UserError
 from agents.model_config import ModelConfig
 from agents.openai_http import HttpStatusError, MalformedResponseError, OpenAIHttpTransport
 from agents.providers import is_simulated, register_providers
-from agents.redaction import redact
+from agents.redaction import redact, register_key_variables
 from agents.trace import Message, ModelCall, ToolCallRequest, Usage
 
 _READY = False
@@ -280,6 +280,8 @@ def _http_transport(config: ModelConfig, params: ModelParams) -> OpenAIHttpTrans
 
 
 def _key(env_name: str) -> str:
+    """The key in `$env_name`; from now on its value is redacted from every record, whatever the name."""
+    register_key_variables([env_name])
     value = os.environ.get(env_name)
     if not value:
         raise UserError(f"the model's api_key_env names ${env_name}, which is not set; export it (the key is never stored)")

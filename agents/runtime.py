@@ -17,10 +17,13 @@ from agents.contracts.guarded import excerpt, guarded_call
 from agents.contracts.model import ClauseFailure, check
 from agents.errors import UserError
 from agents.models import ModelClient
-from agents.redaction import might_hold_secrets, redact, secret_values
+from agents.redaction import redact_record
 from agents.structured import parse_and_validate
 from agents.tools import Tool, tool_schema
-from agents.trace import GuardedCallRecord, Message, ModelCall, SampleRecord, ToolCall, Trace, Usage
+from agents.trace import (
+    INVALID_MODEL_OUTPUT, GuardedCallRecord, Message, ModelCall, SampleRecord, ToolCall, Trace, Usage,
+    escape_surrogates, reply_problem, storable,
+)
 
 _FEEDBACK = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), undefined=jinja2.StrictUndefined,
@@ -47,10 +50,27 @@ async def run_agent(
     trial: int = 0,
     secrets: list[str] | None = None,
 ) -> Trace:
-    """Run the agent on one task until it answers without a tool call or `max_turns` runs out.
+    """The trace of `run_agent_unredacted`, with every secret masked: what may be stored or shown.
 
     `secrets`: the values to mask in the trace (default: `secret_values()` of the environment now;
     an evaluation reads them once for all its runs).
+    """
+    trace = await run_agent_unredacted(artifact, task_id, task_input, client, tools=tools, trial=trial)
+    return redact_trace(trace, secrets)
+
+
+async def run_agent_unredacted(
+    artifact: Artifact,
+    task_id: str,
+    task_input: str,
+    client: ModelClient,
+    tools: Mapping[str, Tool] | None = None,
+    trial: int = 0,
+) -> Trace:
+    """Run the agent on one task until it answers without a tool call or `max_turns` runs out.
+
+    The trace holds what the model said, secrets included: score its `final_output`, then store
+    `redact_trace(trace)` only (an answer that equals a secret-shaped string is still right).
     """
     enabled = select_tools(artifact, tools or {})
     by_name = {t.name: t for t in enabled}
@@ -68,7 +88,11 @@ async def run_agent(
     for turn in range(artifact.spec.max_turns):
         reply = await client.complete(messages, schemas, turn, seed=seed)
         model_calls.append(reply.call)
-        messages.append(reply.message)
+        problem = reply_problem(reply.message)  # not Unicode text: the run ends here, its reply kept escaped
+        messages.append(reply.message if problem is None else storable(reply.message))
+        if problem is not None:
+            error = f"{INVALID_MODEL_OUTPUT}: turn {turn}: {problem}"
+            break
         if not reply.message.tool_calls:
             final_output = reply.message.content or ""
             break
@@ -82,13 +106,12 @@ async def run_agent(
     if artifact.spec.answer_contract is not None and error is None:
         final_output, guard = await _guard_answer(artifact, client, messages, final_output, task_input)
     usage = sum((c.usage for c in model_calls), Usage()) + (guard.usage if guard else Usage())
-    trace = Trace(
+    return Trace(
         task_id=task_id, trial=trial, agent=artifact.spec.name, artifact_hash=artifact.content_hash,
         model=client.model, simulated=client.simulated, messages=messages, model_calls=model_calls,
         tool_calls=tool_calls, final_output=final_output, error=error, started_at=started_at,
         duration_s=round(time.perf_counter() - clock, 6), usage=usage, answer_guard=guard,
     )
-    return redact_trace(trace, secrets)
 
 
 def trial_seed(task_id: str, trial: int) -> int:
@@ -138,7 +161,7 @@ async def _run_tool(tools: Mapping[str, Tool], call_id: str, name: str, raw_args
     if error is not None:
         result = f"error: {error}"
     else:
-        result = await tool.call(arguments)
+        result = escape_surrogates(await tool.call(arguments))  # what code printed or raised, as text
     return ToolCall(
         turn=turn, id=call_id, name=name, arguments=arguments, result=result,
         duration_s=round(time.perf_counter() - started, 6), error=error,
@@ -147,19 +170,4 @@ async def _run_tool(tools: Mapping[str, Tool], call_id: str, name: str, raw_args
 
 def redact_trace(trace: Trace, secrets: list[str] | None = None) -> Trace:
     """The trace with every known secret value masked in every string it holds."""
-    secrets = secret_values() if secrets is None else secrets
-    if not might_hold_secrets(trace.model_dump_json(), secrets):
-        return trace
-    data = trace.model_dump(mode="json")
-    cleaned = _redact_strings(data, secrets)
-    return trace if cleaned == data else Trace.model_validate(cleaned)
-
-
-def _redact_strings(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {k: _redact_strings(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_strings(v, secrets) for v in value]
-    return value
+    return redact_record(trace, secrets)

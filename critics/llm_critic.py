@@ -20,6 +20,7 @@ import yaml
 from agents.contracts.guarded import GuardedCallRecord, guarded_call
 from agents.contracts.model import Contract
 from agents.models import ModelClient
+from agents.redaction import redact_record
 from agents.trace import Message
 from critics.detectors import detect
 from critics.symptoms import TAXONOMY, Symptom, SymptomReport
@@ -49,7 +50,10 @@ def critic_messages(view: BlindView) -> list[Message]:
 
 
 async def llm_critique(client: ModelClient, view: BlindView) -> tuple[SymptomReport, GuardedCallRecord | None]:
-    """The critic's report on one run; passing runs get an empty report without a model call."""
+    """The critic's report on one run; passing runs get an empty report without a model call.
+
+    Report and record are records (symptoms.csv, critic-calls.jsonl): every secret in them is masked,
+    whatever the critic model said (an endpoint may echo the key it was called with)."""
     if view.passed:
         return detect(view), None
     text = render_view(view)
@@ -57,15 +61,16 @@ async def llm_critique(client: ModelClient, view: BlindView) -> tuple[SymptomRep
     detected = detect(view)
     result = await guarded_call(client, critic_messages(view), critic_contract(), contract_input,
                                 computed_fallback=lambda: _as_output(detected))
-    if result.record.source == "computed_fallback":
-        return detected.model_copy(update={"critic_call": result.record}), result.record
+    record = redact_record(result.record)
+    if record.source == "computed_fallback":
+        return detected.model_copy(update={"critic_call": record}), record
     symptoms = [
         Symptom(label=s["label"], description=s["description"] or TAXONOMY.get(s["label"], ""),
                 evidence=s["evidence"], detector=CRITIC_NAME, new_label=s["new_label"])
         for s in result.value["symptoms"]
     ]
-    report = detected.model_copy(update={"symptoms": symptoms, "source": "llm", "critic_call": result.record})
-    return report, result.record
+    report = detected.model_copy(update={"symptoms": symptoms, "source": "llm", "critic_call": record})
+    return redact_record(report), record
 
 
 def _as_output(report: SymptomReport) -> dict[str, Any]:

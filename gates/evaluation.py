@@ -16,14 +16,15 @@ from pydantic import BaseModel, ConfigDict
 
 from agents.artifact import Artifact
 from agents.models import ModelClient
-from agents.redaction import secret_values
-from agents.runtime import run_agent
-from agents.trace import bounded_for_storage
+from agents.redaction import redact, secret_values
+from agents.runtime import redact_trace, run_agent_unredacted
+from agents.trace import Trace, bounded_for_storage, storable
+from gates.outcome import Outcome
 from gates.python_tool import PythonExamplesTool
 from gates.run_store import GroupCommit, RunKey, RunRecord, RunStore, model_config_hash
 from gates.suite import Suite
 from gates.task import Task, natural_key
-from gates.verifier import verify
+from gates.verifier import verify_run
 
 ProgressFn = Callable[[int, int], None]
 
@@ -107,14 +108,13 @@ async def evaluate(
     async def one(task: Task, trial: int) -> None:
         nonlocal finished
         async with agent_gate:
-            trace = await run_agent(artifact, task.id, task.input, client, tools=_tools(task), trial=trial,
-                                    secrets=secrets)
+            trace = await run_agent_unredacted(artifact, task.id, task.input, client, tools=_tools(task), trial=trial)
         # Let the run that just got the slot send its request before this one is verified and
         # stored: the next model call then never waits for bookkeeping.
         await asyncio.sleep(0)
         async with verify_gate:
-            outcome = await verify(task, trace.final_output, trial=trial)
-        record = RunRecord(key=key, task_id=task.id, trial=trial, trace=bounded_for_storage(trace), outcome=outcome)
+            outcome = await verify_run(task, trace, trial=trial)
+        record = stored_record(key, trace, outcome, secrets)
         await writer.append(record)
         done[(task.id, trial)] = record
         finished += 1
@@ -152,9 +152,20 @@ def stored_evaluation(artifact: Artifact, client: ModelClient, suite: Suite, tas
 async def run_one(artifact: Artifact, client: ModelClient, key: RunKey, task: Task, trial: int,
                   secrets: list[str] | None = None) -> RunRecord:
     """Run the agent on one task and verify its final answer."""
-    trace = await run_agent(artifact, task.id, task.input, client, tools=_tools(task), trial=trial, secrets=secrets)
-    outcome = await verify(task, trace.final_output, trial=trial)
-    return RunRecord(key=key, task_id=task.id, trial=trial, trace=bounded_for_storage(trace), outcome=outcome)
+    trace = await run_agent_unredacted(artifact, task.id, task.input, client, tools=_tools(task), trial=trial)
+    outcome = await verify_run(task, trace, trial=trial)
+    return stored_record(key, trace, outcome, secrets)
+
+
+def stored_record(key: RunKey, trace: Trace, outcome: Outcome, secrets: list[str] | None = None) -> RunRecord:
+    """The record of one run as the run store keeps it: the verdict on what the model said, with every
+    secret masked in the trace and in the verifier's message (which may quote the answer), and any
+    text that is not Unicode (a lone surrogate) escaped, so that it can be written."""
+    secrets = secret_values() if secrets is None else secrets
+    message = redact(outcome.message, secrets)
+    stored_outcome = outcome if message == outcome.message else outcome.model_copy(update={"message": message})
+    return RunRecord(key=key, task_id=trace.task_id, trial=trace.trial,
+                     trace=bounded_for_storage(redact_trace(storable(trace), secrets)), outcome=stored_outcome)
 
 
 def _tools(task: Task) -> dict[str, PythonExamplesTool]:

@@ -6,11 +6,16 @@ server starts on first use when no PREFECT_API_URL is set).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from prefect import flow, task
+from prefect import Flow, task
 from prefect.cache_policies import NO_CACHE
 
+from agents.errors import UserError
+from agents.redaction import MASK, redact, redact_strings, secret_values
 from gates.policy import reject_before_evaluation
 from pipeline import stages
 from pipeline.cycle_result import CycleResult
@@ -20,6 +25,7 @@ from pipeline.record import Evidence, rate, record
 from pipeline.validate import validate_proposal
 from releases.registry import rejected_tag
 
+RUN_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.extra")
 
 
 def _task(fn, name: str):  # noqa: ANN001, ANN202
@@ -41,10 +47,54 @@ record_task = _task(record, name="record")
 publish_task = _task(publish, name="publish")
 
 
-@flow(name="improve-cycle", flow_run_name="improve-cycle/{agent}", persist_result=False, log_prints=False)
+class RedactedParametersFlow(Flow):
+    """A Prefect flow whose parameters reach Prefect (its API, database and UI) with every secret masked:
+    credentials in an `api_base` URL, key values, secret-shaped tokens. The flow function still gets
+    them as passed, in this process. (`with_options` returns a plain Flow: wrap again if you use it.)"""
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        return redact_strings(super().serialize_parameters(parameters), secret_values())
+
+
+def redacted_flow(**options: Any) -> Callable[[Callable[..., Any]], RedactedParametersFlow]:
+    """`@flow(...)` for a RedactedParametersFlow."""
+    return lambda fn: RedactedParametersFlow(fn, **options)
+
+
+class SecretsLogFilter(logging.Filter):
+    """Masks secrets (URL credentials, key values, key-shaped tokens) in a log record's message and
+    traceback before a handler formats it: Prefect's API handler (its database) and the console alike."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = secret_values()
+        record.msg, record.args = redact(record.getMessage(), secrets), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, secrets)
+        return True
+
+
+def mask_secrets_in_run_logs() -> None:
+    """Put a SecretsLogFilter on every handler of Prefect's run loggers (once each; call again after
+    Prefect reconfigures logging)."""
+    for name in RUN_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, SecretsLogFilter) for f in handler.filters):
+                handler.addFilter(SecretsLogFilter())
+
+
+@redacted_flow(name="improve-cycle", flow_run_name="improve-cycle/{agent}", persist_result=False, log_prints=False)
 def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None,
                   api_base: str | None = None) -> CycleResult:
-    """Run the current release, critique, diagnose, synthesize one RC, gate it and record the decision."""
+    """Run the current release, critique, diagnose, synthesize one RC, gate it and record the decision.
+
+    Prefect stores the parameters with secrets masked (`api_base` shows `http://[REDACTED]@host/v1`);
+    a run started again from the stored parameters refuses a masked api_base rather than calling it."""
+    mask_secrets_in_run_logs()
+    if api_base is not None and MASK in api_base:
+        raise UserError(f"api_base {api_base!r} holds masked credentials (Prefect never stores them): "
+                        "start the cycle with the real URL (--api-base or $RATCHET_API_BASE)")
     root = Path(workspace).resolve()
     with cycle_lock(root, agent):
         ctx = stages.open_context(root, agent, model_override=model, api_base=api_base)
@@ -85,7 +135,7 @@ def _judge(ctx, rc, base, proposal, spec, reports, base_tag, dev) -> Evidence:  
     """Validate the RC, then evaluate baseline and RC on gate (and holdout, for the report) and gate it."""
     common = dict(base_release=base_tag, model=dev.summary.model, simulated=dev.summary.simulated,
                   spec=spec, reports=reports, proposal=proposal)
-    problem = validate_task(ctx.agent, base.files, proposal.changes)
+    problem = validate_task(ctx.agent, base.files, proposal.changes, ctx.settings.models)
     if problem is not None:
         return Evidence(verdict=reject_before_evaluation(problem, ctx.policy), **common)
     candidate = stages.checkout_artifact(ctx, rc.commit, rc.branch)

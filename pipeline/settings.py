@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from agents.errors import UserError, validation_message
 from agents.model_config import ModelConfig
+from agents.redaction import redact, register_key_variables
 
 SETTINGS_FILE = "ratchet.toml"
 
@@ -82,12 +83,31 @@ class Settings(BaseModel):
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict, description="Model aliases: [models.<alias>].")
 
+    @field_validator("models")
+    @classmethod
+    def _no_credentials_in_urls(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        for alias, config in models.items():
+            for url in (config.api_base, *(d.api_base for d in config.deployments)):
+                if url and redact(url, []) != url:
+                    raise PydanticCustomError(
+                        "credentials", f"[models.{alias}] api_base holds credentials, and ratchet.toml is committed "
+                                       "to git: name the key's variable with api_key_env, or pass the URL with "
+                                       "--api-base")
+        return models
+
     def agent(self, name: str) -> AgentSettings:
         return self.agents.get(name, AgentSettings())
 
+    def key_variables(self) -> list[str]:
+        """Every environment variable a [models.<alias>] table names as a key (`api_key_env`)."""
+        return sorted({name for config in self.models.values() for name in config.key_variables()})
+
 
 def load_settings(workspace: Path) -> Settings:
-    """Read `ratchet.toml`; UserError naming the file and field when it is missing or invalid."""
+    """Read `ratchet.toml`; UserError naming the file and field when it is missing or invalid.
+
+    Every variable it names as a key is registered for redaction in this process (agents.redaction),
+    whether or not a model that uses it is called."""
     path = workspace / SETTINGS_FILE
     if not path.is_file():
         raise UserError(f"{path}: not found; {workspace} is not a Ratchet workspace (create one with `ratchet init DIR`)")
@@ -98,6 +118,8 @@ def load_settings(workspace: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise UserError(f"{path}: {validation_message(exc)}") from exc
+    register_key_variables(settings.key_variables())
+    return settings

@@ -27,6 +27,7 @@ from agents.contracts.guarded import GuardedCallRecord, guarded_call
 from agents.contracts.model import Contract
 from agents.errors import UserError
 from agents.models import ModelClient
+from agents.redaction import redact, redact_record
 from agents.trace import Message
 from critics.diagnosis import EngineeringSpec
 from pipeline.synthesis.candidate import Proposal, unified_diff
@@ -71,9 +72,9 @@ async def propose_with_llm(
     contract_input = {"labels": [p.label for p in spec.patterns], "rejected": sorted(rejected)}
     result = await guarded_call(client, synthesizer_messages(spec, files, rejected, history), synthesizer_contract(),
                                 contract_input, samples=samples, checks=checks)
-    value = result.value
+    value, record = result.value, redact_record(result.record)  # the record and the intent go to git
     if not value["edits"]:
-        return None, result.record
+        return None, record
     changes = _changes(spec, files, value)
     prefix = f"agents/{spec.agent}/"
     diff = "".join(
@@ -83,9 +84,9 @@ async def propose_with_llm(
     expected = list(dict.fromkeys(t for p in spec.patterns if p.label in value["targets"] for t in p.task_ids))
     proposal = Proposal(
         agent=spec.agent, strategy="llm", remediation=value["remediation"], targets=value["targets"],
-        intent=value["intent"], expected_fixes=expected, changes=changes, diff=diff, synthesis_call=result.record,
+        intent=redact(value["intent"]), expected_fixes=expected, changes=changes, diff=diff, synthesis_call=record,
     )
-    return proposal, result.record
+    return proposal, record
 
 
 def _edits(value: dict[str, Any]) -> tuple[list[Edit], str | None]:
