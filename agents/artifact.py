@@ -2,7 +2,9 @@
 
 An artifact folder holds `agent.yaml` (validated by `AgentSpec`), the jinja2 prompt
 templates it names, and `meta/` (the improvement procedure, read by the pipeline).
-The content hash over every file identifies a version independently of git.
+The content hash over every file identifies a version independently of git. It skips nothing
+(`__pycache__/` and `.DS_Store` included): the pipeline hashes fresh checkouts that hold exactly
+the blobs git holds, so the run store's key covers every file the gate evaluates and promotes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from agents.contracts.model import Contract, FallbackProof
 from agents.errors import UserError, validation_message
 
 SPEC_FILE = "agent.yaml"
-IGNORED_PARTS = {"__pycache__", ".DS_Store"}
 
 
 class ModelParams(BaseModel):
@@ -90,13 +91,8 @@ def _compiled(source: str) -> jinja2.Template:
 
 
 def artifact_files(root: Path) -> dict[str, bytes]:
-    """Every file of the artifact, keyed by POSIX path relative to `root`, sorted."""
-    files: dict[str, bytes] = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if path.is_file() and not IGNORED_PARTS.intersection(rel.parts):
-            files[rel.as_posix()] = path.read_bytes()
-    return files
+    """Every file of the artifact, keyed by POSIX path relative to `root`, sorted (none is skipped)."""
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def content_hash(files: dict[str, bytes]) -> str:

@@ -207,7 +207,7 @@ def propose(ctx: CycleContext, spec: EngineeringSpec, state: ReleaseState) -> Pr
         return ModelClient(resolve_model(model, ctx.settings.models), params)
 
     def validate(changes: dict[str, str | None]) -> str | None:
-        return validate_proposal(ctx.agent, state.files, changes)
+        return validate_proposal(ctx.agent, state.files, changes, ctx.settings.models)
 
     return synthesize(spec, state.files, rejected, client_for=client_for, validate=validate, history=history)
 
@@ -219,7 +219,7 @@ def create_candidate(ctx: CycleContext, proposal: Proposal, base_files: dict[str
     names `.git`, holds a NUL...) is committed as an RC with no change: git never holds the attack's
     paths, some of which it could not even store, and the cycle goes on to record the rejection. The
     proposal itself is kept in the evidence (`intent.json`)."""
-    refused = validate_proposal(ctx.agent, base_files, proposal.changes) is not None
+    refused = validate_proposal(ctx.agent, base_files, proposal.changes, ctx.settings.models) is not None
     changes = {} if refused else {
         path: (text.encode() if text is not None else None) for path, text in proposal.changes.items()
     }

@@ -6,7 +6,7 @@ procedure that makes RC N+1 is always the one in release N.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -18,6 +18,7 @@ from pipeline.synthesis.edits import Edit, apply_edits
 
 PLAYBOOK_FILE = "meta/playbook.yaml"
 SETTINGS_FILE = "meta/synthesizer.yaml"
+Parsed = TypeVar("Parsed", bound=BaseModel)
 
 
 class Remediation(BaseModel):
@@ -97,7 +98,7 @@ def _proposal(spec: EngineeringSpec, pattern: Pattern, remedy: Remediation, file
     )
 
 
-def _parse(agent: str, files: dict[str, str], rel: str, model: type[BaseModel]):  # noqa: ANN202
+def _parse(agent: str, files: dict[str, str], rel: str, model: type[Parsed]) -> Parsed:
     where = f"agents/{agent}/{rel}"
     if rel not in files:
         raise UserError(f"{where}: missing; the agent's improvement procedure needs it")

@@ -91,11 +91,12 @@ def test_content_hash_changes_when_a_file_is_added_renamed_or_removed(coder: Pat
     assert len(seen) == 3
 
 
-def test_content_hash_ignores_pycache(coder: Path) -> None:
+def test_content_hash_covers_pycache(coder: Path) -> None:
+    # the gate evaluates exactly what it promotes: a file the hash skipped could change unseen
     before = load_artifact(coder).content_hash
     (coder / "meta" / "__pycache__").mkdir()
     (coder / "meta" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0junk")
-    assert load_artifact(coder).content_hash == before
+    assert load_artifact(coder).content_hash != before
 
 
 def test_content_hash_separates_path_from_content() -> None:
