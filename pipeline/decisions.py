@@ -10,7 +10,7 @@ from git import Repo
 
 from agents.errors import StateError, UserError
 from releases.gitstore import GitStore, Identity
-from releases.ledger import LedgerEntry
+from releases.ledger import LedgerEntry, actor_problem
 from releases.notes import ReleaseNotes
 from releases.registry import Registry, evidence_dir, release_tag
 
@@ -25,18 +25,26 @@ def parse_rc(name: str) -> tuple[str, int]:
 
 
 def resolve_actor(workspace: Path, actor: str | None) -> Identity:
-    """The person deciding: `--actor "Name <email>"`, else git's user.name / user.email."""
+    """The person deciding: `--actor "Name <email>"`, else git's user.name / user.email; never Ratchet's own
+    identity (`verify` would fail on the decision forever: releases.ledger.actor_problem)."""
     if actor:
         match = IDENTITY.match(actor)
         if not match:
             raise UserError(f"--actor {actor!r}: expected 'Name <email>'")
-        return Identity(name=match.group("name"), email=match.group("email"))
+        return _person(Identity(name=match.group("name"), email=match.group("email")), "--actor")
     with Repo(workspace) as repo:  # `git config` honours GIT_CONFIG_GLOBAL and friends; GitPython's reader does not
         name = repo.git.config("--get", "user.name", with_exceptions=False).strip()
         email = repo.git.config("--get", "user.email", with_exceptions=False).strip()
     if not name or not email:
         raise UserError("who is deciding? pass --actor 'Name <email>' or set git config user.name and user.email")
-    return Identity(name=str(name), email=str(email))
+    return _person(Identity(name=str(name), email=str(email)), "git config user.name / user.email")
+
+
+def _person(who: Identity, source: str) -> Identity:
+    problem = actor_problem(str(who))
+    if problem is not None:
+        raise UserError(f"{source}: {problem}; pass --actor 'Your Name <you@example.com>'")
+    return who
 
 
 def decide_manually(workspace: Path, rc_name: str, decision: Literal["promote", "reject"], reason: str,
@@ -47,6 +55,7 @@ def decide_manually(workspace: Path, rc_name: str, decision: Literal["promote", 
         raise UserError("--reason is required: say why, it goes into the ledger")
     agent, number = parse_rc(rc_name)
     registry = Registry(workspace)
+    registry.require_consistent()
     rc = registry.candidate(agent, number)
     held = _last_entry(registry.ledger(agent), rc.branch)
     overriding = override and decision == "promote" and held is not None and held.decision == "reject"
@@ -57,6 +66,9 @@ def decide_manually(workspace: Path, rc_name: str, decision: Literal["promote", 
         state = held.decision if held else "no decision recorded"
         hint = "; to promote it against the gate's verdict add --override" if state == "reject" else ""
         raise StateError(f"{rc.branch} is not on hold ({state}); only held candidates take a manual decision{hint}")
+    if rc.commit != held.rc_commit:
+        raise StateError(f"{rc.branch} moved to {rc.commit[:10]} after the gate decided on {str(held.rc_commit)[:10]}; "
+                         f"a person decides on what the gate saw: run a new cycle for the new commit")
     notes = _held_notes(workspace, rc.branch, agent, number)
     fields = held.model_dump(include={"base_release", "intent", "remediation", "fixes", "regressions",
                                       "gate_pass_rate", "baseline_gate_pass_rate", "holdout_pass_rate",
@@ -91,4 +103,6 @@ def roll_back(workspace: Path, agent: str, to: str, reason: str, actor: Identity
     if not reason.strip():
         raise UserError("--reason is required: say why, it goes into the ledger")
     target = to if "/" in to else f"{agent}/{to if to.startswith('v') else 'v' + to}"
-    return Registry(workspace).rollback(agent, target, reason, actor)
+    registry = Registry(workspace)
+    registry.require_consistent()
+    return registry.rollback(agent, target, reason, actor)

@@ -1,10 +1,12 @@
 """`ratchet verify`: check that a workspace's release history is exactly what Ratchet recorded.
 
 Per agent: the ledger's hash chain and fields; that main's history only ever appended one ledger
-line per commit and changed `agents/<agent>/` only in the commit that recorded a release; that
-every release and rejected tag agrees with its ledger entry (target commit and trailers); that
-every manual decision names a person and a reason; and that every automatic gate verdict
-re-derives from its stored outcome tables and policy (releases.rederive).
+line per commit and changed `agents/<agent>/` only in the commit that recorded a release, holding the
+artifact that release claims; that tags and ledger agree and main still holds every recorded release
+(releases.consistency, the check every write command makes first), and that each tag carries its
+ledger entry's facts; that every decision follows a state that allows it and every manual decision
+names a person and a reason (releases.audit_decisions); and that every automatic gate verdict
+re-derives from its stored outcome tables and policy (releases.rederive), or is provably legacy.
 
 Git is read in bulk, whatever the number of releases: one `git log --raw` over main's first-parent
 history (paths and blob ids of every change), one `git for-each-ref` for the tags with their
@@ -18,69 +20,22 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
+from pydantic import ValidationError
 
 from agents.errors import StateError, UserError
+from releases.audit_decisions import (
+    check_decision_states, check_manual_decisions, legacy_lines, released_artifacts,
+)
 from releases.audit_git import MainCommit, TagRef, blob_id, read_main_history, read_objects, read_tags
-from releases.gitstore import BOT, GitStore
-from releases.ledger import GENESIS, LedgerEntry, ledger_path, parse_trailers
-from releases.registry import MAIN, evidence_dir, rc_branch, rejected_tag
+from releases.audit_model import AgentAudit, AuditReport, LedgerLine, Problem, line_where
+from releases.consistency import agent_tags, expected_tags, tag_problems
+from releases.gitstore import GitStore
+from releases.ledger import GENESIS, RELEASING, LedgerEntry, ledger_path, parse_trailers
+from releases.registry import MAIN, evidence_dir, rc_branch
 from releases.rederive import EVIDENCE_FILES, OutcomeCache, is_gate_decision, rederive
 
-ProblemKind = Literal["ledger", "main", "tag", "verdict", "manual"]
-RELEASING = ("release", "promote", "manual_promote", "rollback")
-MANUAL = ("manual_promote", "manual_reject", "rollback")
-PERSON = re.compile(r"^[^<>]*\S[^<>]*<[^<>@\s]+@[^<>\s]+>$")
-
-
-class Problem(BaseModel):
-    """One thing in the workspace that disagrees with what Ratchet recorded (or, as a warning, that
-    could not be checked)."""
-
-    model_config = ConfigDict(frozen=True)
-    agent: str
-    kind: ProblemKind = Field(description="ledger, main (a commit on main), tag, verdict or manual (a person's "
-                                          "decision).")
-    where: str = Field(description="What to look at: a ledger line, a tag, a commit.")
-    message: str
-
-
-class AgentAudit(BaseModel):
-    """What `verify` checked for one agent and what it found."""
-
-    model_config = ConfigDict(frozen=True)
-    agent: str
-    entries: int = Field(description="Ledger entries checked.")
-    tags: int = Field(description="Release and rejected tags checked.")
-    gate_decisions: int = Field(description="Automatic gate verdicts in the ledger.")
-    rederived: int = Field(description="Of those, verdicts re-derived to the recorded outcome.")
-    problems: list[Problem]
-    warnings: list[Problem]
-
-
-class AuditReport(BaseModel):
-    """The result of `ratchet verify` over a workspace."""
-
-    model_config = ConfigDict(frozen=True)
-    version: int = 1
-    workspace: str
-    main: str = Field(description="The commit of main that was checked.")
-    agents: list[AgentAudit]
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def ok(self) -> bool:
-        return not any(a.problems for a in self.agents)
-
-
-class _Line(BaseModel):
-    """A readable ledger line and its 1-based line number."""
-
-    model_config = ConfigDict(frozen=True)
-    number: int
-    entry: LedgerEntry
+__all__ = ["AgentAudit", "AuditReport", "Problem", "read_ledger", "verify_workspace"]
 
 
 def verify_workspace(workspace: Path, agent: str | None = None) -> AuditReport:
@@ -126,18 +81,16 @@ def _audit_agent(path: Path, main: str, agent: str, commits: list[MainCommit], t
     problems += found
     problems += artifact_commits(agent, commits, added_by, lines)
     problems += promotion_merges(agent, commits, added_by, lines)
-    checked_tags, found = check_tags(agent, lines, added_by, tags)
+    problems += released_artifacts(path, agent, lines, added_by)
+    checked_tags, found = check_tags(agent, lines, added_by, tags, {c.sha for c in commits})
     problems += found
+    problems += check_decision_states(agent, lines)
     problems += check_manual_decisions(agent, lines)
     gate = [line for line in lines if is_gate_decision(line.entry)]
-    rederived, found, warnings = check_verdicts(path, agent, gate, cache)
+    rederived, found, warnings = check_verdicts(path, agent, gate, cache, legacy_lines(lines))
     problems += found
     return AgentAudit(agent=agent, entries=len(lines), tags=checked_tags, gate_decisions=len(gate),
                       rederived=rederived, problems=problems, warnings=warnings)
-
-
-def _line_where(agent: str, number: int) -> str:
-    return f"{ledger_path(agent)} line {number}"
 
 
 def _commit_where(commit: MainCommit) -> str:
@@ -145,15 +98,15 @@ def _commit_where(commit: MainCommit) -> str:
     return f"commit {commit.sha[:10]} ({subject!r})"
 
 
-def read_ledger(agent: str, data: bytes) -> tuple[list[_Line], list[Problem]]:
+def read_ledger(agent: str, data: bytes) -> tuple[list[LedgerLine], list[Problem]]:
     """Every readable line, and a problem for each unreadable, off-chain or out-of-order one."""
-    lines: list[_Line] = []
+    lines: list[LedgerLine] = []
     problems: list[Problem] = []
     prev: str | None = GENESIS
     releases: dict[str, int] = {}
 
     def problem(number: int, message: str) -> None:
-        problems.append(Problem(agent=agent, kind="ledger", where=_line_where(agent, number), message=message))
+        problems.append(Problem(agent=agent, kind="ledger", where=line_where(agent, number), message=message))
 
     for number, raw in enumerate(split_lines(data), start=1):
         if not raw.strip():
@@ -178,7 +131,7 @@ def read_ledger(agent: str, data: bytes) -> tuple[list[_Line], list[Problem]]:
             problem(number, f"release {entry.release} was already recorded on line {releases[entry.release]}")
         elif entry.release:
             releases[entry.release] = number
-        lines.append(_Line(number=number, entry=entry))
+        lines.append(LedgerLine(number=number, entry=entry))
         prev = entry.hash
     return lines, problems
 
@@ -240,7 +193,7 @@ def _ledger_edit(old: list[bytes], new: list[bytes], deleted: bool) -> str | Non
     return f"removes line(s) {len(new) + 1}-{len(old)} of"
 
 
-def artifact_commits(agent: str, commits: list[MainCommit], added_by: dict[int, str], lines: list[_Line],
+def artifact_commits(agent: str, commits: list[MainCommit], added_by: dict[int, str], lines: list[LedgerLine],
                      ) -> list[Problem]:
     """Commits on main that change `agents/<agent>/` without appending a release to the ledger."""
     entry_added = {sha: number for number, sha in added_by.items()}
@@ -263,49 +216,40 @@ def artifact_commits(agent: str, commits: list[MainCommit], added_by: dict[int, 
     return problems
 
 
-def check_tags(agent: str, lines: list[_Line], added_by: dict[int, str], tags: list[TagRef],
-               ) -> tuple[int, list[Problem]]:
-    """Every release and rejected tag against its ledger entry, and every such entry against its tag."""
+def check_tags(agent: str, lines: list[LedgerLine], added_by: dict[int, str], tags: list[TagRef],
+               main_line: set[str]) -> tuple[int, list[Problem]]:
+    """Every release and rejected tag against its ledger entry, and every such entry against its tag: the
+    write commands' check (releases.consistency.tag_problems), then each tag's form, target and trailers."""
     by_name = {t.name: t for t in tags}
-    expected: dict[str, tuple[_Line, str | None]] = {}
-    for line in lines:
-        entry = line.entry
-        if entry.release and entry.decision in RELEASING:
-            expected[entry.release] = (line, added_by.get(line.number))
-        elif entry.decision in ("reject", "manual_reject") and entry.rc:
-            number = entry.rc.rsplit("/", 1)[-1]
-            expected[rejected_tag(agent, int(number)) if number.isdigit() else entry.rc] = (line, entry.rc_commit)
-    pattern = re.compile(rf"{re.escape(agent)}/(?:v\d+|rc\d+-rejected)")
-    ours = sorted(name for name in by_name if pattern.fullmatch(name))
-    problems = []
-    for name in ours:
-        if name not in expected:
-            problems.append(Problem(agent=agent, kind="tag", where=f"tag {name}",
-                                    message=f"has no ledger entry in {ledger_path(agent)}; Ratchet makes this tag "
-                                            f"only together with its ledger line"))
-    for name, (line, commit) in expected.items():
-        problems += _tag_problems(agent, name, by_name.get(name), line, commit)
-    return len(ours), problems
+    numbered = [(line.number, line.entry) for line in lines]
+    problems = [Problem(agent=agent, kind="tag", where=p.where, message=p.message)
+                for p in tag_problems(agent, numbered, by_name, main_line)]
+    for name, (number, entry) in expected_tags(agent, numbered).items():
+        tag = by_name.get(name)
+        if tag is not None:
+            commit = added_by.get(number) if entry.release else entry.rc_commit
+            moved = commit is not None and tag.commit != commit and (tag.commit in main_line or not entry.release)
+            problems += _tag_problems(agent, name, tag, LedgerLine(number=number, entry=entry), commit if moved else None)
+    return len(agent_tags(agent, by_name)), problems
 
 
-def _tag_problems(agent: str, name: str, tag: TagRef | None, line: _Line, commit: str | None) -> list[Problem]:
+def _tag_problems(agent: str, name: str, tag: TagRef, line: LedgerLine, moved_from: str | None) -> list[Problem]:
+    """A present tag: annotated, where the ledger line put it (`moved_from`: the commit it should point at, when
+    it was moved), and carrying the entry's facts."""
     entry, where = line.entry, f"tag {name}"
-    if tag is None:
-        recorded = f"{_line_where(agent, line.number)} records {entry.decision} {entry.release or entry.rc}"
-        return [Problem(agent=agent, kind="tag", where=where, message=f"is missing; {recorded}")]
     problems = []
     if not tag.annotated:
         problems.append(Problem(agent=agent, kind="tag", where=where,
                                 message="is a lightweight tag; Ratchet's tags are annotated and carry the ledger "
                                         "entry's facts as trailers"))
-    if commit and tag.commit != commit:
+    if moved_from:
         made = "was added by commit" if entry.release else "rejects the RC commit"
         problems.append(Problem(agent=agent, kind="tag", where=where,
-                                message=f"points at {tag.commit[:10]}, but {_line_where(agent, line.number)} "
-                                        f"{made} {commit[:10]}; the tag was moved (Ratchet never moves tags)"))
+                                message=f"points at {tag.commit[:10]}, but {line_where(agent, line.number)} "
+                                        f"{made} {moved_from[:10]}; the tag was moved (Ratchet never moves tags)"))
     if tag.annotated and (differ := _trailer_differences(parse_trailers(tag.message), entry)):
         problems.append(Problem(agent=agent, kind="tag", where=where,
-                                message=f"its trailers disagree with {_line_where(agent, line.number)}: {differ}"))
+                                message=f"its trailers disagree with {line_where(agent, line.number)}: {differ}"))
     return problems
 
 
@@ -318,31 +262,7 @@ def _trailer_differences(carried: dict[str, str], entry: LedgerEntry) -> str:
                      for key in sorted(set(carried) | set(recorded)) if carried.get(key) != recorded.get(key))
 
 
-def check_manual_decisions(agent: str, lines: list[_Line]) -> list[Problem]:
-    """Overrides, manual decisions and rollbacks name a person (not the bot) and a reason."""
-    problems = []
-    for line in lines:
-        entry = line.entry
-        if not (entry.override or entry.decision in MANUAL):
-            continue
-        what = "override" if entry.override else entry.decision.replace("_", " ")
-
-        def problem(message: str) -> None:
-            problems.append(Problem(agent=agent, kind="manual", where=_line_where(agent, line.number),
-                                    message=f"{what} of {entry.rc or entry.release}: {message}"))
-
-        if entry.override and entry.decision != "manual_promote":
-            problem(f"marked as an override on a {entry.decision} entry; only a manual promotion overrides the gate")
-        if entry.actor.startswith(BOT.name):
-            problem(f"recorded as made by {entry.actor}; a person's decision must name that person")
-        elif not PERSON.match(entry.actor):
-            problem(f"actor {entry.actor!r} is not 'Name <email>'")
-        if not entry.reason.strip():
-            problem("no reason recorded; a person's decision must say why")
-    return problems
-
-
-def promotion_merges(agent: str, commits: list[MainCommit], added_by: dict[int, str], lines: list[_Line],
+def promotion_merges(agent: str, commits: list[MainCommit], added_by: dict[int, str], lines: list[LedgerLine],
                      ) -> list[Problem]:
     """A promotion's commit on main merges the very RC commit its ledger entry names."""
     by_sha = {c.sha: c for c in commits}
@@ -355,7 +275,7 @@ def promotion_merges(agent: str, commits: list[MainCommit], added_by: dict[int, 
             continue
         merged = ", ".join(p[:10] for p in commit.parents[1:]) or "nothing"
         problems.append(Problem(agent=agent, kind="main", where=_commit_where(commit),
-                                message=f"records {entry.release} ({_line_where(agent, line.number)}) but merges "
+                                message=f"records {entry.release} ({line_where(agent, line.number)}) but merges "
                                         f"{merged}, not the RC commit {str(entry.rc_commit)[:10]} the ledger names"))
     return problems
 
@@ -371,22 +291,24 @@ def _evidence_files(agent: str, entry: LedgerEntry) -> dict[str, str] | None:
     return {n: f"{entry.rc_commit}:{entry.evidence}/{n}" for n in sorted(names)}
 
 
-def check_verdicts(path: Path, agent: str, gate: list[_Line], cache: OutcomeCache,
+def check_verdicts(path: Path, agent: str, gate: list[LedgerLine], cache: OutcomeCache, legacy: set[int],
                    ) -> tuple[int, list[Problem], list[Problem]]:
     """Re-derive every automatic gate verdict from its evidence on the RC branch: (re-derived, problems,
-    warnings). All evidence files are read in one `git cat-file --batch`."""
+    warnings); only a `legacy` line (by number) may lack outcome hashes. All evidence files are read in one
+    `git cat-file --batch`."""
     requests = {line.number: _evidence_files(agent, line.entry) or {} for line in gate}
     contents = read_objects(path, [name for files in requests.values() for name in files.values()])
     rederived, problems, warnings = 0, [], []
     for line in gate:
-        entry, where = line.entry, _line_where(agent, line.number)
+        entry, where = line.entry, line_where(agent, line.number)
         subject = f"{entry.decision} of {entry.rc}"
         if entry.outcome_hashes and not requests[line.number]:
             problems.append(Problem(agent=agent, kind="verdict", where=where,
                                     message=f"{subject}: rc, rc_commit {entry.rc_commit!r} and evidence "
                                             f"{entry.evidence!r} do not name an RC's evidence folder"))
             continue
-        result = rederive(entry, {n: contents.get(name) for n, name in requests[line.number].items()}, cache)
+        result = rederive(entry, {n: contents.get(name) for n, name in requests[line.number].items()}, cache,
+                          legacy=line.number in legacy)
         rederived += result.rederived
         problems += [Problem(agent=agent, kind="verdict", where=where, message=f"{subject}: {m}")
                      for m in result.problems]

@@ -1,9 +1,10 @@
-"""Bulk git reads for `ratchet verify` (releases.audit): one process per kind of read.
+"""Bulk git reads for `ratchet verify` (releases.audit) and the write commands' check of the release
+line (releases.consistency): one process per kind of read.
 
-`read_main_history` runs one `git log --raw` over main's first-parent history, `read_tags` one
-`git for-each-ref` with every tag's target and message, and `read_objects` one `git cat-file
---batch` for any number of `<rev>:<path>` names or blob ids. No per-commit or per-tag process, so
-a workspace with thousands of releases verifies in seconds.
+`read_main_history` runs one `git log --raw` over main's first-parent history, `first_parent_line` one
+`git rev-list` for its commits alone, `read_tags` one `git for-each-ref` with every tag's target and
+message, and `read_objects` one `git cat-file --batch` for any number of `<rev>:<path>` names or blob
+ids. No per-commit or per-tag process, so a workspace with thousands of releases verifies in seconds.
 """
 
 from __future__ import annotations
@@ -53,10 +54,10 @@ class TagRef(BaseModel):
     message: str
 
 
-def _git(path: Path, *args: str, stdin: bytes | None = None) -> bytes:
+def _git(path: Path, *args: str, stdin: bytes | None = None, check: bool = True) -> bytes:
     try:
         done = subprocess.run(["git", "-C", str(path), "-c", "core.quotePath=false", *args], input=stdin,
-                              capture_output=True, check=True)
+                              capture_output=True, check=check)
     except subprocess.CalledProcessError as exc:
         detail = exc.stderr.decode(errors="replace").strip()[:300]
         raise StateError(f"{path}: `git {args[0]}` failed: {detail}") from exc
@@ -85,6 +86,23 @@ def _raw_change(line: str) -> FileChange:
     if name.startswith('"') and name.endswith('"'):  # C-style quoting, octal escapes for bytes
         name = codecs.escape_decode(name[1:-1].encode())[0].decode(errors="replace")
     return FileChange(path=name, old=fields[2], new=fields[3])
+
+
+def resolve_commit(path: Path, rev: str) -> str | None:
+    """The commit `rev` names, or None."""
+    out = _git(path, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+    return out.decode().strip() or None
+
+
+def first_parent_line(path: Path, main: str) -> set[str]:
+    """The commits of main's first-parent history (where Ratchet records every decision)."""
+    return set(_git(path, "rev-list", "--first-parent", main, "--").decode().split())
+
+
+def folder_names(path: Path, rev: str, folder: str) -> list[str]:
+    """The names of the entries of `folder` at `rev` (none when it does not exist)."""
+    out = _git(path, "ls-tree", "--name-only", "-z", f"{rev}:{folder}", check=False)
+    return [name for name in out.decode(errors="replace").split("\0") if name]
 
 
 def read_tags(path: Path) -> list[TagRef]:

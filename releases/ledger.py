@@ -4,30 +4,55 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import StateError
+from releases.gitstore import BOT
 
 DecisionKind = Literal["release", "promote", "reject", "hold", "manual_promote", "manual_reject", "rollback"]
 GENESIS = "0" * 64
+# The schema version Ratchet writes (docs/formats.md). 1: the first ledgers; `stage` and `outcome_hashes` were
+# added within version 1, so a version-1 gate decision without outcome hashes is legacy only while no earlier line
+# records them (releases.audit_decisions.legacy_lines). 2: every automatic gate decision records its outcome hashes, so it
+# always re-derives. Versions never go down along the chain.
+LEDGER_VERSION = 2
+RELEASING = ("release", "promote", "manual_promote", "rollback")  # the decisions that make a release tag
 # Fields added after the first ledgers were written: left out of the hash while at their default,
 # so that every older line keeps its hash and the chain stays valid.
 _LATER_FIELDS = {"stage": None, "flip_counts": {}, "outcome_hashes": {}, "override": False, "rollback_to": None}
 TRAILER_PREFIX = "Ratchet-"
+PERSON = re.compile(r"^(?P<name>[^<>]*\S[^<>]*)<(?P<email>[^<>@\s]+@[^<>\s]+)>$")
 
 
 def ledger_path(agent: str) -> str:
     return f"releases/{agent}/ledger.jsonl"
 
 
+def release_tag(agent: str, number: int) -> str:
+    return f"{agent}/v{number}"
+
+
+def rc_branch(agent: str, number: int) -> str:
+    return f"rc/{agent}/{number}"
+
+
+def rejected_tag(agent: str, number: int) -> str:
+    return f"{agent}/rc{number}-rejected"
+
+
+def evidence_dir(agent: str, number: int) -> str:
+    return f"releases/{agent}/rc-{number}"
+
+
 class LedgerEntry(BaseModel):
     """One decision about one agent's version line."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    version: int = 1
+    version: int = Field(default=1, ge=1, description="Schema version (LEDGER_VERSION when Ratchet wrote it).")
     seq: int = Field(ge=1)
     agent: str
     decision: DecisionKind
@@ -102,15 +127,17 @@ def parse_ledger(text: str, source: str) -> list[LedgerEntry]:
         except ValidationError as exc:
             raise StateError(f"{source} line {number}: unreadable ledger entry: {exc.errors()[0]['msg']}") from exc
         if entry.prev_hash != prev or entry.hash != entry.compute_hash():
-            raise StateError(f"{source} line {number}: ledger hash chain broken; the ledger was edited by hand")
+            raise StateError(f"{source} line {number}: ledger hash chain broken; the ledger was edited by hand: "
+                             f"run `ratchet verify`")
         entries.append(entry)
         prev = entry.hash
     return entries
 
 
 def new_entry(previous: list[LedgerEntry], **fields: object) -> LedgerEntry:
-    """The next entry of the chain, with seq, timestamp, prev_hash and hash filled in."""
+    """The next entry of the chain, with version, seq, timestamp, prev_hash and hash filled in."""
     draft = LedgerEntry(
+        version=fields.pop("version", LEDGER_VERSION),
         seq=len(previous) + 1,
         prev_hash=previous[-1].hash if previous else GENESIS,
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -123,3 +150,15 @@ def append_line(text: str, entry: LedgerEntry) -> str:
     if text and not text.endswith("\n"):
         text += "\n"
     return text + entry.model_dump_json() + "\n"
+
+
+def actor_problem(actor: str) -> str | None:
+    """What is wrong with `actor` as the person behind a manual decision ('Name <email>', not Ratchet's own
+    identity); None when it names a person. `verify` and the CLI's --actor apply this same rule."""
+    match = PERSON.match(actor)
+    if match is None:
+        return f"{actor!r} is not 'Name <email>'"
+    name, email = match.group("name").strip(), match.group("email")
+    if name.casefold().startswith(BOT.name.casefold()) or email.casefold() == BOT.email.casefold():
+        return f"{actor!r} is Ratchet's own identity; a person's decision must name that person"
+    return None

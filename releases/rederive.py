@@ -44,16 +44,23 @@ class Rederivation(BaseModel):
 
 
 def is_gate_decision(entry: LedgerEntry) -> bool:
-    """An automatic verdict of the gate: promote, or reject / hold reached at the gate stage
-    (entries older than the `stage` field count too, so they are reported as not re-derivable)."""
-    return entry.decision == "promote" or (entry.decision in ("reject", "hold") and entry.stage in (None, "gate"))
+    """An automatic verdict of the gate: promote or hold (only the gate reaches them, whatever `stage` says), or
+    reject at the gate stage (entries older than the `stage` field count too)."""
+    return entry.decision in ("promote", "hold") or (entry.decision == "reject" and entry.stage in (None, "gate"))
 
 
 def rederive(entry: LedgerEntry, files: Mapping[str, bytes | None], cache: OutcomeCache | None = None,
-             ) -> Rederivation:
-    """Re-derive `entry`'s verdict from its evidence `files` (by name: verdict.json, outcomes-*.csv)."""
+             legacy: bool = False) -> Rederivation:
+    """Re-derive `entry`'s verdict from its evidence `files` (by name: verdict.json, outcomes-*.csv). Only a
+    `legacy` entry (written before outcome hashes existed: releases.audit_decisions.legacy_lines) may lack them."""
+    if not entry.outcome_hashes and legacy:
+        return Rederivation(warning=f"not re-derivable (ledger version {entry.version}, recorded before outcome "
+                                    f"hashes)")
     if not entry.outcome_hashes:
-        return Rederivation(warning="not re-derivable (recorded before outcome hashes)")
+        return Rederivation(problems=[
+            f"records no outcome hashes, so its verdict cannot be re-derived, and it is not provably legacy (ledger "
+            f"version {entry.version}; only version-1 lines before the first line with outcome hashes are): Ratchet "
+            f"did not write it"])
     verdict, problems = _stored_verdict(entry, files.get("verdict.json"))
     if verdict is None:
         return Rederivation(problems=problems)

@@ -1,7 +1,9 @@
-"""The release registry: releases are tags, candidates are branches, decisions are ledger lines.
+"""The release registry: decisions are ledger lines, releases are the tags they make, candidates are branches.
 
 Names: release `<agent>/v<N>` (annotated tag on main), RC branch `rc/<agent>/<N>`,
-rejected RC tag `<agent>/rc<N>-rejected`. Writers hold one file lock per workspace.
+rejected RC tag `<agent>/rc<N>-rejected`. The ledger on main defines the live release; a tag alone
+never does. Writers hold one file lock per workspace, finish an interrupted decision, and stop
+unless the ledger, the tags and main agree (releases.consistency).
 Every decision moves main in one commit (merge and/or ledger line together) with a
 compare-and-swap ref update, then tags; the working tree follows main if it is checked out.
 """
@@ -20,25 +22,16 @@ from agents.errors import StateError, UserError
 from releases.crashpoints import crash_point
 from releases.recovery import complete_interrupted
 from releases.gitstore import BOT, GitStore, Identity
-from releases.ledger import LedgerEntry, append_line, ledger_path, new_entry, parse_ledger, trailer_block
+from releases.consistency import live_release, require_consistent
+from releases.ledger import (
+    RELEASING, LedgerEntry, append_line, evidence_dir, ledger_path, new_entry, parse_ledger, rc_branch, rejected_tag,
+    release_tag, trailer_block,
+)
+
+__all__ = ["MAIN", "CandidateRef", "Registry", "ReleaseRef", "evidence_dir", "initialize", "rc_branch", "rejected_tag",
+           "release_tag"]
 
 MAIN = "main"
-
-
-def release_tag(agent: str, number: int) -> str:
-    return f"{agent}/v{number}"
-
-
-def rc_branch(agent: str, number: int) -> str:
-    return f"rc/{agent}/{number}"
-
-
-def rejected_tag(agent: str, number: int) -> str:
-    return f"{agent}/rc{number}-rejected"
-
-
-def evidence_dir(agent: str, number: int) -> str:
-    return f"releases/{agent}/rc-{number}"
 
 
 class ReleaseRef(BaseModel):
@@ -76,7 +69,8 @@ class Registry:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        """Hold the workspace's writer lock (readers never take it)."""
+        """Hold the workspace's writer lock (readers never take it), finish an interrupted decision, then
+        StateError unless the ledger, the tags and main agree (releases.consistency)."""
         (self.workspace / ".ratchet" / "locks").mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire(timeout=30)
@@ -85,9 +79,16 @@ class Registry:
         try:
             with self.store() as git:
                 self.recovered.extend(complete_interrupted(git))
+                require_consistent(git.path)
             yield
         finally:
             self._lock.release()
+
+    def require_consistent(self) -> None:
+        """Finish any interrupted decision, then fail before any work when the ledger, the tags and main
+        disagree (a tag without a ledger entry, a release main no longer holds): every write command's first step."""
+        with self._writing():
+            pass
 
     def require_clean(self) -> None:
         """Finish any interrupted decision, then fail before any work when the checked-out main has
@@ -96,13 +97,14 @@ class Registry:
             git.require_clean_checkout(MAIN)
 
     def current_release(self, agent: str) -> ReleaseRef:
+        """The live release: the ledger's last release on main (a tag alone never makes one)."""
+        live = live_release(self.ledger(agent))
+        if live is None or live.release is None:
+            raise StateError(f"agent {agent!r} has no release {agent}/v1 in {ledger_path(agent)}; is this a Ratchet "
+                             f"workspace?")
         with self.store() as git:
-            numbers = [int(m.group(1)) for t in git.tag_names(f"{agent}/v*") if (m := re.fullmatch(rf"{agent}/v(\d+)", t))]
-            if not numbers:
-                raise StateError(f"agent {agent!r} has no release tag {agent}/v1; is this a Ratchet workspace?")
-            number = max(numbers)
-            tag = release_tag(agent, number)
-            return ReleaseRef(agent=agent, number=number, tag=tag, commit=git.resolve(tag) or "")
+            commit = git.resolve(f"refs/tags/{live.release}") or ""
+        return ReleaseRef(agent=agent, number=_release_number(live.release), tag=live.release, commit=commit)
 
     def ledger(self, agent: str, rev: str = MAIN) -> list[LedgerEntry]:
         with self.store() as git:
@@ -192,9 +194,10 @@ class Registry:
         with self._writing(), self.store() as git:
             main = _require(git, MAIN)
             git.require_clean_checkout(MAIN)
-            target = git.resolve(f"refs/tags/{to}")
-            if target is None or not re.fullmatch(rf"{re.escape(agent)}/v\d+", to):
-                known = ", ".join(sorted(git.tag_names(f"{agent}/v*"), key=_release_number)) or "none"
+            recorded = [e.release for e in self.ledger(agent) if e.release and e.decision in RELEASING]
+            target = git.resolve(f"refs/tags/{to}") if to in recorded else None
+            if target is None:
+                known = ", ".join(sorted(recorded, key=_release_number)) or "none"
                 raise UserError(f"--to {to!r}: no release of {agent!r} with that name; releases: {known}")
             current = self.current_release(agent)
             folder = f"agents/{agent}"

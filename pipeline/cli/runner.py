@@ -12,9 +12,11 @@ from pipeline.progress import use_reporter
 def run_cycle(workspace: Path, agent: str, model: str | None = None, api_base: str | None = None) -> CycleResult:
     from pipeline.locking import check_unlocked
     from pipeline.settings import load_settings
+    from releases.registry import Registry
 
     load_settings(workspace)  # a clear error for a folder that is no workspace, before Prefect starts
     check_unlocked(workspace, agent)
+    Registry(workspace).require_consistent()  # tags, ledger and main agree (the flow checks again at each write)
     from pipeline.flows import improve_cycle  # Prefect is imported only when a flow runs
 
     hide_run_tracebacks()

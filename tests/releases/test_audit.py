@@ -16,6 +16,7 @@ from gates.statistics import classify, paired_counts
 from pipeline.workspace import init_workspace
 from releases.audit import AuditReport, read_ledger, verify_workspace
 from releases.gitstore import BOT, Identity
+from releases import ledger
 from releases.ledger import GENESIS, new_entry
 from releases.registry import CandidateRef, Registry, evidence_dir
 
@@ -117,7 +118,11 @@ def test_every_kind_of_decision_verifies_and_gate_verdicts_re_derive(ws: Path) -
     assert audit.warnings == []
 
 
-def test_entries_without_outcome_hashes_are_warnings_not_problems(ws: Path) -> None:
+def test_entries_without_outcome_hashes_are_warnings_not_problems_in_a_legacy_ledger(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger, "LEDGER_VERSION", 1)  # as Ratchet wrote before outcome hashes existed
+    ws = tmp_path / "legacy"
+    init_workspace(ws)
     registry = Registry(ws)
     rc = registry.add_evidence(_candidate(registry, ws, "Old."), {"verdict.json": b"{}\n"}, "evidence")
     registry.promote(rc, "# coder/v2\n", decision="promote", reason="gate said so", fixes=2)
@@ -125,7 +130,7 @@ def test_entries_without_outcome_hashes_are_warnings_not_problems(ws: Path) -> N
     assert report.ok
     (warning,) = report.agents[0].warnings
     assert warning.where == "releases/coder/ledger.jsonl line 2"
-    assert "not re-derivable (recorded before outcome hashes)" in warning.message
+    assert "not re-derivable (ledger version 1, recorded before outcome hashes)" in warning.message
 
 
 def test_an_unknown_agent_is_bad_input(ws: Path) -> None:
@@ -190,8 +195,8 @@ def test_an_override_by_the_bot_without_a_reason_is_reported(ws: Path) -> None:
     registry.promote(rc, "# coder/v2\n", who=BOT, decision="manual_promote", override=True, reason=" ")
     found = problems(verify_workspace(ws))
     assert found == [
-        "manual: releases/coder/ledger.jsonl line 3: override of rc/coder/1: recorded as made by "
-        "Ratchet Bot <ratchet-bot@localhost>; a person's decision must name that person",
+        "manual: releases/coder/ledger.jsonl line 3: override of rc/coder/1: actor 'Ratchet Bot "
+        "<ratchet-bot@localhost>' is Ratchet's own identity; a person's decision must name that person",
         "manual: releases/coder/ledger.jsonl line 3: override of rc/coder/1: no reason recorded; a person's "
         "decision must say why",
     ]
@@ -199,8 +204,8 @@ def test_an_override_by_the_bot_without_a_reason_is_reported(ws: Path) -> None:
 
 def test_a_manual_rejection_by_a_person_with_a_reason_is_fine_but_not_without_an_email(ws: Path) -> None:
     registry = Registry(ws)
-    held = _candidate(registry, ws, "Held.")
-    registry.hold(held, decision="hold", reason="needs a person")
+    held = record_gate_decision(registry, ws, "Held.", fixed=2,
+                                policy=GatePolicy(name="default", require_manual_approval=True))
     registry.reject(held, "rejected\n", who=Identity(name="Ada", email="nobody"), decision="manual_reject",
                     reason="too risky")
     (problem,) = problems(verify_workspace(ws))
@@ -247,8 +252,8 @@ def test_a_rewritten_chain_still_breaks_at_the_tags(ws: Path) -> None:
 
 def test_a_moved_tag_names_the_tag_and_both_commits(ws: Path) -> None:
     registry = Registry(ws)
-    registry.promote(_candidate(registry, ws, "One."), "# coder/v2\n", decision="promote", reason="ok")
-    registry.promote(_candidate(registry, ws, "Two."), "# coder/v3\n", decision="promote", reason="ok")
+    record_gate_decision(registry, ws, "One.", fixed=3)
+    record_gate_decision(registry, ws, "Two.", fixed=3)
     right, wrong = git(ws, "rev-parse", "coder/v2^{commit}"), git(ws, "rev-parse", "main")
     (ws.parent / "msg").write_text(git(ws, "tag", "-l", "--format=%(contents)", "coder/v2") + "\n")
     git(ws, "tag", "-f", "-a", "--cleanup=verbatim", "coder/v2", wrong, "-F", str(ws.parent / "msg"))

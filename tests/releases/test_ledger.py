@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agents.errors import StateError
-from releases.ledger import GENESIS, LedgerEntry, append_line, ledger_path, new_entry, parse_ledger
+from releases.ledger import GENESIS, LEDGER_VERSION, LedgerEntry, append_line, ledger_path, new_entry, parse_ledger
 
 SOURCE = "main:releases/coder/ledger.jsonl"
 
@@ -131,7 +131,7 @@ def test_entries_are_frozen_records() -> None:
     _, entries = _chain(1)
     with pytest.raises(Exception):
         entries[0].reason = "changed"  # type: ignore[misc]
-    assert entries[0].version == 1
+    assert entries[0].version == LEDGER_VERSION == 2
 
 
 def test_a_reason_with_a_unicode_line_separator_keeps_the_ledger_readable() -> None:
