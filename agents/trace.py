@@ -229,15 +229,16 @@ def reply_problem(message: Message) -> str | None:
     """Why a model's reply is not Unicode text, or None: a surrogate in its text or in a tool call's id, name
     or arguments (also arguments that only decode to one, such as `{"a": "\\ud800"}`)."""
     fields = [("its text", message.content or "")]
-    for number, request in enumerate(message.tool_calls, 1):
-        fields += [(f"the {part} of tool call {number}", getattr(request, part)) for part in ("id", "name", "arguments")]
+    for number, call in enumerate(message.tool_calls, 1):
+        fields += [(f"the {part} of tool call {number}", getattr(call, part)) for part in ("id", "name", "arguments")]
     for name, text in fields:
         if (where := surrogate_at(text)) is not None:
             return f"{name} holds {where}, a lone surrogate (not Unicode text)"
-    for number, request in enumerate(message.tool_calls, 1):
-        if (found := _decoded_surrogate(request.arguments)) is not None:
+    for number, call in enumerate(message.tool_calls, 1):
+        if (found := _decoded_surrogate(call.arguments)) is not None:
             field = f" (field '{found[0]}')" if found[0] else ""
-            return f"the arguments of tool call {number} decode to {found[1]}{field}, a lone surrogate (not Unicode text)"
+            return (f"the arguments of tool call {number} decode to {found[1]}{field}, "
+                    f"a lone surrogate (not Unicode text)")
     return None
 
 

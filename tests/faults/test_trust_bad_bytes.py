@@ -10,7 +10,9 @@ git) breaks when written. Two sources, two answers:
 * A model's reply (its text, a tool call's name or arguments, even when the arguments only decode
   to a surrogate) is odd model output: a recorded failed run with error type `InvalidModelOutput`,
   never a crash. The verifier never sees an altered answer; the stored reply keeps the bad code
-  points escaped (`\\ud800` as text). The replies come from a real OpenAI-compatible server on
+  points escaped (`\\ud800` as text). What code the model wrote prints or raises (a tool's result, a
+  verifier's message) and backend metadata (a finish_reason) are not what the model said: kept
+  escaped, and the run goes on. The replies come from a real OpenAI-compatible server on
   127.0.0.1 (`tests/agents/openai_stub.py`), through both transports (the lean openai-http one and
   litellm), in real `ratchet eval` processes; the run store is read back and a second `eval`
   resumes from it. NUL characters are text like any other (stored, compared, refused by the
