@@ -19,9 +19,9 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.contracts.loading import CONTRACTS_DIR, load_contracts
-from agents.contracts.model import Contract, FallbackProof
-from agents.errors import UserError, validation_message
+from ratchet.agents.contracts.loading import CONTRACTS_DIR, load_contracts
+from ratchet.agents.contracts.model import Contract, FallbackProof
+from ratchet.agents.errors import UserError, validation_message
 
 SPEC_FILE = "agent.yaml"
 
@@ -56,8 +56,10 @@ class AgentSpec(BaseModel):
     instructions: list[str] = Field(default_factory=list, description="Rendered into the system prompt.")
     tools: list[str] = Field(default_factory=list, description="Names of tools the agent may call, e.g. python.")
     answer_contract: str | None = Field(
-        default=None, description="Name of a contracts/<name>.yaml the final answer (JSON) must satisfy; its "
-                                  "input is {task: <the task input>}.")
+        default=None,
+        description="Name of a contracts/<name>.yaml the final answer (JSON) must satisfy; its "
+        "input is {task: <the task input>}.",
+    )
 
 
 class Artifact(BaseModel):
@@ -109,15 +111,25 @@ def load_artifact(root: Path) -> Artifact:
     """Load `root/agent.yaml` and its templates; UserError naming the file and field if invalid."""
     spec_path = root / SPEC_FILE
     if not spec_path.is_file():
-        raise UserError(f"{spec_path}: no agent.yaml here; an agent artifact is a folder agents/<name>/ with agent.yaml")
+        raise UserError(
+            f"{spec_path}: no agent.yaml here; an agent artifact is a folder agents/<name>/ with agent.yaml"
+        )
     spec = _parse_spec(spec_path)
     templates = {role: _read_template(root, getattr(spec.prompts, role)) for role in ("system", "user")}
     contracts, proofs = load_contracts(root)
     if spec.answer_contract is not None and spec.answer_contract not in contracts:
-        raise UserError(f"{spec_path}: field 'answer_contract': no contract {spec.answer_contract!r}; "
-                        f"add {CONTRACTS_DIR}/{spec.answer_contract}.yaml or remove the field")
-    return Artifact(root=root, spec=spec, templates=templates, content_hash=content_hash(artifact_files(root)),
-                    contracts=contracts, proofs=proofs)
+        raise UserError(
+            f"{spec_path}: field 'answer_contract': no contract {spec.answer_contract!r}; "
+            f"add {CONTRACTS_DIR}/{spec.answer_contract}.yaml or remove the field"
+        )
+    return Artifact(
+        root=root,
+        spec=spec,
+        templates=templates,
+        content_hash=content_hash(artifact_files(root)),
+        contracts=contracts,
+        proofs=proofs,
+    )
 
 
 def _parse_spec(path: Path) -> AgentSpec:
@@ -142,7 +154,9 @@ def _read_template(root: Path, rel: str) -> str:
     try:
         source = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the template as UTF-8") from exc
+        raise UserError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the template as UTF-8"
+        ) from exc
     try:
         ImmutableSandboxedEnvironment().parse(source)
     except jinja2.TemplateSyntaxError as exc:

@@ -19,7 +19,9 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def _env_name(value: str | None) -> str | None:
     if value is not None and not ENV_NAME.match(value):
-        raise ValueError("must be the NAME of an environment variable holding the key (e.g. OPENAI_API_KEY), never the key")
+        raise ValueError(
+            "must be the NAME of an environment variable holding the key (e.g. OPENAI_API_KEY), never the key"
+        )
     return value
 
 
@@ -44,7 +46,9 @@ class ModelConfig(BaseModel):
     api_key_env: EnvName = Field(default=None, description="Name of the environment variable with the API key.")
     timeout_s: float | None = Field(default=None, gt=0, description="Request timeout; default: the agent's.")
     max_concurrency: int = Field(default=64, ge=1, le=4096, description="Requests in flight to this model.")
-    retries: int = Field(default=4, ge=0, le=20, description="Retries of transient errors (429, 5xx, timeouts, resets).")
+    retries: int = Field(
+        default=4, ge=0, le=20, description="Retries of transient errors (429, 5xx, timeouts, resets)."
+    )
     backoff_s: float = Field(default=0.5, gt=0, description="Base of the exponential backoff (with full jitter).")
     backoff_max_s: float = Field(default=20.0, gt=0)
     input_cost_per_token: float | None = Field(default=None, ge=0, description="USD per prompt token.")
@@ -56,14 +60,16 @@ class ModelConfig(BaseModel):
     transport: Literal["auto", "litellm", "openai-http"] = Field(
         default="auto",
         description="How requests travel. auto: the lean OpenAI-compatible HTTP path for a hosted_vllm/ "
-                    "model with an api_base, litellm for everything else.",
+        "model with an api_base, litellm for everything else.",
     )
 
     @model_validator(mode="after")
     def _http_needs_one_endpoint(self) -> ModelConfig:
         if self.transport == "openai-http" and (not self.api_base or self.deployments):
-            raise ValueError("transport 'openai-http' needs one endpoint: set api_base (and no deployments), "
-                             "or use transport 'litellm'")
+            raise ValueError(
+                "transport 'openai-http' needs one endpoint: set api_base (and no deployments), "
+                "or use transport 'litellm'"
+            )
         return self
 
     def uses_http_transport(self) -> bool:
@@ -76,7 +82,7 @@ class ModelConfig(BaseModel):
         """The model name the server knows: the litellm string without its provider prefix."""
         for prefix in ("hosted_vllm/", "openai/"):
             if self.model.startswith(prefix):
-                return self.model[len(prefix):]
+                return self.model[len(prefix) :]
         return self.model
 
     def key_variables(self) -> list[str]:
@@ -86,10 +92,14 @@ class ModelConfig(BaseModel):
 
     def behaviour_hash(self) -> str:
         """Hash of what changes the model's answers (not keys, concurrency or retries)."""
-        blob = json.dumps({
-            "model": self.model, "api_base": self.api_base,
-            "deployments": [(d.model, d.api_base) for d in self.deployments],
-        }, sort_keys=True)
+        blob = json.dumps(
+            {
+                "model": self.model,
+                "api_base": self.api_base,
+                "deployments": [(d.model, d.api_base) for d in self.deployments],
+            },
+            sort_keys=True,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -22,13 +22,13 @@ from typing import Any
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from agents.artifact import ModelParams
-from agents.errors import ModelBackendError, UserError
-from agents.model_config import ModelConfig
-from agents.openai_http import HttpStatusError, MalformedResponseError, OpenAIHttpTransport
-from agents.providers import is_simulated, register_providers
-from agents.redaction import redact, register_key_variables
-from agents.trace import Message, ModelCall, ToolCallRequest, Usage
+from ratchet.agents.artifact import ModelParams
+from ratchet.agents.errors import ModelBackendError, StateError, UserError
+from ratchet.agents.model_config import ModelConfig
+from ratchet.agents.openai_http import HttpStatusError, MalformedResponseError, OpenAIHttpTransport
+from ratchet.agents.providers import is_simulated, register_providers
+from ratchet.agents.redaction import redact, register_key_variables
+from ratchet.agents.trace import Message, ModelCall, ToolCallRequest, Usage
 
 _READY = False
 
@@ -53,14 +53,24 @@ def is_transient(exc: BaseException) -> bool:
     """Rate limits, 5xx, timeouts, connection errors, malformed responses: worth a retry. 4xx: never."""
     if isinstance(exc, HttpStatusError):
         return exc.transient
-    if isinstance(exc, (MalformedResponseError, TimeoutError, aiohttp.ClientConnectionError,
-                        aiohttp.ClientPayloadError)):
+    if isinstance(
+        exc, (MalformedResponseError, TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+    ):
         return True
     import litellm
 
-    if isinstance(exc, (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError,
-                        litellm.InternalServerError, litellm.ServiceUnavailableError, litellm.BadGatewayError,
-                        litellm.APIResponseValidationError)):
+    if isinstance(
+        exc,
+        (
+            litellm.RateLimitError,
+            litellm.Timeout,
+            litellm.APIConnectionError,
+            litellm.InternalServerError,
+            litellm.ServiceUnavailableError,
+            litellm.BadGatewayError,
+            litellm.APIResponseValidationError,
+        ),
+    ):
         return True
     if isinstance(exc, litellm.APIError):
         status = getattr(exc, "status_code", None)
@@ -80,7 +90,11 @@ class ModelClient:
     """Calls one configured model with fixed sampling parameters."""
 
     def __init__(self, config: ModelConfig | str, params: ModelParams, api_base: str | None = None) -> None:
-        setup_models()
+        if not _READY:
+            raise StateError(
+                "litellm is not set up in this process: call ratchet.pipeline.setup() (or "
+                "ratchet.agents.setup_models()) once before making a ModelClient"
+            )
         self.config = config if isinstance(config, ModelConfig) else ModelConfig(model=config, api_base=api_base)
         self.params = params
         self.model = self.config.model
@@ -93,14 +107,17 @@ class ModelClient:
 
     @property
     def transport(self) -> str:
-        """"openai-http" or "litellm": how this client's requests travel."""
+        """ "openai-http" or "litellm": how this client's requests travel."""
         return "litellm" if self._http is None else "openai-http"
 
     def _fixed_kwargs(self) -> dict[str, Any]:
         """The request arguments that never change between calls (built once, not per call)."""
         if self._http is not None:  # the OpenAI request body itself
-            return {"model": self.config.served_name(), "temperature": self.params.temperature,
-                    "max_tokens": self.params.max_tokens}
+            return {
+                "model": self.config.served_name(),
+                "temperature": self.params.temperature,
+                "max_tokens": self.params.max_tokens,
+            }
         kwargs: dict[str, Any] = {
             "model": self.model if self._router is None else _group(self.config),
             "temperature": self.params.temperature,
@@ -121,9 +138,15 @@ class ModelClient:
             self._gates = {loop: asyncio.Semaphore(self.config.max_concurrency)}
         return self._gates[loop]
 
-    async def complete(self, messages: list[Message], tools: list[dict[str, Any]], turn: int,
-                       response_format: dict[str, Any] | None = None,
-                       temperature: float | None = None, seed: int | None = None) -> ModelReply:
+    async def complete(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        turn: int,
+        response_format: dict[str, Any] | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+    ) -> ModelReply:
         """One chat completion, retried on transient errors; ModelBackendError when it still fails.
 
         `temperature` overrides the configured one for this call (guarded calls vary it per sample);
@@ -180,7 +203,8 @@ class ModelClient:
         return AsyncRetrying(
             stop=stop_after_attempt(self.config.retries),
             wait=wait_random_exponential(multiplier=2 * self.config.backoff_s, max=self.config.backoff_max_s),
-            retry=retry_if_exception(is_transient), reraise=True,
+            retry=retry_if_exception(is_transient),
+            reraise=True,
         )
 
     def _failure(self, exc: Exception, turn: int, attempts: int) -> str:
@@ -194,8 +218,9 @@ class ModelClient:
         cfg = self.config
         if cfg.input_cost_per_token is None and cfg.output_cost_per_token is None:
             return None
-        return (usage.prompt_tokens * (cfg.input_cost_per_token or 0.0)
-                + usage.completion_tokens * (cfg.output_cost_per_token or 0.0))
+        return usage.prompt_tokens * (cfg.input_cost_per_token or 0.0) + usage.completion_tokens * (
+            cfg.output_cost_per_token or 0.0
+        )
 
     def supports_structured_outputs(self) -> bool:
         """Whether to send response_format json_schema (vLLM does); else prompt and validate."""
@@ -209,7 +234,7 @@ class ModelClient:
 
         try:
             return bool(litellm.supports_response_schema(model=self.model))
-        except Exception:  # unknown model: litellm raises instead of answering
+        except Exception:  # noqa: BLE001 - an unknown model: litellm raises instead of answering
             return False
 
 
@@ -227,8 +252,14 @@ def _reply(response: Any, client: ModelClient, turn: int, duration: float, retri
     )
     message = Message(role="assistant", content=raw.content, tool_calls=calls)
     call = ModelCall(
-        turn=turn, model=client.model, duration_s=round(duration, 6), usage=counts,
-        finish_reason=choice.finish_reason, simulated=client.simulated, retries=retries, cost_usd=client.cost(counts),
+        turn=turn,
+        model=client.model,
+        duration_s=round(duration, 6),
+        usage=counts,
+        finish_reason=choice.finish_reason,
+        simulated=client.simulated,
+        retries=retries,
+        cost_usd=client.cost(counts),
     )
     return ModelReply(message=message, call=call)
 
@@ -248,17 +279,21 @@ class _Completion:
             choice = data["choices"][0]
             message = choice["message"]
             calls = [
-                _Attrs(id=c["id"], function=_Attrs(name=c["function"]["name"],
-                                                   arguments=c["function"].get("arguments")))
+                _Attrs(
+                    id=c["id"], function=_Attrs(name=c["function"]["name"], arguments=c["function"].get("arguments"))
+                )
                 for c in message.get("tool_calls") or []
             ]
-            first = _Attrs(message=_Attrs(content=message.get("content"), tool_calls=calls),
-                           finish_reason=choice.get("finish_reason"))
+            first = _Attrs(
+                message=_Attrs(content=message.get("content"), tool_calls=calls),
+                finish_reason=choice.get("finish_reason"),
+            )
         except (KeyError, TypeError, IndexError) as exc:
             raise MalformedResponseError(f"a 200 that is not a chat completion: missing {exc}") from exc
         usage = data.get("usage") or {}
-        return cls([first], _Attrs(prompt_tokens=usage.get("prompt_tokens"),
-                                   completion_tokens=usage.get("completion_tokens")))
+        return cls(
+            [first], _Attrs(prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))
+        )
 
 
 class _Attrs:
@@ -284,7 +319,9 @@ def _key(env_name: str) -> str:
     register_key_variables([env_name])
     value = os.environ.get(env_name)
     if not value:
-        raise UserError(f"the model's api_key_env names ${env_name}, which is not set; export it (the key is never stored)")
+        raise UserError(
+            f"the model's api_key_env names ${env_name}, which is not set; export it (the key is never stored)"
+        )
     return value
 
 

@@ -99,4 +99,4 @@ def _abandon(session: aiohttp.ClientSession) -> None:
     connector = session.connector
     session.detach()
     if connector is not None and not connector.closed:
-        connector._close()  # noqa: SLF001 (the synchronous half of close(); a no-op on a closed loop)
+        connector._close()

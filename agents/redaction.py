@@ -32,7 +32,9 @@ SECRET_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|hf_[A-Za-z0-9]{16,}|gh[pou
 SECRET_SHAPES_ANYWHERE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|hf_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,})")
 # The user info of a URL (`user:password@`), and the value of a query parameter named like a key.
 URL_USER_INFO = re.compile(r"(?<=://)[^/?#@\s]+@")
-_KEY_PARAMETER = r"[?&][A-Za-z0-9_.\-]*(?:key|token|secret|passw(?:or)?d|pass|pwd|auth|sig(?:nature)?|credential)[A-Za-z0-9_.\-]*="
+_KEY_PARAMETER = (
+    r"[?&][A-Za-z0-9_.\-]*(?:key|token|secret|passw(?:or)?d|pass|pwd|auth|sig(?:nature)?|credential)[A-Za-z0-9_.\-]*="
+)
 URL_KEY_PARAMETER = re.compile(rf"({_KEY_PARAMETER})[^&#\s'\"]+", re.IGNORECASE)
 # What may be a URL credential in JSON text (a superset of the two patterns' matches there).
 URL_CREDENTIAL_HINT = re.compile(rf"://[^/?#@]*@|{_KEY_PARAMETER}", re.IGNORECASE)
@@ -55,8 +57,11 @@ def register_key_variables(names: Iterable[str | None]) -> None:
 def secret_values() -> list[str]:
     """Values (at least MIN_SECRET_CHARS long) of the environment variables that hold secrets: names
     that look like secrets, and the variables configs name as keys. Longest first."""
-    values = [v for k, v in os.environ.items()
-              if (SECRET_NAME.search(k) or k in _KEY_VARIABLES) and len(v) >= MIN_SECRET_CHARS]
+    values = [
+        v
+        for k, v in os.environ.items()
+        if (SECRET_NAME.search(k) or k in _KEY_VARIABLES) and len(v) >= MIN_SECRET_CHARS
+    ]
     return sorted(set(values), key=len, reverse=True)
 
 

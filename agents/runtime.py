@@ -12,21 +12,31 @@ from typing import Any
 
 import jinja2
 
-from agents.artifact import Artifact
-from agents.contracts.guarded import excerpt, guarded_call
-from agents.contracts.model import ClauseFailure, check
-from agents.errors import UserError
-from agents.models import ModelClient
-from agents.redaction import redact_record
-from agents.structured import parse_and_validate
-from agents.tools import Tool, tool_schema
-from agents.trace import (
-    INVALID_MODEL_OUTPUT, GuardedCallRecord, Message, ModelCall, SampleRecord, ToolCall, Trace, Usage,
-    escape_surrogates, reply_problem, storable,
+from ratchet.agents.artifact import Artifact
+from ratchet.agents.contracts.guarded import excerpt, guarded_call
+from ratchet.agents.contracts.model import ClauseFailure, check
+from ratchet.agents.errors import UserError
+from ratchet.agents.models import ModelClient
+from ratchet.agents.redaction import redact_record
+from ratchet.agents.structured import parse_and_validate
+from ratchet.agents.tools import Tool, tool_schema
+from ratchet.agents.trace import (
+    INVALID_MODEL_OUTPUT,
+    GuardedCallRecord,
+    Message,
+    ModelCall,
+    SampleRecord,
+    ToolCall,
+    Trace,
+    Usage,
+    escape_surrogates,
+    reply_problem,
+    storable,
 )
 
 _FEEDBACK = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), undefined=jinja2.StrictUndefined,
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    undefined=jinja2.StrictUndefined,
 ).get_template("answer_feedback.md.j2")
 
 
@@ -107,10 +117,21 @@ async def run_agent_unredacted(
         final_output, guard = await _guard_answer(artifact, client, messages, final_output, task_input)
     usage = sum((c.usage for c in model_calls), Usage()) + (guard.usage if guard else Usage())
     return Trace(
-        task_id=task_id, trial=trial, agent=artifact.spec.name, artifact_hash=artifact.content_hash,
-        model=client.model, simulated=client.simulated, messages=messages, model_calls=model_calls,
-        tool_calls=tool_calls, final_output=final_output, error=error, started_at=started_at,
-        duration_s=round(time.perf_counter() - clock, 6), usage=usage, answer_guard=guard,
+        task_id=task_id,
+        trial=trial,
+        agent=artifact.spec.name,
+        artifact_hash=artifact.content_hash,
+        model=client.model,
+        simulated=client.simulated,
+        messages=messages,
+        model_calls=model_calls,
+        tool_calls=tool_calls,
+        final_output=final_output,
+        error=error,
+        started_at=started_at,
+        duration_s=round(time.perf_counter() - clock, 6),
+        usage=usage,
+        answer_guard=guard,
     )
 
 
@@ -119,8 +140,9 @@ def trial_seed(task_id: str, trial: int) -> int:
     return int(hashlib.sha256(f"{task_id}:{trial}".encode()).hexdigest()[:8], 16)
 
 
-async def _guard_answer(artifact: Artifact, client: ModelClient, messages: list[Message], answer: str,
-                        task_input: str) -> tuple[str, GuardedCallRecord]:
+async def _guard_answer(
+    artifact: Artifact, client: ModelClient, messages: list[Message], answer: str, task_input: str
+) -> tuple[str, GuardedCallRecord]:
     """The final answer checked against the artifact's answer contract (FGGM).
 
     The tool loop's answer is sample 0. If it breaks the contract the model is told how (the
@@ -132,17 +154,20 @@ async def _guard_answer(artifact: Artifact, client: ModelClient, messages: list[
     started = time.perf_counter()
     value, problem = parse_and_validate(answer, contract.output_schema)
     failures = [ClauseFailure(clause="schema", reason=problem)] if problem else check(contract, given, value)
-    first = SampleRecord(index=0, temperature=client.params.temperature, text=excerpt(answer), failures=failures,
-                         usage=Usage())
+    first = SampleRecord(
+        index=0, temperature=client.params.temperature, text=excerpt(answer), failures=failures, usage=Usage()
+    )
     if not failures:
-        record = GuardedCallRecord(contract=contract.name, samples=[first], source="sample",
-                                   duration_s=round(time.perf_counter() - started, 6))
+        record = GuardedCallRecord(
+            contract=contract.name, samples=[first], source="sample", duration_s=round(time.perf_counter() - started, 6)
+        )
         return json.dumps(value, ensure_ascii=False), record
     feedback = Message(role="user", content=_FEEDBACK.render(failure=failures[0]).strip())
     result = await guarded_call(client, [*messages, feedback], contract, given, samples=contract.samples - 1)
     again = [s.model_copy(update={"index": s.index + 1}) for s in result.record.samples]
-    record = result.record.model_copy(update={
-        "samples": [first, *again], "duration_s": round(time.perf_counter() - started, 6)})
+    record = result.record.model_copy(
+        update={"samples": [first, *again], "duration_s": round(time.perf_counter() - started, 6)}
+    )
     return json.dumps(result.value, ensure_ascii=False), record
 
 
@@ -163,8 +188,13 @@ async def _run_tool(tools: Mapping[str, Tool], call_id: str, name: str, raw_args
     else:
         result = escape_surrogates(await tool.call(arguments))  # what code printed or raised, as text
     return ToolCall(
-        turn=turn, id=call_id, name=name, arguments=arguments, result=result,
-        duration_s=round(time.perf_counter() - started, 6), error=error,
+        turn=turn,
+        id=call_id,
+        name=name,
+        arguments=arguments,
+        result=result,
+        duration_s=round(time.perf_counter() - started, 6),
+        error=error,
     )
 
 

@@ -17,9 +17,15 @@ from typing import Any
 
 import jsonschema
 
-from agents.models import ModelClient
-from agents.trace import (
-    INVALID_MODEL_OUTPUT, Message, ModelCall, escape_surrogates, reply_problem, surrogate_at, surrogate_in,
+from ratchet.agents.models import ModelClient
+from ratchet.agents.trace import (
+    INVALID_MODEL_OUTPUT,
+    Message,
+    ModelCall,
+    escape_surrogates,
+    reply_problem,
+    surrogate_at,
+    surrogate_in,
 )
 
 FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
@@ -40,24 +46,38 @@ class JsonAnswer:
         return self.error is None
 
 
-async def complete_json(client: ModelClient, messages: list[Message], schema: dict[str, Any], turn: int = 0,
-                        name: str = "answer", temperature: float | None = None) -> JsonAnswer:
+async def complete_json(
+    client: ModelClient,
+    messages: list[Message],
+    schema: dict[str, Any],
+    turn: int = 0,
+    name: str = "answer",
+    temperature: float | None = None,
+) -> JsonAnswer:
     """One call asking for JSON valid under `schema`; backend errors still raise ModelBackendError."""
     constrained = client.supports_structured_outputs()
     if constrained:
         response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
         reply = await client.complete(messages, [], turn, response_format=response_format, temperature=temperature)
     else:
-        instruction = Message(role="system", content=(
-            "Answer with one JSON value and nothing else. It must validate against this JSON schema:\n"
-            + json.dumps(schema, sort_keys=True)
-        ))
+        instruction = Message(
+            role="system",
+            content=(
+                "Answer with one JSON value and nothing else. It must validate against this JSON schema:\n"
+                + json.dumps(schema, sort_keys=True)
+            ),
+        )
         reply = await client.complete([*messages, instruction], [], turn, temperature=temperature)
     text = reply.message.content or ""
     problem = reply_problem(reply.message)
     if problem is not None:
-        return JsonAnswer(value=None, error=f"{INVALID_MODEL_OUTPUT}: {problem}", text=escape_surrogates(text),
-                          call=reply.call, constrained=constrained)
+        return JsonAnswer(
+            value=None,
+            error=f"{INVALID_MODEL_OUTPUT}: {problem}",
+            text=escape_surrogates(text),
+            call=reply.call,
+            constrained=constrained,
+        )
     value, error = parse_and_validate(text, schema)
     return JsonAnswer(value=value, error=error, text=text, call=reply.call, constrained=constrained)
 

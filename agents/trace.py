@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticSerializationError
 
-from agents.contracts.model import ClauseFailure
+from ratchet.agents.contracts.model import ClauseFailure
 
 
 class Usage(BaseModel):
@@ -155,7 +155,8 @@ class Trace(BaseModel):
     duration_s: float
     usage: Usage = Field(default_factory=Usage)
     answer_guard: GuardedCallRecord | None = Field(
-        default=None, description="With an answer_contract: the final answer's samples, broken clauses, fallback.")
+        default=None, description="With an answer_contract: the final answer's samples, broken clauses, fallback."
+    )
 
 
 STORED_TEXT_CHARS = 256 * 1024  # no answer a verifier checks is longer (gates.verifier.MAX_ANSWER_CHARS)
@@ -166,7 +167,9 @@ def clipped(text: str, limit: int = STORED_TEXT_CHARS) -> str:
     if len(text) <= limit:
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{text[:limit]}\n[... {len(text) - limit:,} more characters not stored; {len(text):,} in all, sha256 {digest}]"
+    return (
+        f"{text[:limit]}\n[... {len(text) - limit:,} more characters not stored; {len(text):,} in all, sha256 {digest}]"
+    )
 
 
 def bounded_for_storage(trace: Trace, limit: int = STORED_TEXT_CHARS) -> Trace:
@@ -176,8 +179,10 @@ def bounded_for_storage(trace: Trace, limit: int = STORED_TEXT_CHARS) -> Trace:
     long_message = any(m.content is not None and len(m.content) > limit for m in trace.messages)
     if len(trace.final_output) <= limit and not long_message:
         return trace
-    messages = [m.model_copy(update={"content": clipped(m.content, limit)}) if m.content is not None else m
-                for m in trace.messages]
+    messages = [
+        m.model_copy(update={"content": clipped(m.content, limit)}) if m.content is not None else m
+        for m in trace.messages
+    ]
     return trace.model_copy(update={"final_output": clipped(trace.final_output, limit), "messages": messages})
 
 
@@ -237,8 +242,9 @@ def reply_problem(message: Message) -> str | None:
     for number, call in enumerate(message.tool_calls, 1):
         if (found := _decoded_surrogate(call.arguments)) is not None:
             field = f" (field '{found[0]}')" if found[0] else ""
-            return (f"the arguments of tool call {number} decode to {found[1]}{field}, "
-                    f"a lone surrogate (not Unicode text)")
+            return (
+                f"the arguments of tool call {number} decode to {found[1]}{field}, a lone surrogate (not Unicode text)"
+            )
     return None
 
 

@@ -66,8 +66,10 @@ def kill_campaign(kills: int, per_seed: int, template: Path, workdir: Path, url:
     from tests.faults.kill_campaign import make_reference, run_seed
 
     reference = make_reference(template, workdir, url)
-    print(f"reference cycle: {reference.seconds:.1f} s, {reference.decision['decision']} "
-          f"{reference.decision['release']}", flush=True)
+    print(
+        f"reference cycle: {reference.seconds:.1f} s, {reference.decision['decision']} {reference.decision['release']}",
+        flush=True,
+    )
     seeds, landed, stages, problems = [], 0, Counter(), []
     seed = 0
     while landed < kills:
@@ -76,24 +78,32 @@ def kill_campaign(kills: int, per_seed: int, template: Path, workdir: Path, url:
         hits = [k for k in result.kills if k.landed]
         landed += len(hits)
         stages.update(k.stage.split(":")[0] if k.stage.startswith("record") else k.stage for k in hits)
-        seeds.append({"seed": seed, "kills": [k.__dict__ for k in result.kills], "ok": result.ok,
-                      "problems": result.problems})
+        seeds.append(
+            {"seed": seed, "kills": [k.__dict__ for k in result.kills], "ok": result.ok, "problems": result.problems}
+        )
         problems.extend(f"seed {seed}: {p}" for p in result.problems)
-        print(f"seed {seed}: {len(hits)} kill(s) landed ({', '.join(k.stage for k in hits) or '-'}); "
-              f"{'same verdict, nothing redone' if result.ok else 'PROBLEMS: ' + '; '.join(result.problems)}",
-              flush=True)
+        print(
+            f"seed {seed}: {len(hits)} kill(s) landed ({', '.join(k.stage for k in hits) or '-'}); "
+            f"{'same verdict, nothing redone' if result.ok else 'PROBLEMS: ' + '; '.join(result.problems)}",
+            flush=True,
+        )
     resumed = sum(len([k for k in s["kills"] if k["landed"]]) for s in seeds if s["ok"])
-    return {"kills_landed": landed, "kills_resumed_same_verdict": resumed, "seeds": len(seeds),
-            "reference_seconds": round(reference.seconds, 1), "stages": dict(stages), "per_seed": seeds,
-            "problems": problems}
+    return {
+        "kills_landed": landed,
+        "kills_resumed_same_verdict": resumed,
+        "seeds": len(seeds),
+        "reference_seconds": round(reference.seconds, 1),
+        "stages": dict(stages),
+        "per_seed": seeds,
+        "problems": problems,
+    }
 
 
 def backend_campaign(seeds: int, rate: float, workdir: Path, url: str) -> dict[str, object]:
     from tests.faults.backend_campaign import run_backend_campaign
 
     rows = run_backend_campaign(list(range(1, seeds + 1)), rate, workdir, url)
-    return {"runs": len(rows), "same_verdict": sum(bool(r["same_verdict"]) for r in rows), "rate": rate,
-            "rows": rows}
+    return {"runs": len(rows), "same_verdict": sum(bool(r["same_verdict"]) for r in rows), "rate": rate, "rows": rows}
 
 
 def adversarial(workdir: Path) -> dict[str, object]:
@@ -102,11 +112,16 @@ def adversarial(workdir: Path) -> dict[str, object]:
     from tests.faults.test_adversarial_rcs import ATTACKS, UNCOMMITTABLE
 
     cases = pytest_corpus("tests/faults/test_adversarial_rcs.py", workdir)
-    through_cycles = ("test_adversarial_proposals_are_rejected_before_evaluation",
-                      "test_proposals_git_cannot_hold_are_rejected_not_crashed")
+    through_cycles = (
+        "test_adversarial_proposals_are_rejected_before_evaluation",
+        "test_proposals_git_cannot_hold_are_rejected_not_crashed",
+    )
     cycles_ok = not any(name in failed for name in through_cycles for failed in cases["failed"])
-    return {**cases, "proposal_attacks_in_cycles": len(ATTACKS) + len(UNCOMMITTABLE),
-            "proposal_attacks_rejected": len(ATTACKS) + len(UNCOMMITTABLE) if cycles_ok else 0}
+    return {
+        **cases,
+        "proposal_attacks_in_cycles": len(ATTACKS) + len(UNCOMMITTABLE),
+        "proposal_attacks_rejected": len(ATTACKS) + len(UNCOMMITTABLE) if cycles_ok else 0,
+    }
 
 
 def bad_inputs(workdir: Path, url: str) -> dict[str, object]:
@@ -114,9 +129,12 @@ def bad_inputs(workdir: Path, url: str) -> dict[str, object]:
 
     workdir.mkdir(parents=True)
     rows = bad_input_corpus_results(workdir, url)
-    return {"cases": len(rows), "passed": sum(bool(r["clean"]) for r in rows),
-            "failed": [f"{r['case']}: {'; '.join(map(str, r['problems']))}" for r in rows if not r["clean"]],
-            "rows": rows}
+    return {
+        "cases": len(rows),
+        "passed": sum(bool(r["clean"]) for r in rows),
+        "failed": [f"{r['case']}: {'; '.join(map(str, r['problems']))}" for r in rows if not r["clean"]],
+        "rows": rows,
+    }
 
 
 def sandbox_attacks(workdir: Path) -> dict[str, object]:
@@ -129,24 +147,36 @@ def trust_corpus(workdir: Path) -> dict[str, object]:
     """The issue-12 attack tests, one pytest run per file, added up."""
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "faults").glob("test_trust_*.py"))
     runs = {f: pytest_corpus(f, workdir) for f in files}
-    return {"files": files, "cases": sum(int(r["cases"]) for r in runs.values()),
-            "passed": sum(int(r["passed"]) for r in runs.values()),
-            "failed": [f"{f}: {name}" for f, r in runs.items() for name in r["failed"]], "per_file": runs}
+    return {
+        "files": files,
+        "cases": sum(int(r["cases"]) for r in runs.values()),
+        "passed": sum(int(r["passed"]) for r in runs.values()),
+        "failed": [f"{f}: {name}" for f, r in runs.items() for name in r["failed"]],
+        "per_file": runs,
+    }
 
 
 def pytest_corpus(test_file: str, workdir: Path) -> dict[str, object]:
     """Run one corpus test file; count its cases (pytest testcases) that passed."""
     report = workdir / (Path(test_file).stem + ".xml")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file,
-                           f"--junitxml={report}"], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file, f"--junitxml={report}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if not report.exists():
         return {"cases": 0, "passed": 0, "failed": [f"pytest did not run: {done.stdout[-500:]}"]}
     cases = list(ET.parse(report).getroot().iter("testcase"))
     bad = [c.get("name", "?") for c in cases if c.find("failure") is not None or c.find("error") is not None]
     skipped = [c.get("name", "?") for c in cases if c.find("skipped") is not None]
-    return {"cases": len(cases) - len(skipped), "passed": len(cases) - len(skipped) - len(bad), "failed": bad,
-            "skipped": skipped}
+    return {
+        "cases": len(cases) - len(skipped),
+        "passed": len(cases) - len(skipped) - len(bad),
+        "failed": bad,
+        "skipped": skipped,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,20 +185,27 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.workspace import init_workspace
+    from ratchet.pipeline.workspace import init_workspace
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--kills", type=int, default=50, help="kills that must land (default 50)")
     parser.add_argument("--kills-per-seed", type=int, default=3, help="kills chained on one workspace (default 3)")
     parser.add_argument("--backend-seeds", type=int, default=10, help="fault-injected cycles (default 10)")
     parser.add_argument("--backend-rate", type=float, default=0.3)
-    parser.add_argument("--skip", action="append", default=[],
-                        choices=["kills", "backend", "adversarial", "bad-inputs", "sandbox", "trust"])
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["kills", "backend", "adversarial", "bad-inputs", "sandbox", "trust"],
+    )
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     started, clock = datetime.now(UTC), time.perf_counter()
-    result: dict[str, object] = {"version": 1, "benchmark": "fault_campaign",
-                                 "started_at": started.isoformat(timespec="seconds")}
+    result: dict[str, object] = {
+        "version": 1,
+        "benchmark": "fault_campaign",
+        "started_at": started.isoformat(timespec="seconds"),
+    }
     with tempfile.TemporaryDirectory(prefix="ratchet-faults-") as tmp, prefect_test_harness(server_startup_timeout=120):
         work = Path(tmp)
         url = str(PREFECT_API_URL.value())
@@ -195,19 +232,33 @@ def main(argv: list[str] | None = None) -> None:
         table.add_column(column, justify="left" if column == "fault" else "right")
     if "kills" in result:
         k = result["kills"]
-        table.add_row(f"SIGKILL at random points ({k['seeds']} seeds)", str(k["kills_landed"]),
-                      str(k["kills_resumed_same_verdict"]), f"{args.kills}/{args.kills}")
+        table.add_row(
+            f"SIGKILL at random points ({k['seeds']} seeds)",
+            str(k["kills_landed"]),
+            str(k["kills_resumed_same_verdict"]),
+            f"{args.kills}/{args.kills}",
+        )
     if "backend" in result:
         b = result["backend"]
-        table.add_row(f"backend faults at {args.backend_rate:.0%}", str(b["runs"]), str(b["same_verdict"]),
-                      f"{args.backend_seeds}/{args.backend_seeds}")
+        table.add_row(
+            f"backend faults at {args.backend_rate:.0%}",
+            str(b["runs"]),
+            str(b["same_verdict"]),
+            f"{args.backend_seeds}/{args.backend_seeds}",
+        )
     if "adversarial" in result:
         a = result["adversarial"]
-        table.add_row("adversarial proposals, real cycles: rejected + recorded", str(a["proposal_attacks_in_cycles"]),
-                      str(a["proposal_attacks_rejected"]), "all")
-    for key, label in (("adversarial", "adversarial test cases (attack x protection mode)"),
-                       ("bad_inputs", "bad inputs: clean error or recorded failure"),
-                       ("trust", "trust attacks (issue 12 tests): refused, redacted or recorded")):
+        table.add_row(
+            "adversarial proposals, real cycles: rejected + recorded",
+            str(a["proposal_attacks_in_cycles"]),
+            str(a["proposal_attacks_rejected"]),
+            "all",
+        )
+    for key, label in (
+        ("adversarial", "adversarial test cases (attack x protection mode)"),
+        ("bad_inputs", "bad inputs: clean error or recorded failure"),
+        ("trust", "trust attacks (issue 12 tests): refused, redacted or recorded"),
+    ):
         if key in result:
             c = result[key]
             table.add_row(label, str(c["cases"]), str(c["passed"]), "all")
@@ -227,10 +278,18 @@ def add_sandbox_rows(table: Table, row: dict[str, Any]) -> None:
     mode = f"{row['mode']} ({shown}{', guard' if row['guard'] else ', no guard'})"
     weak = str(row["mode"]).startswith(("kernel only", "control"))
     died = bool(row["evaluator_died"]) or bool(row["unanswered"])
-    table.add_row(f"forged verdicts refused: {mode}", str(row["forgeries"]),
-                  str(row["forgeries"] - len(row["forged_passes"])), "(what the guard adds)" if weak else "all")
-    table.add_row(f"signal attacks survived: {mode}", str(row["signal_attacks"]),
-                  "0 (evaluator died)" if died else str(row["signal_attacks"]), "all")
+    table.add_row(
+        f"forged verdicts refused: {mode}",
+        str(row["forgeries"]),
+        str(row["forgeries"] - len(row["forged_passes"])),
+        "(what the guard adds)" if weak else "all",
+    )
+    table.add_row(
+        f"signal attacks survived: {mode}",
+        str(row["signal_attacks"]),
+        "0 (evaluator died)" if died else str(row["signal_attacks"]),
+        "all",
+    )
 
 
 if __name__ == "__main__":

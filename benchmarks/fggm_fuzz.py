@@ -45,37 +45,57 @@ HOSTILE = ["\u0000", "\u202e", "e\u0301", "\ud800", "\U0001f600", "\u200b", "\\"
 
 def contracts() -> dict[str, Any]:
     """The contracts under test, with an input generator and an independent oracle each."""
-    from agents.contracts.model import Contract
-    from critics.llm_critic import critic_contract
-    from critics.symptoms import TAXONOMY
-    from pipeline.synthesis.llm import synthesizer_contract
+    from ratchet.agents.contracts.model import Contract
+    from ratchet.critics.llm_critic import critic_contract
+    from ratchet.critics.symptoms import TAXONOMY
+    from ratchet.pipeline.synthesis.llm import synthesizer_contract
 
-    label = Contract.model_validate({
-        "name": "label", "input_schema": {
-            "type": "object", "properties": {"choices": {"type": "array", "items": {"type": "string"}},
-                                             "text": {"type": "string"}}, "required": ["choices", "text"]},
-        "output_schema": {"type": "object", "properties": {"label": {"type": "string"},
-                                                            "confidence": {"type": "integer"}},
-                          "required": ["label", "confidence"]},
-        "clauses": {"allowed": 'output.label in input.choices or output.label == "none"',
-                    "range": "0 <= output.confidence <= 100", "short": "len(output.label) <= 20"},
-        "fallback": {"constant": {"label": "none", "confidence": 0}},
-    })
-    echo = Contract.model_validate({
-        "name": "echo", "input_schema": {"type": "object", "properties": {"task": {"type": "string"}},
-                                         "required": ["task"]},
-        "output_schema": {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]},
-        "clauses": {"prefixed": 'startswith(output.summary, "summary of ")', "mentions": "input.task in output.summary"},
-        "fallback": {"template": {"summary": "summary of {{ input.task }}"}},
-    })
+    label = Contract.model_validate(
+        {
+            "name": "label",
+            "input_schema": {
+                "type": "object",
+                "properties": {"choices": {"type": "array", "items": {"type": "string"}}, "text": {"type": "string"}},
+                "required": ["choices", "text"],
+            },
+            "output_schema": {
+                "type": "object",
+                "properties": {"label": {"type": "string"}, "confidence": {"type": "integer"}},
+                "required": ["label", "confidence"],
+            },
+            "clauses": {
+                "allowed": 'output.label in input.choices or output.label == "none"',
+                "range": "0 <= output.confidence <= 100",
+                "short": "len(output.label) <= 20",
+            },
+            "fallback": {"constant": {"label": "none", "confidence": 0}},
+        }
+    )
+    echo = Contract.model_validate(
+        {
+            "name": "echo",
+            "input_schema": {"type": "object", "properties": {"task": {"type": "string"}}, "required": ["task"]},
+            "output_schema": {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]},
+            "clauses": {
+                "prefixed": 'startswith(output.summary, "summary of ")',
+                "mentions": "input.task in output.summary",
+            },
+            "fallback": {"template": {"summary": "summary of {{ input.task }}"}},
+        }
+    )
     taxonomy = sorted(TAXONOMY)
     return {
         "critic": (critic_contract(), lambda r: {"view": _text(r, 400), "taxonomy": taxonomy}, _critic_oracle),
-        "synthesizer": (synthesizer_contract(),
-                        lambda r: {"labels": r.sample(taxonomy, 3), "rejected": ["code-only-output"]},
-                        _synthesizer_oracle),
-        "label": (label, lambda r: {"choices": r.sample(["fix", "keep", "drop", "retry"], 2), "text": _text(r, 80)},
-                  _label_oracle),
+        "synthesizer": (
+            synthesizer_contract(),
+            lambda r: {"labels": r.sample(taxonomy, 3), "rejected": ["code-only-output"]},
+            _synthesizer_oracle,
+        ),
+        "label": (
+            label,
+            lambda r: {"choices": r.sample(["fix", "keep", "drop", "retry"], 2), "text": _text(r, 80)},
+            _label_oracle,
+        ),
         "echo": (echo, lambda r: {"task": _text(r, 30)}, _echo_oracle),
     }
 
@@ -87,6 +107,7 @@ def _text(r: random.Random, n: int) -> str:
 
 # --- independent oracles: the contracts' meaning, written out in plain Python ---------------
 
+
 def _critic_oracle(inp: dict[str, Any], out: Any) -> bool:
     if not (isinstance(out, dict) and set(out) == {"symptoms"} and isinstance(out["symptoms"], list)):
         return False
@@ -96,8 +117,15 @@ def _critic_oracle(inp: dict[str, Any], out: Any) -> bool:
         if not (isinstance(s, dict) and set(s) == {"label", "new_label", "description", "evidence"}):
             return False
         label, new, desc, evidence = s["label"], s["new_label"], s["description"], s["evidence"]
-        if not (isinstance(label, str) and 1 <= len(label) <= 40 and isinstance(new, bool)
-                and isinstance(desc, str) and len(desc) <= 400 and isinstance(evidence, list) and 1 <= len(evidence) <= 5):
+        if not (
+            isinstance(label, str)
+            and 1 <= len(label) <= 40
+            and isinstance(new, bool)
+            and isinstance(desc, str)
+            and len(desc) <= 400
+            and isinstance(evidence, list)
+            and 1 <= len(evidence) <= 5
+        ):
             return False
         if not all(isinstance(q, str) and 3 <= len(q) <= 400 and q in inp["view"] for q in evidence):
             return False
@@ -113,10 +141,18 @@ def _synthesizer_oracle(inp: dict[str, Any], out: Any) -> bool:
     if not (isinstance(out, dict) and set(out) == keys):
         return False
     rem, intent, targets, edits = (out[k] for k in ("remediation", "intent", "targets", "edits"))
-    if not (isinstance(rem, str) and re.search(r"^[a-z0-9][a-z0-9-]{0,47}$", rem) and isinstance(intent, str)
-            and len(intent) <= 600 and isinstance(targets, list) and len(targets) <= 5
-            and all(isinstance(t, str) for t in targets) and isinstance(edits, list) and len(edits) <= 8
-            and all(isinstance(e, dict) for e in edits)):
+    if not (
+        isinstance(rem, str)
+        and re.search(r"^[a-z0-9][a-z0-9-]{0,47}$", rem)
+        and isinstance(intent, str)
+        and len(intent) <= 600
+        and isinstance(targets, list)
+        and len(targets) <= 5
+        and all(isinstance(t, str) for t in targets)
+        and isinstance(edits, list)
+        and len(edits) <= 8
+        and all(isinstance(e, dict) for e in edits)
+    ):
         return False
     if not all(t in inp["labels"] for t in targets):
         return False
@@ -124,27 +160,49 @@ def _synthesizer_oracle(inp: dict[str, Any], out: Any) -> bool:
 
 
 def _label_oracle(inp: dict[str, Any], out: Any) -> bool:
-    return (isinstance(out, dict) and isinstance(out.get("label"), str) and type(out.get("confidence")) is int
-            and (out["label"] in inp["choices"] or out["label"] == "none") and 0 <= out["confidence"] <= 100
-            and len(out["label"]) <= 20)
+    return (
+        isinstance(out, dict)
+        and isinstance(out.get("label"), str)
+        and type(out.get("confidence")) is int
+        and (out["label"] in inp["choices"] or out["label"] == "none")
+        and 0 <= out["confidence"] <= 100
+        and len(out["label"]) <= 20
+    )
 
 
 def _echo_oracle(inp: dict[str, Any], out: Any) -> bool:
-    return (isinstance(out, dict) and isinstance(out.get("summary"), str)
-            and out["summary"].startswith("summary of ") and inp["task"] in out["summary"])
+    return (
+        isinstance(out, dict)
+        and isinstance(out.get("summary"), str)
+        and out["summary"].startswith("summary of ")
+        and inp["task"] in out["summary"]
+    )
 
 
 # --- the adversarial model --------------------------------------------------------------------
+
 
 def valid_answer(name: str, inp: dict[str, Any], r: random.Random) -> Any:
     if name == "critic":
         view = inp["view"]
         start = r.randrange(0, max(1, len(view) - 3))
-        return {"symptoms": [{"label": r.choice(inp["taxonomy"]), "new_label": False, "description": "seen",
-                              "evidence": [view[start:start + 3 + r.randint(0, 20)]]}]}
+        return {
+            "symptoms": [
+                {
+                    "label": r.choice(inp["taxonomy"]),
+                    "new_label": False,
+                    "description": "seen",
+                    "evidence": [view[start : start + 3 + r.randint(0, 20)]],
+                }
+            ]
+        }
     if name == "synthesizer":
-        return {"remediation": "add-tests", "intent": "Run the code before answering.", "targets": [inp["labels"][0]],
-                "edits": [{"enable_tool": "python"}]}
+        return {
+            "remediation": "add-tests",
+            "intent": "Run the code before answering.",
+            "targets": [inp["labels"][0]],
+            "edits": [{"enable_tool": "python"}],
+        }
     if name == "label":
         return {"label": r.choice(inp["choices"]), "confidence": r.randint(0, 100)}
     return {"summary": "summary of " + inp["task"]}
@@ -161,8 +219,10 @@ def random_json(r: random.Random, depth: int = 0) -> Any:
     if kind == 3:
         return r.choice(["none", "fix", "", "summary of "])
     if kind in (4, 5):
-        return {r.choice(["label", "symptoms", "summary", "edits", "x"]): random_json(r, depth + 1)
-                for _ in range(r.randint(0, 4))}
+        return {
+            r.choice(["label", "symptoms", "summary", "edits", "x"]): random_json(r, depth + 1)
+            for _ in range(r.randint(0, 4))
+        }
     return [random_json(r, depth + 1) for _ in range(r.randint(0, 4))]
 
 
@@ -212,8 +272,10 @@ def _set(data: Any, path: tuple, value: Any) -> None:
 
 def adversarial_reply(name: str, inp: dict[str, Any], r: random.Random) -> tuple[str, str]:
     """(kind, text) of one model reply."""
-    kind = r.choices(["valid", "near_miss", "random_json", "wrong_type", "huge", "not_json", "truncated", "fenced"],
-                     weights=[6, 30, 20, 10, 5, 10, 10, 9])[0]
+    kind = r.choices(
+        ["valid", "near_miss", "random_json", "wrong_type", "huge", "not_json", "truncated", "fenced"],
+        weights=[6, 30, 20, 10, 5, 10, 10, 9],
+    )[0]
     good = valid_answer(name, inp, r)
     if kind == "valid":
         return kind, json.dumps(good)
@@ -235,14 +297,15 @@ def adversarial_reply(name: str, inp: dict[str, Any], r: random.Random) -> tuple
 
 def adversarial_client(r: random.Random, name: str, inp: dict[str, Any], kinds: Counter) -> Any:
     """A ModelClient whose replies come from `adversarial_reply`, in-process."""
-    from agents.artifact import ModelParams
-    from agents.model_config import ModelConfig
-    from agents.models import ModelClient, ModelReply
-    from agents.trace import Message, ModelCall, Usage
+    from ratchet.agents.artifact import ModelParams
+    from ratchet.agents.model_config import ModelConfig
+    from ratchet.agents.models import ModelClient, ModelReply
+    from ratchet.agents.trace import Message, ModelCall, Usage
 
     class Adversary(ModelClient):
-        async def complete(self, messages: Any, tools: Any, turn: int, response_format: Any = None,
-                           temperature: float | None = None) -> ModelReply:
+        async def complete(
+            self, messages: Any, tools: Any, turn: int, response_format: Any = None, temperature: float | None = None
+        ) -> ModelReply:
             kind, text = adversarial_reply(name, inp, r)
             kinds[kind] += 1
             call = ModelCall(turn=turn, model="fuzz/adversary", duration_s=0.0, usage=Usage(completion_tokens=1))
@@ -256,10 +319,11 @@ def adversarial_client(r: random.Random, name: str, inp: dict[str, Any], kinds: 
 
 # --- the run --------------------------------------------------------------------------------
 
+
 async def fuzz(calls: int, seed: int) -> dict[str, Any]:
-    import agents.contracts.guarded as guarded
-    import agents.structured as structured
-    from agents.trace import Message
+    import ratchet.agents.contracts.guarded as guarded
+    import ratchet.agents.structured as structured
+    from ratchet.agents.trace import Message
 
     checking: list[float] = []
     real_check, real_parse = guarded.check, structured.parse_and_validate
@@ -271,6 +335,7 @@ async def fuzz(calls: int, seed: int) -> dict[str, Any]:
                 return fn(*args)
             finally:
                 checking[-1] += time.perf_counter() - started
+
         return wrapper
 
     # What the guard costs: parsing + schema validation of each sample, then the clauses.
@@ -286,8 +351,9 @@ async def fuzz(calls: int, seed: int) -> dict[str, Any]:
             contract, make_input, oracle = table[name]
             inp = make_input(r)
             checking.append(0.0)
-            result = await guarded.guarded_call(adversarial_client(r, name, inp, kinds),
-                                                [Message(role="user", content="fuzz")], contract, inp)
+            result = await guarded.guarded_call(
+                adversarial_client(r, name, inp, kinds), [Message(role="user", content="fuzz")], contract, inp
+            )
             per_call_ms[name].append(checking[-1] * 1000)
             row = rows[name]
             row["calls"] += 1
@@ -300,13 +366,18 @@ async def fuzz(calls: int, seed: int) -> dict[str, Any]:
     summary = []
     for name, row in rows.items():
         times = sorted(per_call_ms[name])
-        summary.append({
-            "contract": name, "calls": row["calls"], "samples": row["samples"],
-            "fallback_rate": row["fallbacks"] / row["calls"] if row["calls"] else None,
-            "violations_check": row["violations_check"], "violations_oracle": row["violations_oracle"],
-            "check_ms_median": statistics.median(times) if times else None,
-            "check_ms_p99": times[int(0.99 * (len(times) - 1))] if times else None,
-        })
+        summary.append(
+            {
+                "contract": name,
+                "calls": row["calls"],
+                "samples": row["samples"],
+                "fallback_rate": row["fallbacks"] / row["calls"] if row["calls"] else None,
+                "violations_check": row["violations_check"],
+                "violations_oracle": row["violations_oracle"],
+                "check_ms_median": statistics.median(times) if times else None,
+                "check_ms_p99": times[int(0.99 * (len(times) - 1))] if times else None,
+            }
+        )
     return {"rows": summary, "reply_kinds": dict(kinds)}
 
 
@@ -319,32 +390,57 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    from ratchet.pipeline import setup
+
+    setup()  # litellm offline, Ratchet's providers registered: what the CLI does first
     started = datetime.now(UTC)
     clock = time.perf_counter()
     result = asyncio.run(fuzz(args.calls, args.seed))
-    result.update({
-        "version": 1, "benchmark": "fggm_fuzz", "calls": args.calls, "seed": args.seed,
-        "started_at": started.isoformat(timespec="seconds"), "wall_s": round(time.perf_counter() - clock, 2),
-        "host": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
-    })
+    result.update(
+        {
+            "version": 1,
+            "benchmark": "fggm_fuzz",
+            "calls": args.calls,
+            "seed": args.seed,
+            "started_at": started.isoformat(timespec="seconds"),
+            "wall_s": round(time.perf_counter() - clock, 2),
+            "host": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        }
+    )
     write_results("fggm_fuzz", result, args.out_dir, started)
 
     table = Table(title=f"FGGM fuzz: {args.calls} guarded calls against an adversarial model (seed {args.seed})")
-    for column in ("contract", "calls", "samples", "fallback rate", "violations (check)", "violations (oracle)",
-                   "check ms median", "check ms p99"):
+    for column in (
+        "contract",
+        "calls",
+        "samples",
+        "fallback rate",
+        "violations (check)",
+        "violations (oracle)",
+        "check ms median",
+        "check ms p99",
+    ):
         table.add_column(column, justify="left" if column == "contract" else "right")
     for row in result["rows"]:
-        table.add_row(row["contract"], str(row["calls"]), str(row["samples"]), f"{row['fallback_rate']:.1%}",
-                      str(row["violations_check"]), str(row["violations_oracle"]), f"{row['check_ms_median']:.3f}",
-                      f"{row['check_ms_p99']:.3f}")
+        table.add_row(
+            row["contract"],
+            str(row["calls"]),
+            str(row["samples"]),
+            f"{row['fallback_rate']:.1%}",
+            str(row["violations_check"]),
+            str(row["violations_oracle"]),
+            f"{row['check_ms_median']:.3f}",
+            f"{row['check_ms_p99']:.3f}",
+        )
     console = Console(width=max(Console().width, 120))
     console.print(table)
     console.print("model replies: " + ", ".join(f"{k} {v}" for k, v in sorted(result["reply_kinds"].items())))
-    console.print("check ms = time per guarded call (all its samples) in parsing, schema validation and clauses; "
-                  f"wall {result['wall_s']} s")
+    console.print(
+        "check ms = time per guarded call (all its samples) in parsing, schema validation and clauses; "
+        f"wall {result['wall_s']} s"
+    )
     console.print(f"results: {args.out_dir / 'fggm_fuzz.json'} (+ timestamped copy)")
 
 

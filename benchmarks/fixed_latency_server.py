@@ -136,18 +136,28 @@ def completion_bytes(request: dict[str, Any], settings: Settings) -> tuple[str, 
     messages = request.get("messages") or []
     prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages if isinstance(m, dict))
     max_tokens = int(request.get("max_tokens") or request.get("max_completion_tokens") or 16)
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": min(1, max_tokens),
-             "total_tokens": prompt_tokens + min(1, max_tokens)}
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": min(1, max_tokens),
+        "total_tokens": prompt_tokens + min(1, max_tokens),
+    }
     base = {"id": f"chatcmpl-fixed-{n}", "created": int(time.time()), "model": request.get("model", "fixed")}
     if not request.get("stream"):
-        choice = {"index": 0, "message": {"role": "assistant", "content": settings.reply},
-                  "finish_reason": "stop", "logprobs": None}
-        return "application/json", json.dumps({**base, "object": "chat.completion", "choices": [choice],
-                                               "usage": usage}).encode()
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": settings.reply},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+        return "application/json", json.dumps(
+            {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+        ).encode()
     chunk = {**base, "object": "chat.completion.chunk"}
     events = [
-        {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": settings.reply},
-                               "finish_reason": None}]},
+        {
+            **chunk,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": settings.reply}, "finish_reason": None}],
+        },
         {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage},
     ]
     text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"

@@ -33,7 +33,7 @@ Cost is model calls relative to the single-run gate (one trial per task on each 
 the reused baseline history is free because it really is reused (it is the previous cycle's
 candidate evaluation), and every confirmation run is counted, on both sides.
 
-Also times `classify` + `decide_on_trials` over 1,000,000 outcome rows.
+Also times the judge (classify + decide) over 1,000,000 outcome rows.
 
     PYTHONPATH=. python benchmarks/gate_error_rates.py                 # 2,000 repetitions per scenario
     PYTHONPATH=. python benchmarks/gate_error_rates.py --reps 200      # smoke run
@@ -52,23 +52,28 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from results_json import write_results  # benchmarks/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
-SCENARIOS = ("hard regression k=1", "hard regression k=3", "soft regression k=1", "soft regression k=3",
-             "only fixes", "no change")
+SCENARIOS = (
+    "hard regression k=1",
+    "hard regression k=3",
+    "soft regression k=1",
+    "soft regression k=3",
+    "only fixes",
+    "no change",
+)
 
 
 @dataclass(frozen=True)
 class Setup:
     tasks: int = 100
-    history: int = 2       # baseline trials per task reused from the previous cycle
+    history: int = 2  # baseline trials per task reused from the previous cycle
     older_releases: int = 5  # earlier releases whose runs (2 per task each) only inform flakiness
-    trials: int = 2        # candidate trials per task
-    cap: int = 11          # confirmation cap per side (the policy default)
-    flaky_cap: int = 7     # the same for tasks flaky in history (the policy default)
+    trials: int = 2  # candidate trials per task
+    cap: int = 11  # confirmation cap per side (the policy default)
+    flaky_cap: int = 7  # the same for tasks flaky in history (the policy default)
     alpha: float = 0.05
     flaky_share: float = 0.2
 
@@ -76,8 +81,9 @@ class Setup:
 def draw_suite(rng: np.random.Generator, n: int, flaky_share: float) -> np.ndarray:
     stable = 1.0 - flaky_share
     kind = rng.choice(3, size=n, p=[stable * 0.85, stable * 0.15, flaky_share])
-    return np.where(kind == 0, rng.uniform(0.95, 1.0, n), np.where(kind == 1, rng.uniform(0.0, 0.05, n),
-                                                                   rng.uniform(0.2, 0.8, n)))
+    return np.where(
+        kind == 0, rng.uniform(0.95, 1.0, n), np.where(kind == 1, rng.uniform(0.0, 0.05, n), rng.uniform(0.2, 0.8, n))
+    )
 
 
 def candidate_of(rng: np.random.Generator, base: np.ndarray, scenario: str) -> np.ndarray:
@@ -108,8 +114,12 @@ def calibrate_tolerance(seed: int, setup: Setup, reps: int = 4000, target: float
     """Smallest number of P->F flips a single-run gate must let through to reject <= `target` of
     unchanged candidates (measured on seeds the error-rate runs never use)."""
     rng = np.random.default_rng(seed + 99_999)
-    counts = np.array([single_run_regressions(rng, base, base)
-                       for base in (draw_suite(rng, setup.tasks, setup.flaky_share) for _ in range(reps))])
+    counts = np.array(
+        [
+            single_run_regressions(rng, base, base)
+            for base in (draw_suite(rng, setup.tasks, setup.flaky_share) for _ in range(reps))
+        ]
+    )
     tolerance = 0
     while np.mean(counts > tolerance) > target:
         tolerance += 1
@@ -117,30 +127,45 @@ def calibrate_tolerance(seed: int, setup: Setup, reps: int = 4000, target: float
 
 
 def ratchet_gate(rng: np.random.Generator, base: np.ndarray, cand: np.ndarray, setup: Setup) -> tuple[bool, int]:
-    from gates.confirmation import confirm
-    from gates.flakiness import flakiness_of_runs, flaky
-    from gates.policy import GatePolicy, decide_on_trials
+    from ratchet.gates import GatePolicy, JudgedSplit, judge
+    from ratchet.gates.flakiness import flakiness_of_runs, flaky
 
     ids = [f"t{i}" for i in range(base.size)]
     history = rng.random((setup.history, base.size)) < base
     runs = rng.random((setup.trials, cand.size)) < cand
-    counts = pd.DataFrame({"task_id": ids, "b_pass": history.sum(0), "b_n": setup.history,
-                           "c_pass": runs.sum(0), "c_n": setup.trials})
+    counts = pd.DataFrame(
+        {"task_id": ids, "b_pass": history.sum(0), "b_n": setup.history, "c_pass": runs.sum(0), "c_n": setup.trials}
+    )
     older = rng.random((setup.older_releases * 2, base.size)) < base
     seen = np.vstack([older, history])  # 2 runs per release: earlier releases, then the baseline
     release = np.repeat(np.arange(seen.shape[0] // 2), 2)
-    flaky_now = flaky(flakiness_of_runs(pd.DataFrame({
-        "task_id": np.tile(ids, seen.shape[0]), "artifact": np.repeat(release, base.size), "passed": seen.ravel()})))
+    flaky_now = flaky(
+        flakiness_of_runs(
+            pd.DataFrame(
+                {
+                    "task_id": np.tile(ids, seen.shape[0]),
+                    "artifact": np.repeat(release, base.size),
+                    "passed": seen.ravel(),
+                }
+            )
+        )
+    )
     probability = {"baseline": dict(zip(ids, base, strict=True)), "candidate": dict(zip(ids, cand, strict=True))}
 
     def sample(tasks: list[str], side: str) -> dict[str, bool]:
         return {t: bool(rng.random() < probability[side][t]) for t in tasks}
 
-    result = confirm(counts, sample, setup.alpha, setup.cap, flaky_now, setup.flaky_cap)
-    policy = GatePolicy(name="bench", max_regressions=0, min_fixes=0, alpha=setup.alpha, confirmation_cap=setup.cap,
-                        flaky_confirmation_cap=setup.flaky_cap)
-    verdict = decide_on_trials(result.classified, policy)
-    cost = setup.trials * cand.size + sum(result.extra_runs.values())
+    policy = GatePolicy(
+        name="bench",
+        max_regressions=0,
+        min_fixes=0,
+        alpha=setup.alpha,
+        confirmation_cap=setup.cap,
+        flaky_confirmation_cap=setup.flaky_cap,
+    )
+    judged = judge(policy, JudgedSplit(counts, flaky=flaky_now, sample=sample))
+    verdict = judged.verdict
+    cost = setup.trials * cand.size + judged.confirmation_runs
     return verdict.decision == "reject", cost
 
 
@@ -161,18 +186,23 @@ def error_rates(reps: int, seed: int, setup: Setup, tolerance: int) -> list[dict
             cost += calls
         good = scenario in ("only fixes", "no change")
         rate = {gate: (count if good else reps - count) / reps for gate, count in rejects.items()}
-        rows.append({
-            "scenario": scenario, "reps": reps, "measure": "P(reject)" if good else "P(promote)",
-            "single_run": rate["strict"], "single_run_tolerant": rate["tolerant"], "ratchet": rate["ratchet"],
-            "ratchet_cost_vs_single": cost / (2 * setup.tasks * reps),
-        })
+        rows.append(
+            {
+                "scenario": scenario,
+                "reps": reps,
+                "measure": "P(reject)" if good else "P(promote)",
+                "single_run": rate["strict"],
+                "single_run_tolerant": rate["tolerant"],
+                "ratchet": rate["ratchet"],
+                "ratchet_cost_vs_single": cost / (2 * setup.tasks * reps),
+            }
+        )
     return rows
 
 
 def million_rows(seed: int) -> dict[str, float]:
     """Time classify + decide over 1,000,000 outcome rows (100,000 tasks x 5 trials x 2 sides)."""
-    from gates.policy import GatePolicy, decide_on_trials
-    from gates.statistics import classify, paired_counts
+    from ratchet.gates import GatePolicy, JudgedSplit, judge, paired_counts
 
     rng = np.random.default_rng(seed)
     tasks, trials = 100_000, 5
@@ -181,11 +211,14 @@ def million_rows(seed: int) -> dict[str, float]:
     baseline = pd.DataFrame({"task_id": ids, "passed": rng.random(p.size) < p})
     candidate = pd.DataFrame({"task_id": ids, "passed": rng.random(p.size) < p})
     started = time.perf_counter()
-    classified = classify(paired_counts(baseline, candidate), 0.05)
-    verdict = decide_on_trials(classified, GatePolicy(min_fixes=0))
+    verdict = judge(GatePolicy(min_fixes=0), JudgedSplit(paired_counts(baseline, candidate))).verdict
     seconds = time.perf_counter() - started
-    return {"rows": int(len(baseline) + len(candidate)), "seconds": round(seconds, 3),
-            "regressions": verdict.regressions, "fixes": verdict.fixes}
+    return {
+        "rows": int(len(baseline) + len(candidate)),
+        "seconds": round(seconds, 3),
+        "regressions": verdict.regressions,
+        "fixes": verdict.fixes,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -206,23 +239,42 @@ def main(argv: list[str] | None = None) -> None:
     rows = error_rates(args.reps, args.seed, setup, tolerance)
     scale = million_rows(args.seed)
     result = {
-        "version": 1, "benchmark": "gate_error_rates", "started_at": started.isoformat(timespec="seconds"),
-        "wall_s": round(time.perf_counter() - clock, 1), "seed": args.seed, "setup": setup.__dict__,
+        "version": 1,
+        "benchmark": "gate_error_rates",
+        "started_at": started.isoformat(timespec="seconds"),
+        "wall_s": round(time.perf_counter() - clock, 1),
+        "seed": args.seed,
+        "setup": setup.__dict__,
         "single_run_tolerance": tolerance,
-        "rows": rows, "million_rows": scale,
+        "rows": rows,
+        "million_rows": scale,
         "host": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
     }
     write_results("gate_error_rates", result, args.out_dir, started)
 
-    table = Table(title=f"Gate error rates: {args.reps} seeded repetitions per scenario, {setup.tasks} tasks, "
-                  f"{setup.flaky_share:.0%} flaky")
-    columns = ("scenario", "measure", "single-run strict", f"single-run tolerant (<= {tolerance} P->F)",
-               "ratchet gate", "ratchet cost / single-run")
+    table = Table(
+        title=f"Gate error rates: {args.reps} seeded repetitions per scenario, {setup.tasks} tasks, "
+        f"{setup.flaky_share:.0%} flaky"
+    )
+    columns = (
+        "scenario",
+        "measure",
+        "single-run strict",
+        f"single-run tolerant (<= {tolerance} P->F)",
+        "ratchet gate",
+        "ratchet cost / single-run",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("scenario", "measure") else "right")
     for row in rows:
-        table.add_row(str(row["scenario"]), str(row["measure"]), f"{row['single_run']:.1%}",
-                      f"{row['single_run_tolerant']:.1%}", f"{row['ratchet']:.1%}", f"{row['ratchet_cost_vs_single']:.3f}x")
+        table.add_row(
+            str(row["scenario"]),
+            str(row["measure"]),
+            f"{row['single_run']:.1%}",
+            f"{row['single_run_tolerant']:.1%}",
+            f"{row['ratchet']:.1%}",
+            f"{row['ratchet_cost_vs_single']:.3f}x",
+        )
     console = Console(width=max(Console().width, 110))
     console.print(table)
     console.print(f"classify + decide over {scale['rows']:,} outcome rows: {scale['seconds']:.3f} s")

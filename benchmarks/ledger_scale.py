@@ -3,7 +3,7 @@
 Generates a real workspace (git repo, ledger, tags, RC branches with evidence) through the
 registry's own write path, without running models: each candidate edits the agent's
 instructions, its evidence holds outcome tables for 40 gate tasks x 3 trials per side, and its
-verdict comes from the real gate code (gates.statistics.classify + gates.policy.decide_on_trials)
+verdict comes from the real gate code (gates.judge)
 on those tables, so `ratchet verify` can re-derive every one. Every fifth candidate breaks a
 task and is rejected. Then it times the three read commands in-process (the command's function
 through the CLI runner, no interpreter start-up) and as a fresh `python -m pipeline.cli` process.
@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-
 from results_json import write_results  # benchmarks/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +39,19 @@ TARGETS = {"history": 1.0, "verify": 10.0, "why": 1.0}
 
 
 def outcome_table(passing: set[int]) -> bytes:
-    rows = [{"task_id": f"task/{t}", "trial": k, "passed": t in passing, "score": float(t in passing),
-             "error_type": None if t in passing else "AssertionError", "message": "",
-             "trace_sha256": hashlib.sha256(f"{t}:{k}:{sorted(passing)}".encode()).hexdigest()}
-            for t in range(TASKS) for k in range(TRIALS)]
+    rows = [
+        {
+            "task_id": f"task/{t}",
+            "trial": k,
+            "passed": t in passing,
+            "score": float(t in passing),
+            "error_type": None if t in passing else "AssertionError",
+            "message": "",
+            "trace_sha256": hashlib.sha256(f"{t}:{k}:{sorted(passing)}".encode()).hexdigest(),
+        }
+        for t in range(TASKS)
+        for k in range(TRIALS)
+    ]
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
     return buffer.getvalue().encode()
@@ -51,11 +59,10 @@ def outcome_table(passing: set[int]) -> bytes:
 
 def build(workspace: Path, releases: int, progress: bool = True) -> dict[str, int]:
     """A workspace whose coder agent has `releases` releases (v1 included) and the rejected RCs between."""
-    from gates.policy import GatePolicy, decide_on_trials
-    from gates.statistics import classify, paired_counts
-    from pipeline.workspace import init_workspace
-    from releases.notes import ReleaseNotes
-    from releases.registry import Registry, evidence_dir
+    from ratchet.gates import GatePolicy, JudgedSplit, judge, paired_counts
+    from ratchet.pipeline.workspace import init_workspace
+    from ratchet.releases.notes import ReleaseNotes
+    from ratchet.releases.registry import Registry, evidence_dir
 
     init_workspace(workspace)
     registry = Registry(workspace)
@@ -70,30 +77,63 @@ def build(workspace: Path, releases: int, progress: bool = True) -> dict[str, in
         agent_yaml = workspace / "agents" / "coder" / "agent.yaml"
         text = agent_yaml.read_text() + f"  - Step {rc_count}: keep task {task} in mind.\n"
         rc = registry.create_candidate("coder", {"agents/coder/agent.yaml": text.encode()}, f"rc {rc_count}")
-        tables = {"outcomes-baseline-gate.csv": outcome_table(passing),
-                  "outcomes-candidate-gate.csv": outcome_table(candidate)}
+        tables = {
+            "outcomes-baseline-gate.csv": outcome_table(passing),
+            "outcomes-candidate-gate.csv": outcome_table(candidate),
+        }
         frames = {name: pd.read_csv(io.BytesIO(data)) for name, data in tables.items()}
-        classified = classify(paired_counts(frames["outcomes-baseline-gate.csv"],
-                                            frames["outcomes-candidate-gate.csv"]), policy.alpha)
-        verdict = decide_on_trials(classified, policy)
-        kinds = (classified["b_rate"].ge(0.5).map({True: "P", False: "F"}) + "->"
-                 + classified["c_rate"].ge(0.5).map({True: "P", False: "F"}))
+        judged = judge(
+            policy,
+            JudgedSplit(paired_counts(frames["outcomes-baseline-gate.csv"], frames["outcomes-candidate-gate.csv"])),
+        )
+        verdict, classified = judged.verdict, judged.gate.frame
+        kinds = (
+            classified["b_rate"].ge(0.5).map({True: "P", False: "F"})
+            + "->"
+            + classified["c_rate"].ge(0.5).map({True: "P", False: "F"})
+        )
         counts = {kind: int((kinds == kind).sum()) for kind in ("P->F", "F->P", "P->P", "F->F")}
         base = registry.current_release("coder").tag
         title = f"coder/v{made + 1}" if verdict.decision == "promote" else f"{rc.branch} (rejected)"
-        notes = ReleaseNotes(agent="coder", title=title, base_release=base, rc=rc.branch, decision=verdict.decision,
-                             actor="Ratchet Bot <ratchet-bot@localhost>", reasons=verdict.reasons,
-                             intent=f"Generated change {rc_count}", targets=["wrong_answer"],
-                             remediation=f"step-{rc_count}", model="sim/humaneval", simulated=True, counts=counts,
-                             flips=[])
-        files = {**tables, "verdict.json": verdict.model_dump_json(indent=2).encode(),
-                 "notes.json": notes.model_dump_json(indent=2).encode(), "notes.md": notes.markdown().encode()}
+        notes = ReleaseNotes(
+            agent="coder",
+            title=title,
+            base_release=base,
+            rc=rc.branch,
+            decision=verdict.decision,
+            actor="Ratchet Bot <ratchet-bot@localhost>",
+            reasons=verdict.reasons,
+            intent=f"Generated change {rc_count}",
+            targets=["wrong_answer"],
+            remediation=f"step-{rc_count}",
+            model="sim/humaneval",
+            simulated=True,
+            counts=counts,
+            flips=[],
+        )
+        files = {
+            **tables,
+            "verdict.json": verdict.model_dump_json(indent=2).encode(),
+            "notes.json": notes.model_dump_json(indent=2).encode(),
+            "notes.md": notes.markdown().encode(),
+        }
         rc = registry.add_evidence(rc, files, f"{rc.branch} {verdict.decision}")
-        entry = dict(decision=verdict.decision, base_release=base, intent=notes.intent, remediation=notes.remediation,
-                     fixes=verdict.fixes, regressions=verdict.regressions, policy_hash=verdict.policy_hash,
-                     evidence=evidence_dir("coder", rc.number), reason="; ".join(verdict.reasons), stage="gate",
-                     flip_counts=counts, outcome_hashes={n: hashlib.sha256(d).hexdigest() for n, d in tables.items()},
-                     gate_pass_rate=len(candidate) / TASKS, baseline_gate_pass_rate=len(passing) / TASKS)
+        entry = dict(
+            decision=verdict.decision,
+            base_release=base,
+            intent=notes.intent,
+            remediation=notes.remediation,
+            fixes=verdict.fixes,
+            regressions=verdict.regressions,
+            policy_hash=verdict.policy_hash,
+            evidence=evidence_dir("coder", rc.number),
+            reason="; ".join(verdict.reasons),
+            stage="gate",
+            flip_counts=counts,
+            outcome_hashes={n: hashlib.sha256(d).hexdigest() for n, d in tables.items()},
+            gate_pass_rate=len(candidate) / TASKS,
+            baseline_gate_pass_rate=len(passing) / TASKS,
+        )
         if verdict.decision == "promote":
             registry.promote(rc, notes.markdown(), **entry)
             passing, made = candidate, made + 1
@@ -108,7 +148,7 @@ def build(workspace: Path, releases: int, progress: bool = True) -> dict[str, in
 def time_in_process(args: list[str]) -> tuple[float, int]:
     from typer.testing import CliRunner
 
-    from pipeline.cli.app import app
+    from ratchet.pipeline.cli.app import app
 
     started = time.perf_counter()
     result = CliRunner().invoke(app, args)
@@ -118,7 +158,9 @@ def time_in_process(args: list[str]) -> tuple[float, int]:
 def time_process(args: list[str]) -> tuple[float, int]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "ratchet.pipeline.cli", *args], env=env, capture_output=True, text=True
+    )
     return time.perf_counter() - started, done.returncode
 
 
@@ -128,8 +170,12 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--releases", type=int, default=1000)
-    parser.add_argument("--workspace", type=Path, help="Keep the generated workspace here (default: a temp dir); "
-                                                          "one that exists already is timed as it is, not rebuilt.")
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        help="Keep the generated workspace here (default: a temp dir); "
+        "one that exists already is timed as it is, not rebuilt.",
+    )
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
@@ -140,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     workspace = args.workspace or tmp / "ws"
     clock = time.perf_counter()
     if (workspace / "releases" / "coder" / "ledger.jsonl").is_file():
-        from releases.registry import Registry
+        from ratchet.releases.registry import Registry
 
         entries = Registry(workspace).ledger("coder")
         made = {"releases": sum(1 for e in entries if e.release), "candidates": sum(1 for e in entries if e.rc)}
@@ -157,22 +203,42 @@ def main(argv: list[str] | None = None) -> None:
     for name, command in commands.items():
         inproc, code = time_in_process(command)
         whole, whole_code = time_process(command)
-        rows.append({"command": name, "in_process_s": round(inproc, 3), "process_s": round(whole, 3),
-                     "exit_code": code, "process_exit_code": whole_code, "target_s": TARGETS[name],
-                     "meets_target": inproc < TARGETS[name]})
+        rows.append(
+            {
+                "command": name,
+                "in_process_s": round(inproc, 3),
+                "process_s": round(whole, 3),
+                "exit_code": code,
+                "process_exit_code": whole_code,
+                "target_s": TARGETS[name],
+                "meets_target": inproc < TARGETS[name],
+            }
+        )
     result = {
-        "version": 1, "benchmark": "ledger_scale", "started_at": started.isoformat(timespec="seconds"),
-        "build_s": round(build_s, 1), **made, "rows": rows,
+        "version": 1,
+        "benchmark": "ledger_scale",
+        "started_at": started.isoformat(timespec="seconds"),
+        "build_s": round(build_s, 1),
+        **made,
+        "rows": rows,
         "host": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
     }
     write_results("ledger_scale", result, args.out_dir, started)
-    table = Table(title=f"Ledger at scale: {made['releases']} releases, {made['candidates']} candidates "
-                        f"(built in {build_s:.0f} s)")
+    table = Table(
+        title=f"Ledger at scale: {made['releases']} releases, {made['candidates']} candidates "
+        f"(built in {build_s:.0f} s)"
+    )
     for column in ("command", "in-process s", "whole process s", "exit", "target s", "meets target"):
         table.add_column(column, justify="left" if column == "command" else "right")
     for row in rows:
-        table.add_row(row["command"], f"{row['in_process_s']:.3f}", f"{row['process_s']:.3f}", str(row["exit_code"]),
-                      f"< {row['target_s']:g}", "yes" if row["meets_target"] else "NO")
+        table.add_row(
+            row["command"],
+            f"{row['in_process_s']:.3f}",
+            f"{row['process_s']:.3f}",
+            str(row["exit_code"]),
+            f"< {row['target_s']:g}",
+            "yes" if row["meets_target"] else "NO",
+        )
     Console(width=120).print(table)
     if args.workspace is None:
         shutil.rmtree(tmp, ignore_errors=True)

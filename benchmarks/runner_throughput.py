@@ -57,7 +57,15 @@ SEQUENTIAL_CAP = 200
 WARMUP_TASKS = 4
 SYSTEM_PROMPT = "Answer with one word."
 REPLY = "ok"
-CONTENDERS = ("raw-openai", "raw-aiohttp", "ratchet", "ratchet-litellm", "litellm-concurrent", "litellm-sequential", "inspect-ai")
+CONTENDERS = (
+    "raw-openai",
+    "raw-aiohttp",
+    "ratchet",
+    "ratchet-litellm",
+    "litellm-concurrent",
+    "litellm-sequential",
+    "inspect-ai",
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,7 @@ class Row:
 
 # --- the contenders -------------------------------------------------------------------------
 
+
 def messages_for(i: int) -> list[dict[str, str]]:
     """The chat every contender sends for task i (Ratchet renders the same from its templates)."""
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": f"Task {i}: reply with ok."}]
@@ -192,8 +201,12 @@ class RawAiohttp:
         url = self.ep.base_url + "/chat/completions"
 
         async def call(i: int) -> None:
-            body = {"model": self.ep.served_model, "messages": messages_for(i), "max_tokens": self.ep.max_tokens,
-                    "temperature": 0}
+            body = {
+                "model": self.ep.served_model,
+                "messages": messages_for(i),
+                "max_tokens": self.ep.max_tokens,
+                "temperature": 0,
+            }
             async with self.session.post(url, json=body, headers={"Authorization": "Bearer x"}) as response:
                 response.raise_for_status()
                 (await response.json())["choices"][0]["message"]["content"]
@@ -222,8 +235,12 @@ class BareLitellm:
 
         async def call(i: int) -> None:
             await litellm.acompletion(
-                model=f"hosted_vllm/{self.ep.served_model}", api_base=self.ep.base_url, messages=messages_for(i),
-                max_tokens=self.ep.max_tokens, temperature=0, timeout=120,
+                model=f"hosted_vllm/{self.ep.served_model}",
+                api_base=self.ep.base_url,
+                messages=messages_for(i),
+                max_tokens=self.ep.max_tokens,
+                temperature=0,
+                timeout=120,
             )
 
         if self.sequential:
@@ -240,11 +257,10 @@ def ratchet_model_client(artifact: Any, api_base: str, concurrency: int, transpo
     Default retries and everything else as a user gets them; only the client's own concurrency
     gate is opened to the benchmark's C, so that it never caps Ratchet below the others.
     """
-    from agents.model_config import ModelConfig
-    from agents.models import ModelClient
+    from ratchet.agents.model_config import ModelConfig
+    from ratchet.agents.models import ModelClient
 
-    config = ModelConfig(model=artifact.spec.model, api_base=api_base, max_concurrency=concurrency,
-                         transport=transport)
+    config = ModelConfig(model=artifact.spec.model, api_base=api_base, max_concurrency=concurrency, transport=transport)
     return ModelClient(config, artifact.spec.model_params)
 
 
@@ -254,9 +270,13 @@ def write_artifact(folder: Path, served_model: str, max_tokens: int) -> Path:
     (folder / "system.j2").write_text(SYSTEM_PROMPT + "\n", encoding="utf-8")
     (folder / "user.j2").write_text("{{ task_input }}\n", encoding="utf-8")
     spec = {
-        "name": "bench", "description": "runner throughput benchmark", "model": f"hosted_vllm/{served_model}",
-        "model_params": {"temperature": 0.0, "max_tokens": max_tokens}, "max_turns": 1,
-        "prompts": {"system": "system.j2", "user": "user.j2"}, "tools": [],
+        "name": "bench",
+        "description": "runner throughput benchmark",
+        "model": f"hosted_vllm/{served_model}",
+        "model_params": {"temperature": 0.0, "max_tokens": max_tokens},
+        "max_turns": 1,
+        "prompts": {"system": "system.j2", "user": "user.j2"},
+        "tools": [],
     }
     (folder / "agent.yaml").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")  # JSON is YAML
     return folder
@@ -264,12 +284,13 @@ def write_artifact(folder: Path, served_model: str, max_tokens: int) -> Path:
 
 def exact_match_suite(n: int, name: str = "bench") -> Any:
     """N exact-match tasks (expected answer `ok`), all in the gate split."""
-    from gates.suite import Suite
-    from gates.task import ExactMatchVerifier, Task
+    from ratchet.gates.suite import Suite
+    from ratchet.gates.task import ExactMatchVerifier, Task
 
     tasks = {
-        f"{name}/{i}": Task(id=f"{name}/{i}", input=messages_for(i)[1]["content"],
-                            verifier=ExactMatchVerifier(expected=[REPLY]))
+        f"{name}/{i}": Task(
+            id=f"{name}/{i}", input=messages_for(i)[1]["content"], verifier=ExactMatchVerifier(expected=[REPLY])
+        )
         for i in range(n)
     }
     return Suite(name=name, tasks=tasks, splits={"dev": [], "gate": list(tasks), "holdout": []})
@@ -279,7 +300,7 @@ class RatchetRunner:
     """(b) Ratchet's runner: evaluate() over the suite, a fresh run store per run (nothing reused)."""
 
     def __init__(self, ep: Endpoint, workdir: Path, transport: str = "auto") -> None:
-        from agents.artifact import load_artifact
+        from ratchet.agents.artifact import load_artifact
 
         self.ep = ep
         self.workdir = workdir
@@ -289,14 +310,22 @@ class RatchetRunner:
         self.runs = 0
 
     async def run(self, n: int) -> Sample:
-        from gates.evaluation import evaluate
-        from gates.run_store import RunStore
+        from ratchet.gates.evaluation import evaluate
+        from ratchet.gates.run_store import RunStore
 
         suite = self.suites.get(n) or self.suites.setdefault(n, exact_match_suite(n))
         self.runs += 1
         store = RunStore(self.workdir / f"store-{self.runs}")
-        result = await evaluate(self.artifact, self.client, suite, suite.split("gate"), store, split="gate",
-                                trials=1, concurrency=self.ep.concurrency)
+        result = await evaluate(
+            self.artifact,
+            self.client,
+            suite,
+            suite.split("gate"),
+            store,
+            split="gate",
+            trials=1,
+            concurrency=self.ep.concurrency,
+        )
         if result.summary.reused:
             raise RuntimeError(f"ratchet reused {result.summary.reused} stored runs; the timing would be wrong")
         return Sample(tasks=n, passed=result.summary.passed)
@@ -333,7 +362,7 @@ def process_cpu_s(pid: int | None) -> float | None:
 
 # --- inspect-ai, in its own venv ------------------------------------------------------------
 
-INSPECT_SCRIPT = r'''
+INSPECT_SCRIPT = r"""
 import json, sys, time
 from inspect_ai import Task, eval
 from inspect_ai.dataset import Sample
@@ -360,7 +389,7 @@ def run(n):
 
 run(cfg["warmup"])
 print("RESULT " + json.dumps(run(cfg["tasks"])), flush=True)
-'''
+"""
 
 
 def inspect_python(cfg: BenchConfig) -> tuple[str | None, str]:
@@ -382,8 +411,10 @@ def inspect_python(cfg: BenchConfig) -> tuple[str | None, str]:
 def make_inspect_venv(venv: Path) -> str:
     """python -m venv VENV && VENV/bin/pip install inspect-ai==0.3.285 openai; '' or why it failed."""
     print(f"making {venv} (pip install inspect-ai=={INSPECT_VERSION} openai) ...", file=sys.stderr, flush=True)
-    steps = [[sys.executable, "-m", "venv", str(venv)],
-             [str(venv / "bin" / "pip"), "install", "-q", f"inspect-ai=={INSPECT_VERSION}", "openai"]]
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(venv / "bin" / "pip"), "install", "-q", f"inspect-ai=={INSPECT_VERSION}", "openai"],
+    ]
     for step in steps:
         try:
             done = subprocess.run(step, check=False, capture_output=True, text=True, timeout=900)
@@ -396,8 +427,13 @@ def make_inspect_venv(venv: Path) -> str:
 
 def _inspect_version(python: str) -> str | None:
     try:
-        done = subprocess.run([python, "-c", "import inspect_ai; print(inspect_ai.__version__)"],
-                              check=False, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [python, "-c", "import inspect_ai; print(inspect_ai.__version__)"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -414,14 +450,32 @@ class InspectRunner:
         self.script.write_text(INSPECT_SCRIPT, encoding="utf-8")
 
     async def run(self, n: int) -> Sample:
-        cfg = {"model": f"openai-api/local/{self.ep.served_model}", "concurrency": self.ep.concurrency,
-               "max_tokens": self.ep.max_tokens, "tasks": n, "warmup": WARMUP_TASKS, "system": SYSTEM_PROMPT,
-               "user_format": "Task {i}: reply with ok.", "expected": REPLY, "log_dir": str(self.workdir / "logs")}
-        env = {**os.environ, "LOCAL_BASE_URL": self.ep.base_url, "LOCAL_API_KEY": "x",
-               "INSPECT_DISPLAY": "none", "INSPECT_LOG_DIR": cfg["log_dir"]}
+        cfg = {
+            "model": f"openai-api/local/{self.ep.served_model}",
+            "concurrency": self.ep.concurrency,
+            "max_tokens": self.ep.max_tokens,
+            "tasks": n,
+            "warmup": WARMUP_TASKS,
+            "system": SYSTEM_PROMPT,
+            "user_format": "Task {i}: reply with ok.",
+            "expected": REPLY,
+            "log_dir": str(self.workdir / "logs"),
+        }
+        env = {
+            **os.environ,
+            "LOCAL_BASE_URL": self.ep.base_url,
+            "LOCAL_API_KEY": "x",
+            "INSPECT_DISPLAY": "none",
+            "INSPECT_LOG_DIR": cfg["log_dir"],
+        }
         proc = await asyncio.create_subprocess_exec(
-            self.python, str(self.script), json.dumps(cfg), env=env, cwd=str(self.workdir),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            self.python,
+            str(self.script),
+            json.dumps(cfg),
+            env=env,
+            cwd=str(self.workdir),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             out, err = await proc.communicate()
@@ -432,11 +486,12 @@ class InspectRunner:
         lines = [line for line in out.decode().splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             raise RuntimeError(f"inspect subprocess exited {proc.returncode}: {err.decode().strip()[-300:]}")
-        result = json.loads(lines[-1][len("RESULT "):])
+        result = json.loads(lines[-1][len("RESULT ") :])
         return Sample(wall_s=result["wall_s"], cpu_s=result["cpu_s"], tasks=result["tasks"], passed=result["passed"])
 
 
 # --- the fixed-latency server ---------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def fixed_latency_server(
@@ -447,7 +502,8 @@ def fixed_latency_server(
 
     proc = subprocess.Popen(
         [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--latency", str(latency_s), "--reply", reply],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -466,6 +522,7 @@ def fixed_latency_server(
 
 
 # --- one endpoint: warm up, interleave, summarise ---------------------------------------------
+
 
 def make_runners(ep: Endpoint, cfg: BenchConfig, workdir: Path, rows: dict[str, Row]) -> dict[str, Any]:
     """The runners that can run; a contender that cannot gets its row marked instead."""
@@ -490,7 +547,7 @@ def make_runners(ep: Endpoint, cfg: BenchConfig, workdir: Path, rows: dict[str, 
                     continue
                 (workdir / "inspect").mkdir(parents=True, exist_ok=True)
                 runners[name] = InspectRunner(ep, python, workdir / "inspect")
-        except Exception as exc:  # noqa: BLE001 - a contender that cannot start is reported, not fatal
+        except Exception as exc:
             rows[name].status, rows[name].note = "failed", f"setup: {_one_line(exc)}"
     return runners
 
@@ -500,9 +557,13 @@ def empty_rows(ep: Endpoint, cfg: BenchConfig, status: str, note: str = "") -> d
     for name in cfg.contenders:
         sequential = name == "litellm-sequential"
         rows[name] = Row(
-            endpoint=ep.name, contender=name, status=status, note=note,
+            endpoint=ep.name,
+            contender=name,
+            status=status,
+            note=note,
             tasks=min(ep.tasks, SEQUENTIAL_CAP) if sequential else ep.tasks,
-            concurrency=1 if sequential else ep.concurrency, max_tokens=ep.max_tokens,
+            concurrency=1 if sequential else ep.concurrency,
+            max_tokens=ep.max_tokens,
         )
     return rows
 
@@ -517,7 +578,7 @@ async def bench_endpoint(ep: Endpoint, cfg: BenchConfig, server_pid: int | None 
                 continue  # warms up inside its own subprocess, every time
             try:
                 await asyncio.wait_for(runner.run(min(WARMUP_TASKS, ep.tasks)), cfg.run_timeout_s)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 rows[name].status, rows[name].note = "failed", f"warm-up: {_one_line(exc)}"
                 del runners[name]
         for round_no in range(cfg.repeats):
@@ -525,7 +586,7 @@ async def bench_endpoint(ep: Endpoint, cfg: BenchConfig, server_pid: int | None 
                 print(f"  {ep.name} round {round_no + 1}/{cfg.repeats}: {name} ...", file=sys.stderr, flush=True)
                 try:
                     sample = await timed(runner, rows[name].tasks, cfg.run_timeout_s, server_pid)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     rows[name].status, rows[name].note = "failed", _one_line(exc)
                     del runners[name]
                     continue
@@ -597,20 +658,24 @@ def _one_line(exc: BaseException) -> str:
 
 # --- the whole run: endpoints, JSON, table ----------------------------------------------------
 
+
 def endpoints_for(cfg: BenchConfig, fixed_url: str) -> list[Endpoint]:
     fixed = Endpoint("fixed-latency", fixed_url, "fixed", cfg.tasks, cfg.concurrency, cfg.max_tokens, cfg.latency_s)
     if not cfg.vllm_url:
         return [fixed]
-    vllm = Endpoint("vllm-cpu", _v1(cfg.vllm_url), cfg.vllm_model, cfg.vllm_tasks, cfg.vllm_concurrency,
-                    cfg.vllm_max_tokens)
+    vllm = Endpoint(
+        "vllm-cpu", _v1(cfg.vllm_url), cfg.vllm_model, cfg.vllm_tasks, cfg.vllm_concurrency, cfg.vllm_max_tokens
+    )
     return [vllm, fixed]
 
 
 def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     """Run every endpoint, write the JSON (plus a timestamped copy) and return it."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    from ratchet.pipeline import setup
+
+    setup()  # litellm offline, Ratchet's providers registered: what the CLI does first
     started = datetime.now(UTC)
     load_before = os.getloadavg()
     with fixed_latency_server(cfg.latency_s) as (fixed_url, server_pid):
@@ -642,13 +707,17 @@ def host_facts(load_before: tuple[float, float, float]) -> dict[str, Any]:
             from importlib.metadata import version
 
             versions[name] = version(name)
-        except Exception:  # noqa: BLE001
+        except Exception:
             versions[name] = None
     git = ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]
     commit = subprocess.run(git, check=False, capture_output=True, text=True)
     return {
-        "python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-        "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "versions": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg(),
+        "versions": versions,
         "ratchet_commit": commit.stdout.strip() or None,
     }
 
@@ -658,8 +727,20 @@ def render_table(result: dict[str, Any]) -> tuple[Any, list[str]]:
     from rich.table import Table
 
     table = Table(title=f"Runner throughput: medians of {result['config']['repeats']} interleaved run(s)")
-    for column in ("endpoint", "contender", "tasks", "conc.", "wall s", "tasks/s", "x raw", "x floor", "overhead",
-                   "CPU ms/task", "passed", "status"):
+    for column in (
+        "endpoint",
+        "contender",
+        "tasks",
+        "conc.",
+        "wall s",
+        "tasks/s",
+        "x raw",
+        "x floor",
+        "overhead",
+        "CPU ms/task",
+        "passed",
+        "status",
+    ):
         left = column in ("endpoint", "contender", "status")
         table.add_column(column, justify="left" if left else "right", no_wrap=left)
     notes: list[str] = []
@@ -674,10 +755,18 @@ def render_table(result: dict[str, Any]) -> tuple[Any, list[str]]:
             skipped.add(row["endpoint"])
             continue
         table.add_row(
-            row["endpoint"], row["contender"], str(row["tasks"]), str(row["concurrency"]),
-            _fmt(row["wall_s"], "{:.2f}"), _fmt(row["tasks_per_s"], "{:.1f}"), _fmt(row["ratio_to_raw"], "{:.2f}"),
-            _fmt(row["ratio_to_floor"], "{:.2f}"), _fmt(row["overhead"], "{:+.1%}"),
-            _fmt(row["client_cpu_ms_per_task"], "{:.2f}"), _fmt(row["passed"], "{}"), row["status"],
+            row["endpoint"],
+            row["contender"],
+            str(row["tasks"]),
+            str(row["concurrency"]),
+            _fmt(row["wall_s"], "{:.2f}"),
+            _fmt(row["tasks_per_s"], "{:.1f}"),
+            _fmt(row["ratio_to_raw"], "{:.2f}"),
+            _fmt(row["ratio_to_floor"], "{:.2f}"),
+            _fmt(row["overhead"], "{:+.1%}"),
+            _fmt(row["client_cpu_ms_per_task"], "{:.2f}"),
+            _fmt(row["passed"], "{}"),
+            row["status"],
         )
     return table, notes
 
@@ -692,8 +781,11 @@ def _v1(url: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
-    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     d = BenchConfig()
     p.add_argument("--tasks", type=int, default=d.tasks, help="N on the fixed-latency endpoint (default 1000)")
     p.add_argument("--concurrency", type=int, default=d.concurrency, help="C on the fixed endpoint (default 64)")
@@ -707,8 +799,10 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     p.add_argument("--vllm-concurrency", type=int, default=d.vllm_concurrency, help="C on vLLM (default 16)")
     p.add_argument("--vllm-max-tokens", type=int, default=d.vllm_max_tokens, help="M on vLLM (default 8)")
     p.add_argument("--no-inspect", action="store_true", help="leave inspect-ai out")
-    p.add_argument("--inspect-python", help=f"python of a venv with inspect-ai (default: {DEFAULT_INSPECT_VENV}, "
-                                            "made on demand with pip)")
+    p.add_argument(
+        "--inspect-python",
+        help=f"python of a venv with inspect-ai (default: {DEFAULT_INSPECT_VENV}, made on demand with pip)",
+    )
     p.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset, in run order")
     p.add_argument("--out-dir", type=Path, default=d.out_dir, help="where the JSON goes (default benchmarks/results)")
     p.add_argument("--store-dir", type=Path, help="parent folder of Ratchet's run stores (default: system temp)")
@@ -720,10 +814,23 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     if unknown:
         p.error(f"unknown contender(s) {', '.join(unknown)}; known: {', '.join(CONTENDERS)}")
     cfg = BenchConfig(
-        tasks=a.tasks, concurrency=a.concurrency, max_tokens=a.max_tokens, latency_s=a.latency, repeats=a.repeats,
-        vllm_url=a.vllm_url, vllm_model=a.vllm_model, vllm_tasks=a.vllm_tasks, vllm_concurrency=a.vllm_concurrency,
-        vllm_max_tokens=a.vllm_max_tokens, inspect=not a.no_inspect, inspect_python=a.inspect_python,
-        contenders=contenders, out_dir=a.out_dir, store_dir=a.store_dir, run_timeout_s=a.run_timeout, profile=a.profile,
+        tasks=a.tasks,
+        concurrency=a.concurrency,
+        max_tokens=a.max_tokens,
+        latency_s=a.latency,
+        repeats=a.repeats,
+        vllm_url=a.vllm_url,
+        vllm_model=a.vllm_model,
+        vllm_tasks=a.vllm_tasks,
+        vllm_concurrency=a.vllm_concurrency,
+        vllm_max_tokens=a.vllm_max_tokens,
+        inspect=not a.no_inspect,
+        inspect_python=a.inspect_python,
+        contenders=contenders,
+        out_dir=a.out_dir,
+        store_dir=a.store_dir,
+        run_timeout_s=a.run_timeout,
+        profile=a.profile,
     )
     return replace(cfg, tasks=200, repeats=1) if a.quick else cfg
 
@@ -740,8 +847,10 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"  {note}", highlight=False)
     ideal = [e for e in result["endpoints"] if e["ideal_wall_s"]]
     for e in ideal:
-        console.print(f"{e['name']}: ideal wall = ceil({e['tasks']}/{e['concurrency']}) x {e['latency_s']} s "
-                      f"= {e['ideal_wall_s']:.2f} s; overhead = (wall - ideal) / ideal")
+        console.print(
+            f"{e['name']}: ideal wall = ceil({e['tasks']}/{e['concurrency']}) x {e['latency_s']} s "
+            f"= {e['ideal_wall_s']:.2f} s; overhead = (wall - ideal) / ideal"
+        )
     console.print(f"results: {cfg.out_dir / 'runner_throughput.json'} (+ timestamped copy)")
 
 

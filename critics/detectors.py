@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from critics.symptoms import TAXONOMY, Symptom, SymptomReport
-from critics.view import BlindView
+from ratchet.critics.symptoms import TAXONOMY, Symptom, SymptomReport
+from ratchet.critics.view import BlindView
 
 DetectorFn = Callable[[BlindView], list[str] | None]
 _DETECTORS: list[tuple[str, DetectorFn]] = []
@@ -23,8 +23,9 @@ LINE_NUMBER = re.compile(r"line (\d+)")
 UNFINISHED = ("was never closed", "unexpected EOF", "expected an indented block", "unterminated")
 # How a sandbox refusal reads from outside: the python tool's `sandbox: blocked ...` lines and the
 # `SandboxViolation: blocked by the sandbox: ...` error (gates.sandbox, gates.python_tool).
-SANDBOX_REFUSAL = re.compile(r"^(?:sandbox: blocked .+|.*\bSandboxViolation: blocked by the sandbox: .+)$",
-                             re.MULTILINE)
+SANDBOX_REFUSAL = re.compile(
+    r"^(?:sandbox: blocked .+|.*\bSandboxViolation: blocked by the sandbox: .+)$", re.MULTILINE
+)
 
 
 def detector(label: str) -> Callable[[DetectorFn], DetectorFn]:
@@ -50,8 +51,12 @@ def detect(view: BlindView) -> SymptomReport:
             symptoms.append(Symptom(label=label, description=TAXONOMY[label], evidence=evidence, detector=fn.__name__))
             break
     return SymptomReport(
-        task_id=view.task_id, trial=view.trial, passed=view.passed, error_type=view.error_type,
-        used_tools=any(step.kind == "tool_call" for step in view.steps), symptoms=symptoms,
+        task_id=view.task_id,
+        trial=view.trial,
+        passed=view.passed,
+        error_type=view.error_type,
+        used_tools=any(step.kind == "tool_call" for step in view.steps),
+        symptoms=symptoms,
     )
 
 

@@ -12,7 +12,7 @@ import jinja2
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from critics.symptoms import TAXONOMY, SymptomReport
+from ratchet.critics.symptoms import TAXONOMY, SymptomReport
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -45,17 +45,29 @@ class EngineeringSpec(BaseModel):
     patterns: list[Pattern] = Field(description="Most frequent first.")
 
     def markdown(self) -> str:
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                                 trim_blocks=True, lstrip_blocks=True)
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         return env.get_template("spec.md.j2").render(spec=self)
 
 
 def symptom_frame(reports: list[SymptomReport]) -> pd.DataFrame:
     """One row per (run, symptom) of failed runs."""
     rows = [
-        {"task_id": r.task_id, "trial": r.trial, "label": s.label, "error_type": r.error_type or "none",
-         "used_tools": r.used_tools, "evidence": s.evidence[0] if s.evidence else ""}
-        for r in reports if not r.passed for s in r.symptoms
+        {
+            "task_id": r.task_id,
+            "trial": r.trial,
+            "label": s.label,
+            "error_type": r.error_type or "none",
+            "used_tools": r.used_tools,
+            "evidence": s.evidence[0] if s.evidence else "",
+        }
+        for r in reports
+        if not r.passed
+        for s in r.symptoms
     ]
     return pd.DataFrame(rows, columns=["task_id", "trial", "label", "error_type", "used_tools", "evidence"])
 
@@ -71,17 +83,25 @@ def diagnose(reports: list[SymptomReport], agent: str, release: str, split: str)
             patterns.append(_pattern(frame[frame["label"] == row.label], row.label, failed))
     runs = len(reports)
     return EngineeringSpec(
-        agent=agent, release=release, split=split, runs=runs, failed=failed,
-        pass_rate=round((runs - failed) / runs, 4) if runs else 0.0, patterns=patterns,
+        agent=agent,
+        release=release,
+        split=split,
+        runs=runs,
+        failed=failed,
+        pass_rate=round((runs - failed) / runs, 4) if runs else 0.0,
+        patterns=patterns,
     )
 
 
 def _pattern(rows: pd.DataFrame, label: str, failed: int) -> Pattern:
     examples = [e for e in dict.fromkeys(rows["evidence"]) if e][:3]
     return Pattern(
-        label=label, description=TAXONOMY.get(label, "new label (not in the taxonomy)"), count=len(rows),
+        label=label,
+        description=TAXONOMY.get(label, "new label (not in the taxonomy)"),
+        count=len(rows),
         share=round(len(rows) / failed, 4) if failed else 0.0,
         task_ids=list(dict.fromkeys(rows["task_id"])),
         error_types={str(k): int(v) for k, v in rows["error_type"].value_counts().items()},
-        with_tools=int(rows["used_tools"].sum()), examples=examples,
+        with_tools=int(rows["used_tools"].sum()),
+        examples=examples,
     )

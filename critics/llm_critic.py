@@ -17,19 +17,19 @@ from typing import Any
 import jinja2
 import yaml
 
-from agents.contracts.guarded import GuardedCallRecord, guarded_call
-from agents.contracts.model import Contract
-from agents.models import ModelClient
-from agents.redaction import redact_record
-from agents.trace import Message
-from critics.detectors import detect
-from critics.symptoms import TAXONOMY, Symptom, SymptomReport
-from critics.view import BlindView
+from ratchet.agents import Contract, GuardedCallRecord, Message, ModelClient, guarded_call, redact_record
+from ratchet.critics.detectors import detect
+from ratchet.critics.symptoms import TAXONOMY, Symptom, SymptomReport
+from ratchet.critics.view import BlindView
 
 HERE = Path(__file__).parent
 CRITIC_NAME = "llm-critic"
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), undefined=jinja2.StrictUndefined,
-                          keep_trailing_newline=True, autoescape=False)
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
 
 
 @cache
@@ -59,14 +59,20 @@ async def llm_critique(client: ModelClient, view: BlindView) -> tuple[SymptomRep
     text = render_view(view)
     contract_input = {"view": text, "taxonomy": sorted(TAXONOMY)}
     detected = detect(view)
-    result = await guarded_call(client, critic_messages(view), critic_contract(), contract_input,
-                                computed_fallback=lambda: _as_output(detected))
+    result = await guarded_call(
+        client, critic_messages(view), critic_contract(), contract_input, computed_fallback=lambda: _as_output(detected)
+    )
     record = redact_record(result.record)
     if record.source == "computed_fallback":
         return detected.model_copy(update={"critic_call": record}), record
     symptoms = [
-        Symptom(label=s["label"], description=s["description"] or TAXONOMY.get(s["label"], ""),
-                evidence=s["evidence"], detector=CRITIC_NAME, new_label=s["new_label"])
+        Symptom(
+            label=s["label"],
+            description=s["description"] or TAXONOMY.get(s["label"], ""),
+            evidence=s["evidence"],
+            detector=CRITIC_NAME,
+            new_label=s["new_label"],
+        )
         for s in result.value["symptoms"]
     ]
     report = detected.model_copy(update={"symptoms": symptoms, "source": "llm", "critic_call": record})
@@ -75,8 +81,14 @@ async def llm_critique(client: ModelClient, view: BlindView) -> tuple[SymptomRep
 
 def _as_output(report: SymptomReport) -> dict[str, Any]:
     """A detectors' report in the critic's output shape (so the contract can check it)."""
-    return {"symptoms": [
-        {"label": s.label, "new_label": False, "description": s.description[:400],
-         "evidence": [e for e in s.evidence if len(e) >= 3][:5] or [s.label]}
-        for s in report.symptoms[:5]
-    ]}
+    return {
+        "symptoms": [
+            {
+                "label": s.label,
+                "new_label": False,
+                "description": s.description[:400],
+                "evidence": [e for e in s.evidence if len(e) >= 3][:5] or [s.label],
+            }
+            for s in report.symptoms[:5]
+        ]
+    }

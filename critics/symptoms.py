@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.contracts.guarded import GuardedCallRecord
+from ratchet.agents import GuardedCallRecord
 
 TAXONOMY: dict[str, str] = {
     "non_code_output": "The answer is not plain code: prose or markdown fences around it break execution.",
@@ -19,7 +19,7 @@ TAXONOMY: dict[str, str] = {
     "no_answer": "The run ended without a final answer.",
     "contract_violation": "Every answer broke the answer's declared output contract; a fallback answer was used.",
     "sandbox_violation": "The code tried something the sandbox forbids (network, files outside its folder, new "
-                         "processes, native code) and was refused.",
+    "processes, native code) and was refused.",
 }
 
 
@@ -47,4 +47,5 @@ class SymptomReport(BaseModel):
     symptoms: list[Symptom] = Field(default_factory=list)
     source: Literal["detectors", "llm"] = "detectors"
     critic_call: GuardedCallRecord | None = Field(
-        default=None, description="The LLM critic's guarded call: samples, broken clauses, fallback used.")
+        default=None, description="The LLM critic's guarded call: samples, broken clauses, fallback used."
+    )

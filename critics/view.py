@@ -14,9 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.trace import GuardedCallRecord, Trace
-from gates.outcome import Outcome
-from gates.task import Task
+from ratchet.agents import GuardedCallRecord, Trace
+from ratchet.gates import Outcome, Task
 
 
 class ObservedStep(BaseModel):
@@ -62,9 +61,16 @@ def blind_view(trace: Trace, task: Task, outcome: Outcome) -> BlindView:
     if trace.answer_guard is not None:
         steps.append(ObservedStep(kind="contract_check", text=_guard_text(trace.answer_guard)))
     return BlindView(
-        task_id=task.id, trial=trace.trial, task_input=task.input, rubric=task.rubric, steps=steps,
-        final_output=trace.final_output, passed=outcome.passed, error_type=outcome.error_type,
-        verifier_message=outcome.message, run_error=trace.error,
+        task_id=task.id,
+        trial=trace.trial,
+        task_input=task.input,
+        rubric=task.rubric,
+        steps=steps,
+        final_output=trace.final_output,
+        passed=outcome.passed,
+        error_type=outcome.error_type,
+        verifier_message=outcome.message,
+        run_error=trace.error,
     )
 
 
@@ -72,8 +78,11 @@ def _guard_text(record: GuardedCallRecord) -> str:
     """What the answer contract did, as observed: which answers it refused and why, and the outcome."""
     lines = [f"answer {s.index + 1} refused: {f.clause}: {f.reason}" for s in record.samples for f in s.failures[:1]]
     lines += [f"answer {s.index + 1} not received: {s.backend_error}" for s in record.samples if s.backend_error]
-    outcome = {"sample": "an answer was accepted", "computed_fallback": "a computed fallback answer was used",
-               "fallback": "the fallback answer was used"}[record.source]
+    outcome = {
+        "sample": "an answer was accepted",
+        "computed_fallback": "a computed fallback answer was used",
+        "fallback": "the fallback answer was used",
+    }[record.source]
     return "\n".join([*lines, outcome])
 
 

@@ -63,6 +63,7 @@ DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 SYSTEM_FILES = ("/etc/ld.so.cache",)
 MAX_VIOLATIONS = 20
 
+
 class SandboxViolation(PermissionError):
     """The sandbox refused an operation (network, new process, native code, a file outside the sandbox)."""
 
@@ -82,8 +83,13 @@ PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
 def python_dirs():
     """The folders this interpreter and its packages live in (read-only in the sandbox)."""
-    found = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    found = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+    }
     return sorted(os.path.realpath(d) for d in found if d and os.path.realpath(d) != "/")
 
 
@@ -101,8 +107,7 @@ def confine_filesystem(folder, source):
     if machine not in PIVOT_ROOT:
         raise SetupError(f"no pivot_root syscall number for {machine}")
     if not in_new_user_namespace():
-        raise SetupError("not in a new user namespace (run under unshare -rnm); refusing to touch the host's "
-                         "mounts")
+        raise SetupError("not in a new user namespace (run under unshare -rnm); refusing to touch the host's mounts")
 
     def mount(source, target, fstype, flags, data=None):
         if libc.mount(_c(source), _c(target), _c(fstype), ctypes.c_ulong(flags), _c(data)) != 0:
@@ -163,8 +168,13 @@ def _expose(mount, path, target, read_only):
 def _locked_flags(path):
     """Mount flags a user namespace may not drop when it remounts a bind of `path`."""
     flags = os.statvfs(path).f_flag
-    pairs = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
-             (os.ST_NOATIME, MS_NOATIME), (os.ST_NODIRATIME, MS_NODIRATIME))
+    pairs = (
+        (os.ST_NOSUID, MS_NOSUID),
+        (os.ST_NODEV, MS_NODEV),
+        (os.ST_NOEXEC, MS_NOEXEC),
+        (os.ST_NOATIME, MS_NOATIME),
+        (os.ST_NODIRATIME, MS_NODIRATIME),
+    )
     return sum(ms for st, ms in pairs if flags & st)
 
 
@@ -178,12 +188,34 @@ def _c(text):
 # (audit arch, syscall numbers) per machine; `fork`/`vfork` do not exist on aarch64. "deny": fork, vfork,
 # tkill, ptrace, process_vm_readv/writev, pidfd_open/send_signal/getfd, io_uring_setup/enter/register.
 SYSCALLS = {
-    "x86_64": (0xC000003E, {"clone": 56, "clone3": 435, "kill": 62, "rt_sigqueueinfo": 129, "tgkill": 234,
-                            "rt_tgsigqueueinfo": 297, "fcntl": 72, "ioctl": 16,
-                            "deny": (57, 58, 200, 101, 310, 311, 434, 424, 438, 425, 426, 427)}),
-    "aarch64": (0xC00000B7, {"clone": 220, "clone3": 435, "kill": 129, "rt_sigqueueinfo": 138, "tgkill": 131,
-                             "rt_tgsigqueueinfo": 240, "fcntl": 25, "ioctl": 29,
-                             "deny": (130, 117, 270, 271, 434, 424, 438, 425, 426, 427)}),
+    "x86_64": (
+        0xC000003E,
+        {
+            "clone": 56,
+            "clone3": 435,
+            "kill": 62,
+            "rt_sigqueueinfo": 129,
+            "tgkill": 234,
+            "rt_tgsigqueueinfo": 297,
+            "fcntl": 72,
+            "ioctl": 16,
+            "deny": (57, 58, 200, 101, 310, 311, 434, 424, 438, 425, 426, 427),
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "clone": 220,
+            "clone3": 435,
+            "kill": 129,
+            "rt_sigqueueinfo": 138,
+            "tgkill": 131,
+            "rt_tgsigqueueinfo": 240,
+            "fcntl": 25,
+            "ioctl": 29,
+            "deny": (130, 117, 270, 271, 434, 424, 438, 425, 426, 427),
+        },
+    ),
 }
 # Commands that make the kernel send signals to a process the caller names (SIGIO/SIGURG or any
 # signal chosen with F_SETSIG): fcntl F_SETOWN, F_SETSIG, F_SETOWN_EX; ioctl FIOSETOWN, SIOCSPGRP,
@@ -213,11 +245,18 @@ def seccomp_program(machine, own_pid):
     for name, commands in SIGNAL_ROUTING.items():  # the command is the second argument (low 32 bits)
         body += [name, ("ld", 24)] + [("jeq", command, "deny", None) for command in commands] + [("ret", RET_ALLOW)]
     body += [
-        "self_or_group", ("ld", 16), ("jeq", 0, "allow", None),
-        "self", ("ld", 16), ("jeq", own_pid, "allow", "deny"),
-        "allow", ("ret", RET_ALLOW),
-        "deny", ("ret", RET_ERRNO | EPERM),
-        "enosys", ("ret", RET_ERRNO | ENOSYS),
+        "self_or_group",
+        ("ld", 16),
+        ("jeq", 0, "allow", None),
+        "self",
+        ("ld", 16),
+        ("jeq", own_pid, "allow", "deny"),
+        "allow",
+        ("ret", RET_ALLOW),
+        "deny",
+        ("ret", RET_ERRNO | EPERM),
+        "enosys",
+        ("ret", RET_ERRNO | ENOSYS),
     ]
     return _assemble(body)
 
@@ -236,7 +275,7 @@ def _assemble(body):
             continue
         here = len(program) + 1
 
-        def offset(label):
+        def offset(label, here=here):
             return 0 if label is None else labels[label] - here
 
         op = item[0]
@@ -276,21 +315,67 @@ def confine_processes():
 
 # ---- guard: an audit hook that refuses and records ---------------------------------------------
 
-NETWORK_EVENTS = ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-                  "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo")
+NETWORK_EVENTS = (
+    "socket.connect",
+    "socket.bind",
+    "socket.sendto",
+    "socket.sendmsg",
+    "socket.getaddrinfo",
+    "socket.gethostbyname",
+    "socket.gethostbyaddr",
+    "socket.getnameinfo",
+)
 SOCKET_OBJECT_EVENTS = ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg")  # (socket, address)
-PROCESS_EVENTS = ("os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-                  "subprocess.Popen", "os.killpg", "resource.setrlimit", "resource.prlimit")
-NATIVE_EVENTS = ("ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function", "ctypes.cdata",
-                 "ctypes.cdata/buffer", "ctypes.addressof", "ctypes.string_at", "ctypes.wstring_at",
-                 "gc.get_objects", "gc.get_referrers", "gc.get_referents")
+PROCESS_EVENTS = (
+    "os.fork",
+    "os.forkpty",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "subprocess.Popen",
+    "os.killpg",
+    "resource.setrlimit",
+    "resource.prlimit",
+)
+NATIVE_EVENTS = (
+    "ctypes.dlopen",
+    "ctypes.dlsym",
+    "ctypes.dlsym/handle",
+    "ctypes.call_function",
+    "ctypes.cdata",
+    "ctypes.cdata/buffer",
+    "ctypes.addressof",
+    "ctypes.string_at",
+    "ctypes.wstring_at",
+    "gc.get_objects",
+    "gc.get_referrers",
+    "gc.get_referents",
+)
 # Tracing can rewrite a running frame's locals and jump over its lines; other threads' frames are the
 # harness's main thread's.
-INTERNALS_EVENTS = ("sys.settrace", "sys.setprofile", "sys._current_frames", "sys._current_exceptions",
-                    "sys.monitoring.register_callback")
+INTERNALS_EVENTS = (
+    "sys.settrace",
+    "sys.setprofile",
+    "sys._current_frames",
+    "sys._current_exceptions",
+    "sys.monitoring.register_callback",
+)
 FRAME_ATTRIBUTES = ("tb_frame", "gi_frame", "cr_frame", "ag_frame")  # audited as object.__getattr__
-WRITE_EVENTS = ("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime",
-                "os.mkfifo", "os.mknod", "os.setxattr", "os.removexattr", "os.chflags")
+WRITE_EVENTS = (
+    "os.remove",
+    "os.rmdir",
+    "os.mkdir",
+    "os.chmod",
+    "os.chown",
+    "os.truncate",
+    "os.utime",
+    "os.mkfifo",
+    "os.mknod",
+    "os.setxattr",
+    "os.removexattr",
+    "os.chflags",
+)
 WRITE_TARGET_EVENTS = ("os.rename", "os.symlink", "os.link")  # the second argument is where it writes
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 HARNESS_FILE = "harness.py"  # the file name this module's code objects carry (gates.sandbox compiles it so)
@@ -315,19 +400,24 @@ class Guard:
         self.violations = []
         self.inside = None  # the thread in which the guard is reading a frame (which raises events itself)
         # one dict lookup per audit event: most events (import, exec, compile, ...) are not ours
-        self.rules = {"open": lambda args: self._open(*args[:3]), "os.kill": _signal,
-                      "os.listdir": lambda args: self._read(args[0] if args else None),
-                      "sys._getframe": lambda args: self._frame(args[0] if args else None),
-                      "object.__getattr__": self._attribute, "fcntl.fcntl": _routing("fcntl"),
-                      "fcntl.ioctl": _routing("ioctl")}
+        self.rules = {
+            "open": lambda args: self._open(*args[:3]),
+            "os.kill": _signal,
+            "os.listdir": lambda args: self._read(args[0] if args else None),
+            "sys._getframe": lambda args: self._frame(args[0] if args else None),
+            "object.__getattr__": self._attribute,
+            "fcntl.fcntl": _routing("fcntl"),
+            "fcntl.ioctl": _routing("ioctl"),
+        }
         self.rules["os.scandir"] = self.rules["os.listdir"]
         self.rules.update((event, _network(event)) for event in NETWORK_EVENTS)
         self.rules.update((event, _fixed(f"starting or controlling processes ({event})")) for event in PROCESS_EVENTS)
         self.rules.update((event, _fixed(f"native code or interpreter internals ({event})")) for event in NATIVE_EVENTS)
         self.rules.update((event, _fixed(f"tracing or other threads' frames ({event})")) for event in INTERNALS_EVENTS)
         self.rules.update((event, lambda args: self._write(args[0])) for event in WRITE_EVENTS)
-        self.rules.update((event, lambda args: self._write(args[1] if len(args) > 1 else None))
-                          for event in WRITE_TARGET_EVENTS)
+        self.rules.update(
+            (event, lambda args: self._write(args[1] if len(args) > 1 else None)) for event in WRITE_TARGET_EVENTS
+        )
 
     def __call__(self, event, args):
         if self.inside == _get_ident():
@@ -345,7 +435,8 @@ class Guard:
         if type(path) is int:
             return None
         writing = (type(mode) is str and any(c in mode for c in "wax+")) or (
-            type(flags) is int and bool(flags & WRITE_FLAGS))
+            type(flags) is int and bool(flags & WRITE_FLAGS)
+        )
         return self._write(path) if writing else self._read(path)
 
     def _read(self, path):
@@ -554,7 +645,7 @@ def send(fd, message):
     try:
         data = (repr(message) + "\n").encode("utf-8", "backslashreplace")
         while data:
-            data = data[_write_fd(fd, data):]
+            data = data[_write_fd(fd, data) :]
     except BaseException:
         pass
 
@@ -569,7 +660,7 @@ def apply_layers(layers, folder, source, probe):
         try:
             step()
             applied.append(name)
-        except Exception as exc:  # noqa: BLE001 - any failure means the layer is not there
+        except Exception as exc:
             if not probe:
                 raise SetupError(f"{name}: {exc}") from exc
     return applied
@@ -593,7 +684,7 @@ def confine_worker(verdict_fd, details_fd, guard):
     """The worker thread's first step, before the program: lose the verdict channel, then the guard."""
     try:
         own_descriptor_table(verdict_fd)
-    except Exception as exc:  # noqa: BLE001 - the run must not start without it
+    except Exception as exc:
         send(details_fd, {"status": "setup_failed", "message": _one_line(f"worker: {exc}")})
         os._exit(SETUP_FAILED)
     if guard is not None:
@@ -604,8 +695,12 @@ def drop_unaudited_signal_calls():
     """Without the processes layer: remove pidfd_open and pidfd_send_signal, which Python does not audit
     (so the guard cannot refuse them). Best effort: a program that rebuilds the posix module gets them
     back; only seccomp denies them for certain."""
-    for module, name in (("posix", "pidfd_open"), ("os", "pidfd_open"), ("_signal", "pidfd_send_signal"),
-                         ("signal", "pidfd_send_signal")):
+    for module, name in (
+        ("posix", "pidfd_open"),
+        ("os", "pidfd_open"),
+        ("_signal", "pidfd_send_signal"),
+        ("signal", "pidfd_send_signal"),
+    ):
         vars(__import__(module)).pop(name, None)
 
 
@@ -634,10 +729,17 @@ def run_in_worker(source, runner, verdict_fd, details_fd, guard):
     module.__file__ = "solution.py"
     sys.modules["__main__"] = module
     report = partial(runner["report_error"], details_fd, SandboxViolation, guard.violations if guard else [])
-    worker = [partial(confine_worker, verdict_fd, details_fd, guard),
-              partial(runner["run"], source, module.__dict__, os._exit, report), finished.release]
-    steps = [partial(_thread.start_new_thread, list, (map(operator.call, worker),)), finished.acquire,
-             partial(os.write, verdict_fd, FINISHED), partial(os._exit, 0)]
+    worker = [
+        partial(confine_worker, verdict_fd, details_fd, guard),
+        partial(runner["run"], source, module.__dict__, os._exit, report),
+        finished.release,
+    ]
+    steps = [
+        partial(_thread.start_new_thread, list, (map(operator.call, worker),)),
+        finished.acquire,
+        partial(os.write, verdict_fd, FINISHED),
+        partial(os._exit, 0),
+    ]
     list(map(operator.call, steps))
 
 
@@ -668,5 +770,10 @@ def main(source_path, runner_path, verdict_fd, details_fd, layers):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
-         frozenset(filter(None, sys.argv[5].split(","))) if sys.argv[5:] else frozenset())
+    main(
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        frozenset(filter(None, sys.argv[5].split(","))) if sys.argv[5:] else frozenset(),
+    )

@@ -65,8 +65,12 @@ def error_verdict(exc, guard_error):
         if tb.tb_frame.f_code.co_filename == "solution.py":
             line = tb.tb_lineno
         tb = tb.tb_next
-    return {"status": "error", "error_type": str(type(exc).__name__), "message": one_line(message),
-            "line": line if type(line) is int else None}
+    return {
+        "status": "error",
+        "error_type": str(type(exc).__name__),
+        "message": one_line(message),
+        "line": line if type(line) is int else None,
+    }
 
 
 def one_line(text, limit=300):

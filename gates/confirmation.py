@@ -34,7 +34,7 @@ from typing import Literal
 
 import pandas as pd
 
-from gates.statistics import classify, fisher_greater, fisher_less
+from ratchet.gates.statistics import classify, fisher_greater, fisher_less
 
 Side = Literal["baseline", "candidate"]
 # sample(task_ids, side) -> {task_id: passed} for one more trial of each of those tasks
@@ -55,8 +55,12 @@ def in_doubt(classified: pd.DataFrame, cap: int, flaky_cap: int | None = None) -
     another trial on a side, that more trials (up to `cap` a side, `flaky_cap` for flaky tasks)
     could still confirm."""
     leaning = classified["shares_alpha"]
-    balanced = ((classified["b_rate"] == classified["c_rate"]) & (classified["b_rate"] > 0)
-                & (classified["b_rate"] < 1) & ~classified["flaky"])
+    balanced = (
+        (classified["b_rate"] == classified["c_rate"])
+        & (classified["b_rate"] > 0)
+        & (classified["b_rate"] < 1)
+        & ~classified["flaky"]
+    )
     settled = classified["flip"].isin(["regression", "fix"])
     caps = task_caps(classified, cap, flaky_cap)
     room = (classified["b_n"] < caps) | (classified["c_n"] < caps)
@@ -74,14 +78,20 @@ def _can_still_confirm(row: object, cap: int) -> bool:
     """Whether the most extreme remaining trials would bring either one-sided p-value to the task's level."""
     b_pass, b_n, c_pass, c_n = (int(getattr(row, name)) for name in ("b_pass", "b_n", "c_pass", "c_n"))
     b_more, c_more = max(0, cap - b_n), max(0, cap - c_n)
-    level = float(getattr(row, "level"))
+    level = float(row.level)
     worse = fisher_greater(b_pass + b_more, b_n + b_more, c_pass, c_n + c_more)
     better = fisher_less(b_pass, b_n + b_more, c_pass + c_more, c_n + c_more)
     return min(worse, better) <= level
 
 
-def confirm(counts: pd.DataFrame, sample: Sampler, alpha: float, cap: int,
-            flaky: Collection[str] = (), flaky_cap: int | None = None) -> Confirmation:
+def confirm(
+    counts: pd.DataFrame,
+    sample: Sampler,
+    alpha: float,
+    cap: int,
+    flaky: Collection[str] = (),
+    flaky_cap: int | None = None,
+) -> Confirmation:
     """Run more trials for tasks in doubt until none is left or every one reached its cap on both sides."""
     counts = counts.set_index("task_id", drop=False)
     result = Confirmation(classified=classify(counts.reset_index(drop=True), alpha, flaky))

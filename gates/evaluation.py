@@ -14,17 +14,23 @@ from contextlib import contextmanager
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from agents.artifact import Artifact
-from agents.models import ModelClient
-from agents.redaction import redact, secret_values
-from agents.runtime import redact_trace, run_agent_unredacted
-from agents.trace import Trace, bounded_for_storage, storable
-from gates.outcome import Outcome
-from gates.python_tool import PythonExamplesTool
-from gates.run_store import GroupCommit, RunKey, RunRecord, RunStore, model_config_hash
-from gates.suite import Suite
-from gates.task import Task, natural_key
-from gates.verifier import verify_run
+from ratchet.agents import (
+    Artifact,
+    ModelClient,
+    Trace,
+    bounded_for_storage,
+    redact,
+    redact_trace,
+    run_agent_unredacted,
+    secret_values,
+    storable,
+)
+from ratchet.gates.outcome import Outcome
+from ratchet.gates.python_tool import PythonExamplesTool
+from ratchet.gates.run_store import GroupCommit, RunKey, RunRecord, RunStore, model_config_hash
+from ratchet.gates.suite import Suite
+from ratchet.gates.task import Task, natural_key
+from ratchet.gates.verifier import verify_run
 
 ProgressFn = Callable[[int, int], None]
 
@@ -63,8 +69,14 @@ class Evaluation(BaseModel):
 def outcome_table(records: list[RunRecord]) -> pd.DataFrame:
     """One row per (task, trial): task_id, trial, passed, score, error_type, message."""
     rows = [
-        {"task_id": r.task_id, "trial": r.trial, "passed": r.outcome.passed, "score": r.outcome.score,
-         "error_type": r.outcome.error_type, "message": r.outcome.message}
+        {
+            "task_id": r.task_id,
+            "trial": r.trial,
+            "passed": r.outcome.passed,
+            "score": r.outcome.score,
+            "error_type": r.outcome.error_type,
+            "message": r.outcome.message,
+        }
         for r in records
     ]
     columns = ["task_id", "trial", "passed", "score", "error_type", "message"]
@@ -127,30 +139,48 @@ async def evaluate(
             await writer.flush()  # runs that finished before a failure stay stored
     records = sorted((done[(t.id, k)] for t, k in wanted), key=lambda r: (natural_key(r.task_id), r.trial))
     summary = EvaluationSummary(
-        split=split, artifact_hash=key.artifact_hash, suite_hash=key.suite_hash, model=client.model,
-        simulated=client.simulated, tasks=len(tasks), trials=trials, runs=len(records),
-        passed=sum(r.outcome.passed for r in records), reused=reused,
+        split=split,
+        artifact_hash=key.artifact_hash,
+        suite_hash=key.suite_hash,
+        model=client.model,
+        simulated=client.simulated,
+        tasks=len(tasks),
+        trials=trials,
+        runs=len(records),
+        passed=sum(r.outcome.passed for r in records),
+        reused=reused,
     )
     return Evaluation(summary=summary, records=records)
 
 
-def stored_evaluation(artifact: Artifact, client: ModelClient, suite: Suite, tasks: list[Task], store: RunStore,
-                      split: str) -> Evaluation:
+def stored_evaluation(
+    artifact: Artifact, client: ModelClient, suite: Suite, tasks: list[Task], store: RunStore, split: str
+) -> Evaluation:
     """Every stored run of these tasks for this artifact and model, whatever the trial count (no new runs)."""
     key = run_key(artifact, suite, client)
     wanted = {task.id for task in tasks}
-    records = sorted((r for (task_id, _), r in store.load(key).items() if task_id in wanted),
-                     key=lambda r: (natural_key(r.task_id), r.trial))
+    records = sorted(
+        (r for (task_id, _), r in store.load(key).items() if task_id in wanted),
+        key=lambda r: (natural_key(r.task_id), r.trial),
+    )
     summary = EvaluationSummary(
-        split=split, artifact_hash=key.artifact_hash, suite_hash=key.suite_hash, model=client.model,
-        simulated=client.simulated, tasks=len(tasks), trials=max((r.trial + 1 for r in records), default=0),
-        runs=len(records), passed=sum(r.outcome.passed for r in records), reused=len(records),
+        split=split,
+        artifact_hash=key.artifact_hash,
+        suite_hash=key.suite_hash,
+        model=client.model,
+        simulated=client.simulated,
+        tasks=len(tasks),
+        trials=max((r.trial + 1 for r in records), default=0),
+        runs=len(records),
+        passed=sum(r.outcome.passed for r in records),
+        reused=len(records),
     )
     return Evaluation(summary=summary, records=records)
 
 
-async def run_one(artifact: Artifact, client: ModelClient, key: RunKey, task: Task, trial: int,
-                  secrets: list[str] | None = None) -> RunRecord:
+async def run_one(
+    artifact: Artifact, client: ModelClient, key: RunKey, task: Task, trial: int, secrets: list[str] | None = None
+) -> RunRecord:
     """Run the agent on one task and verify its final answer."""
     trace = await run_agent_unredacted(artifact, task.id, task.input, client, tools=_tools(task), trial=trial)
     outcome = await verify_run(task, trace, trial=trial)
@@ -164,8 +194,13 @@ def stored_record(key: RunKey, trace: Trace, outcome: Outcome, secrets: list[str
     secrets = secret_values() if secrets is None else secrets
     message = redact(outcome.message, secrets)
     stored_outcome = outcome if message == outcome.message else outcome.model_copy(update={"message": message})
-    return RunRecord(key=key, task_id=trace.task_id, trial=trace.trial,
-                     trace=bounded_for_storage(redact_trace(storable(trace), secrets)), outcome=stored_outcome)
+    return RunRecord(
+        key=key,
+        task_id=trace.task_id,
+        trial=trace.trial,
+        trace=bounded_for_storage(redact_trace(storable(trace), secrets)),
+        outcome=stored_outcome,
+    )
 
 
 def _tools(task: Task) -> dict[str, PythonExamplesTool]:
@@ -208,4 +243,3 @@ async def _gather_all(coroutines: list) -> None:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-

@@ -40,21 +40,29 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from gates.run_store import RunRecord
+from ratchet.gates.run_store import RunRecord
 
 COLUMNS = ["task_id", "versions", "mixed_versions", "swings", "runs", "pass_rate", "p_flaky"]
-STABLE_EDGE = 0.1            # a stable task passes (or fails) with probability >= 0.9 in a version
-FLAKY_BAND = (0.2, 0.8)      # a flaky task's pass probability
-FLAKY_PRIOR = 0.2            # share of flaky tasks expected before any run is seen
-SWITCH = 0.05                # chance that a version changes a stable task's outcome (fixes, breaks)
-_GRID = 512                  # points per band for the likelihood averages
+STABLE_EDGE = 0.1  # a stable task passes (or fails) with probability >= 0.9 in a version
+FLAKY_BAND = (0.2, 0.8)  # a flaky task's pass probability
+FLAKY_PRIOR = 0.2  # share of flaky tasks expected before any run is seen
+SWITCH = 0.05  # chance that a version changes a stable task's outcome (fixes, breaks)
+_GRID = 512  # points per band for the likelihood averages
 
 
 def flakiness_table(records: Iterable[RunRecord], task_ids: set[str] | None = None) -> pd.DataFrame:
     """Per task: versions with 2+ runs, how many of those gave mixed outcomes, swings of the majority
     outcome across versions, runs, pass rate and p_flaky; the most likely flaky first."""
-    rows = [{"task_id": r.task_id, "artifact": r.key.artifact_hash, "passed": r.outcome.passed,
-             "started_at": r.trace.started_at} for r in records if task_ids is None or r.task_id in task_ids]
+    rows = [
+        {
+            "task_id": r.task_id,
+            "artifact": r.key.artifact_hash,
+            "passed": r.outcome.passed,
+            "started_at": r.trace.started_at,
+        }
+        for r in records
+        if task_ids is None or r.task_id in task_ids
+    ]
     frame = pd.DataFrame(rows, columns=["task_id", "artifact", "passed", "started_at"])
     return flakiness_of_runs(frame.sort_values("started_at", kind="stable"))
 
@@ -68,14 +76,16 @@ def flakiness_of_runs(frame: pd.DataFrame) -> pd.DataFrame:
     repeated = per_version[per_version["size"] >= 2]
     mixed = repeated[(repeated["sum"] > 0) & (repeated["sum"] < repeated["size"])]
     by_task = frame.groupby("task_id")["passed"]
-    table = pd.DataFrame({
-        "versions": repeated.groupby("task_id").size(),
-        "mixed_versions": mixed.groupby("task_id").size(),
-        "swings": _swings(per_version),
-        "runs": by_task.size(),
-        "pass_rate": by_task.mean(),
-        "p_flaky": _posterior(repeated),
-    }).fillna({"versions": 0, "mixed_versions": 0, "swings": 0, "p_flaky": FLAKY_PRIOR})
+    table = pd.DataFrame(
+        {
+            "versions": repeated.groupby("task_id").size(),
+            "mixed_versions": mixed.groupby("task_id").size(),
+            "swings": _swings(per_version),
+            "runs": by_task.size(),
+            "pass_rate": by_task.mean(),
+            "p_flaky": _posterior(repeated),
+        }
+    ).fillna({"versions": 0, "mixed_versions": 0, "swings": 0, "p_flaky": FLAKY_PRIOR})
     table = table.astype({"versions": "int64", "mixed_versions": "int64", "swings": "int64", "runs": "int64"})
     table = table.reset_index(names="task_id")
     table["flaky"] = _is_flaky(table)

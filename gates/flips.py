@@ -6,11 +6,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gates.outcome import Outcome
-from gates.task import natural_key
+from ratchet.gates.outcome import Outcome
+from ratchet.gates.task import natural_key
 
 if TYPE_CHECKING:  # pandas only where a frame is made: `ratchet why` never needs it
     import pandas as pd
+
+    from ratchet.gates.statistics import ClassifiedTasks
 
 FlipKind = Literal["P->P", "P->F", "F->P", "F->F"]
 KINDS: tuple[FlipKind, ...] = ("P->F", "F->P", "P->P", "F->F")
@@ -62,20 +64,27 @@ class FlipTable(BaseModel):
         return pd.DataFrame([f.model_dump() for f in self.flips], columns=list(Flip.model_fields))
 
 
-def flips_from_classified(classified: pd.DataFrame, baseline: list[Outcome], candidate: list[Outcome]) -> FlipTable:
+def flips_from_classified(classified: ClassifiedTasks, baseline: list[Outcome], candidate: list[Outcome]) -> FlipTable:
     """The flip table of a statistical gate (gates.statistics.classify): majority kinds plus evidence."""
     base_errors, cand_errors = _first_errors(baseline), _first_errors(candidate)
     flips = []
-    for row in sorted(classified.itertuples(), key=lambda r: natural_key(str(r.task_id))):
+    for row in sorted(classified.rows(), key=lambda r: natural_key(r.task_id)):
         kind = f"{'P' if row.b_rate >= 0.5 else 'F'}->{'P' if row.c_rate >= 0.5 else 'F'}"
         p_value = {"P->F": row.p_regression, "F->P": row.p_fix}.get(kind)
-        flips.append(Flip(
-            task_id=str(row.task_id), kind=kind, baseline_pass_rate=float(row.b_rate),
-            candidate_pass_rate=float(row.c_rate), baseline_error=base_errors.get(row.task_id),
-            candidate_error=cand_errors.get(row.task_id), baseline_runs=int(row.b_n), candidate_runs=int(row.c_n),
-            confirmed=None if p_value is None else row.flip in ("regression", "fix"),
-            p_value=None if p_value is None else round(float(p_value), 6),
-        ))
+        flips.append(
+            Flip(
+                task_id=str(row.task_id),
+                kind=kind,
+                baseline_pass_rate=float(row.b_rate),
+                candidate_pass_rate=float(row.c_rate),
+                baseline_error=base_errors.get(row.task_id),
+                candidate_error=cand_errors.get(row.task_id),
+                baseline_runs=int(row.b_n),
+                candidate_runs=int(row.c_n),
+                confirmed=None if p_value is None else row.flip in ("regression", "fix"),
+                p_value=None if p_value is None else round(float(p_value), 6),
+            )
+        )
     return FlipTable(flips=flips)
 
 

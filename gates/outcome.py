@@ -17,7 +17,7 @@ class Outcome(BaseModel):
     error_type: str | None = Field(
         default=None,
         description="SyntaxError, NameError, AssertionError, Timeout, MemoryError, Crash, NoOutput, AnswerTooLarge, "
-                    "InvalidModelOutput (the reply is not Unicode text), WrongAnswer, ...",
+        "InvalidModelOutput (the reply is not Unicode text), WrongAnswer, ...",
     )
     message: str = Field(default="", description="The verifier's message: last line of the error, trimmed.")
     duration_s: float = 0.0

@@ -6,12 +6,11 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import UserError, validation_message
-from gates.statistics import FLAKY_DIVISOR, negative_flip_rate, wilson_interval
+from ratchet.agents import UserError, validation_message
+from ratchet.gates.statistics import FLAKY_DIVISOR, ClassifiedTasks, wilson_interval
 
 Decision = Literal["promote", "reject", "hold"]
 
@@ -25,32 +24,53 @@ class GatePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = "default"
     description: str = ""
-    trials: int = Field(default=2, ge=1, le=20,
-                        description="Runs per task and side on the gate split before confirmation.")
+    trials: int = Field(
+        default=2, ge=1, le=20, description="Runs per task and side on the gate split before confirmation."
+    )
     max_regressions: int = Field(default=0, ge=0, description="Confirmed P->F flips allowed.")
     min_fixes: int = Field(default=1, ge=0, description="Confirmed F->P flips required.")
     require_manual_approval: bool = Field(default=False, description="Hold every passing RC for a person.")
-    alpha: float = Field(default=0.05, gt=0, lt=0.5,
-                         description="Chance of calling any false flip in one gate, shared among the tasks that lean "
-                                     "either way; each task's one-sided Fisher exact test runs at its share "
-                                     "(gates.statistics).")
-    confirmation_cap: int = Field(default=11, ge=1, le=50,
-                                  description="Most trials per side for a task that looks flipped.")
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="Chance of calling any false flip in one gate, shared among the tasks that lean "
+        "either way; each task's one-sided Fisher exact test runs at its share "
+        "(gates.statistics).",
+    )
+    confirmation_cap: int = Field(
+        default=11, ge=1, le=50, description="Most trials per side for a task that looks flipped."
+    )
     flaky_confirmation_cap: int = Field(
-        default=FLAKY_CAP_DEFAULT, ge=1, le=50,
-        description="Most trials per side for a task known to be flaky (at most confirmation_cap).")
-    max_nfr: float | None = Field(default=None, ge=0, le=1,
-                                  description="Highest negative flip rate (share of tasks P->F) allowed; none: no limit.")
+        default=FLAKY_CAP_DEFAULT,
+        ge=1,
+        le=50,
+        description="Most trials per side for a task known to be flaky (at most confirmation_cap).",
+    )
+    max_nfr: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Highest negative flip rate (share of tasks P->F) allowed; none: no limit.",
+    )
     min_intent_coverage: float | None = Field(
-        default=None, ge=0, le=1,
-        description="Share of confirmed fixes whose baseline failure shows a symptom the RC targeted; none: no rule.")
+        default=None,
+        ge=0,
+        le=1,
+        description="Share of confirmed fixes whose baseline failure shows a symptom the RC targeted; none: no rule.",
+    )
     holdout: Literal["report", "gate"] = Field(
-        default="report", description="report: holdout pass rates are shown only; gate: its confirmed regressions "
-                                      "count against max_regressions too.")
+        default="report",
+        description="report: holdout pass rates are shown only; gate: its confirmed regressions "
+        "count against max_regressions too.",
+    )
     smoke_max_drop: float = Field(
-        default=0.25, ge=0, le=1,
+        default=0.25,
+        ge=0,
+        le=1,
         description="Largest fall of the smoke suite's pass rate (candidate below baseline) before the gate runs; "
-                    "more rejects the RC without a gate evaluation (gates.smoke).")
+        "more rejects the RC without a gate evaluation (gates.smoke).",
+    )
 
     def content_hash(self) -> str:
         # flaky_confirmation_cap came later: at its default it stays out, so older policies keep their hash
@@ -62,8 +82,11 @@ class Verdict(BaseModel):
     """The gate's decision with every number that decided it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    version: int = Field(default=2, description="2: alpha shared among the tasks that lean (gates.statistics); "
-                                                 "1: every task tested at alpha (verdicts made before that).")
+    version: int = Field(
+        default=2,
+        description="2: alpha shared among the tasks that lean (gates.statistics); "
+        "1: every task tested at alpha (verdicts made before that).",
+    )
     decision: Decision
     stage: Literal["validate", "smoke", "gate"] = "gate"
     reasons: list[str]
@@ -81,7 +104,9 @@ class Verdict(BaseModel):
     intent_coverage: float | None = None
     holdout_regressions: int | None = None
     explanation: str = ""
-    flaky_tasks: list[str] = Field(default_factory=list, description="Gate tasks known to be flaky: a 1 / FLAKY_DIVISOR share of alpha.")
+    flaky_tasks: list[str] = Field(
+        default_factory=list, description="Gate tasks known to be flaky: a 1 / FLAKY_DIVISOR share of alpha."
+    )
     holdout_flaky_tasks: list[str] = Field(default_factory=list, description="The same for the holdout split.")
     targeted_fixes: int | None = Field(default=None, description="Input of min_intent_coverage (see decide_on_trials).")
 
@@ -120,85 +145,136 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{problem} (line {mark.line + 1})" if mark is not None else problem
 
 
-def decide_on_trials(classified: pd.DataFrame, policy: GatePolicy, targeted_fixes: int | None = None,
-                     holdout: pd.DataFrame | None = None) -> Verdict:
+def decide_on_trials(
+    classified: ClassifiedTasks,
+    policy: GatePolicy,
+    targeted_fixes: int | None = None,
+    holdout: ClassifiedTasks | None = None,
+) -> Verdict:
     """Apply the policy to per-task flip classes (gates.statistics.classify): only confirmed flips count
     against `max_regressions` and towards `min_fixes`; `max_nfr` bounds the negative flip rate.
+    Call it through gates.judge, which classifies and confirms first.
 
     `targeted_fixes`: how many confirmed fixes failed, on the baseline, with a symptom the RC said it
     targets (for `min_intent_coverage`). `holdout`: the holdout split classified the same way (for
     `holdout: gate`); its confirmed regressions count against `max_regressions` too.
     """
-    kinds = classified["flip"].value_counts()
-    fixes, regressions = int(kinds.get("fix", 0)), int(kinds.get("regression", 0))
-    unconfirmed_fixes, unconfirmed_regressions = int(kinds.get("unconfirmed_fix", 0)), int(
-        kinds.get("unconfirmed_regression", 0))
-    nfr, relative = negative_flip_rate(classified)
-    b_runs, c_runs = int(classified["b_n"].sum()), int(classified["c_n"].sum())
-    b_rate = float(classified["b_pass"].sum()) / b_runs if b_runs else None
-    c_rate = float(classified["c_pass"].sum()) / c_runs if c_runs else None
+    fixes, regressions = classified.count("fix"), classified.count("regression")
+    nfr, relative = classified.negative_flip_rate()
+    coverage = (targeted_fixes / fixes) if targeted_fixes is not None and fixes else None
+    holdout_regressions = holdout.count("regression") if policy.holdout == "gate" and holdout is not None else None
+    reasons = _reasons(classified, policy, nfr, targeted_fixes, coverage, holdout if holdout_regressions else None)
+    decision: Decision = "reject" if reasons else ("hold" if policy.require_manual_approval else "promote")
+    if not reasons:
+        reasons.append(
+            f"{fixes} confirmed fix(es), {regressions} confirmed regression(s) within policy"
+            + ("; policy requires a person's approval" if decision == "hold" else "")
+        )
+    _, b_runs, c_pass, c_runs = classified.runs()
+    return Verdict(
+        decision=decision,
+        reasons=reasons,
+        fixes=fixes,
+        regressions=regressions,
+        policy=policy,
+        policy_hash=policy.content_hash(),
+        unconfirmed_fixes=classified.count("unconfirmed_fix"),
+        unconfirmed_regressions=classified.count("unconfirmed_regression"),
+        nfr=round(nfr, 6),
+        relative_nfr=None if relative is None else round(relative, 6),
+        baseline_pass_rate=_rate(classified)[0],
+        candidate_pass_rate=_rate(classified)[1],
+        candidate_pass_interval=wilson_interval(c_pass, c_runs) if c_runs else None,
+        intent_coverage=None if coverage is None else round(coverage, 4),
+        holdout_regressions=holdout_regressions,
+        explanation=_explanation(decision, classified, policy, reasons),
+    )
+
+
+def _rate(classified: ClassifiedTasks) -> tuple[float | None, float | None]:
+    b_pass, b_runs, c_pass, c_runs = classified.runs()
+    return (b_pass / b_runs if b_runs else None), (c_pass / c_runs if c_runs else None)
+
+
+def _reasons(
+    classified: ClassifiedTasks,
+    policy: GatePolicy,
+    nfr: float,
+    targeted_fixes: int | None,
+    coverage: float | None,
+    holdout: ClassifiedTasks | None,
+) -> list[str]:
+    """Why the policy rejects, one reason per broken rule; none when it does not."""
+    fixes, regressions = classified.count("fix"), classified.count("regression")
     reasons = []
     if regressions > policy.max_regressions:
-        names = ", ".join(classified.loc[classified["flip"] == "regression", "task_id"].head(5))
+        names = ", ".join(classified.tasks("regression")[:5])
         reasons.append(f"{regressions} confirmed regression(s), policy allows {policy.max_regressions}: {names}")
     if fixes < policy.min_fixes:
         reasons.append(f"{fixes} confirmed fix(es), policy requires at least {policy.min_fixes}")
     if policy.max_nfr is not None and nfr > policy.max_nfr:
         reasons.append(f"negative flip rate {nfr:.1%} above the policy's {policy.max_nfr:.1%}")
-    coverage = (targeted_fixes / fixes) if targeted_fixes is not None and fixes else None
     if policy.min_intent_coverage is not None and coverage is not None and coverage < policy.min_intent_coverage:
-        reasons.append(f"only {targeted_fixes} of {fixes} confirmed fixes show a targeted symptom ({coverage:.0%}); "
-                       f"policy requires {policy.min_intent_coverage:.0%}: the RC's intent does not explain its fixes")
-    holdout_regressions = None
-    if policy.holdout == "gate" and holdout is not None:
-        holdout_regressions = int((holdout["flip"] == "regression").sum())
-        if holdout_regressions > policy.max_regressions:
-            names = ", ".join(holdout.loc[holdout["flip"] == "regression", "task_id"].head(5))
-            reasons.append(f"holdout: {holdout_regressions} confirmed regression(s), policy allows "
-                           f"{policy.max_regressions}: {names}")
-    decision: Decision = "reject" if reasons else ("hold" if policy.require_manual_approval else "promote")
-    if not reasons:
-        reasons.append(f"{fixes} confirmed fix(es), {regressions} confirmed regression(s) within policy"
-                       + ("; policy requires a person's approval" if decision == "hold" else ""))
-    explanation = (
+        reasons.append(
+            f"only {targeted_fixes} of {fixes} confirmed fixes show a targeted symptom ({coverage:.0%}); "
+            f"policy requires {policy.min_intent_coverage:.0%}: the RC's intent does not explain its fixes"
+        )
+    if holdout is not None and holdout.count("regression") > policy.max_regressions:
+        names = ", ".join(holdout.tasks("regression")[:5])
+        reasons.append(
+            f"holdout: {holdout.count('regression')} confirmed regression(s), policy allows "
+            f"{policy.max_regressions}: {names}"
+        )
+    return reasons
+
+
+def _explanation(decision: Decision, classified: ClassifiedTasks, policy: GatePolicy, reasons: list[str]) -> str:
+    fixes, regressions = classified.count("fix"), classified.count("regression")
+    nfr, relative = classified.negative_flip_rate()
+    _, b_runs, _, c_runs = classified.runs()
+    b_rate, c_rate = _rate(classified)
+    return (
         f"{decision.upper()}: over {len(classified)} tasks ({b_runs} baseline and {c_runs} candidate runs), "
         f"{regressions} task(s) regressed and {fixes} were fixed, each with a one-sided Fisher p within its share "
         f"of alpha {policy.alpha} ({_family_note(classified)}); "
-        f"{unconfirmed_regressions} more looked regressed and {unconfirmed_fixes} looked fixed without enough "
+        f"{classified.count('unconfirmed_regression')} more looked regressed and "
+        f"{classified.count('unconfirmed_fix')} looked fixed without enough "
         f"evidence. Negative flip rate {nfr:.1%}"
         + (f" ({relative:.2f}x the baseline's error rate)" if relative is not None else "")
         + (f"; pass rate {b_rate:.1%} -> {c_rate:.1%}" if b_rate is not None and c_rate is not None else "")
-        + ". " + " ".join(reasons) + "."
-    )
-    return Verdict(
-        decision=decision, reasons=reasons, fixes=fixes, regressions=regressions, policy=policy,
-        policy_hash=policy.content_hash(), unconfirmed_fixes=unconfirmed_fixes,
-        unconfirmed_regressions=unconfirmed_regressions, nfr=round(nfr, 6),
-        relative_nfr=None if relative is None else round(relative, 6),
-        baseline_pass_rate=b_rate, candidate_pass_rate=c_rate,
-        candidate_pass_interval=wilson_interval(int(classified["c_pass"].sum()), c_runs) if c_runs else None,
-        intent_coverage=None if coverage is None else round(coverage, 4), holdout_regressions=holdout_regressions,
-        explanation=explanation,
+        + ". "
+        + " ".join(reasons)
+        + "."
     )
 
 
-def _family_note(classified: pd.DataFrame) -> str:
+def _family_note(classified: ClassifiedTasks) -> str:
     """Who shared alpha (gates.statistics): the tasks that leaned either way, flaky ones at 1 / FLAKY_DIVISOR."""
-    if "shares_alpha" not in classified or classified.empty:
-        return "no task leaned either way"
-    leaning = classified["shares_alpha"]
-    flaky = int((leaning & classified["flaky"]).sum())
-    stable = int(leaning.sum()) - flaky
+    stable, flaky = classified.family()
     if not stable and not flaky:
         return "no task leaned either way"
-    return (f"shared by {stable} task(s) that leaned either way"
-            + (f" and {flaky} flaky one(s) at 1/{FLAKY_DIVISOR} weight" if flaky else ""))
+    return f"shared by {stable} task(s) that leaned either way" + (
+        f" and {flaky} flaky one(s) at 1/{FLAKY_DIVISOR} weight" if flaky else ""
+    )
 
 
-def reject_before_evaluation(reason: str, policy: GatePolicy,
-                             stage: Literal["validate", "smoke"] = "validate") -> Verdict:
+def reject_before_evaluation(
+    reason: str, policy: GatePolicy, stage: Literal["validate", "smoke"] = "validate"
+) -> Verdict:
     """The verdict for an RC that failed validation (or the smoke check) and never reached the gate."""
-    explanation = {"validate": "The candidate was rejected before any evaluation: ",
-                   "smoke": "The candidate was rejected before the gate, by the smoke check: "}[stage] + reason + "."
-    return Verdict(decision="reject", stage=stage, reasons=[reason], policy=policy,
-                   policy_hash=policy.content_hash(), explanation=explanation)
+    explanation = (
+        {
+            "validate": "The candidate was rejected before any evaluation: ",
+            "smoke": "The candidate was rejected before the gate, by the smoke check: ",
+        }[stage]
+        + reason
+        + "."
+    )
+    return Verdict(
+        decision="reject",
+        stage=stage,
+        reasons=[reason],
+        policy=policy,
+        policy_hash=policy.content_hash(),
+        explanation=explanation,
+    )

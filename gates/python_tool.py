@@ -19,8 +19,8 @@ import doctest
 import re
 from typing import Any
 
-from gates.sandbox import SandboxLimits, SandboxResult, run_python
-from gates.task import Task
+from ratchet.gates.sandbox import SandboxLimits, SandboxResult, run_python
+from ratchet.gates.task import Task
 
 MAX_STDOUT_CHARS = 2_000
 SANDBOX_LINE = "sandbox: blocked "  # starts each line that reports a refusal (critics.detectors looks for it)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import UserError, validation_message
+from ratchet.agents import UserError, validation_message
 
 
 class ResultRow(BaseModel):
@@ -46,13 +46,15 @@ def read_results(path: Path) -> pd.DataFrame:
             rows.append(_row(path, number, line))
             numbers.append(number)
     if not rows:
-        raise UserError(f"{path}: no results; expected JSONL lines like "
-                        '{"task_id": "t1", "trial": 0, "pass": true}')
-    frame = pd.DataFrame({
-        "task_id": [r.task_id for r in rows], "trial": [r.trial for r in rows],
-        "passed": [r.passed for r in rows],
-        "score": [r.score if r.score is not None else float(r.passed) for r in rows],
-    })
+        raise UserError(f'{path}: no results; expected JSONL lines like {{"task_id": "t1", "trial": 0, "pass": true}}')
+    frame = pd.DataFrame(
+        {
+            "task_id": [r.task_id for r in rows],
+            "trial": [r.trial for r in rows],
+            "passed": [r.passed for r in rows],
+            "score": [r.score if r.score is not None else float(r.passed) for r in rows],
+        }
+    )
     missing = frame["trial"].isna()
     if missing.any():
         frame.loc[missing, "trial"] = frame[missing].groupby("task_id").cumcount()
@@ -62,8 +64,10 @@ def read_results(path: Path) -> pd.DataFrame:
         again = int(duplicated.to_numpy().argmax())
         task_id, trial = frame["task_id"].iat[again], int(frame["trial"].iat[again])
         first = int(((frame["task_id"] == task_id) & (frame["trial"] == trial)).to_numpy().argmax())
-        raise UserError(f"{path} line {numbers[again]}: task {task_id!r} trial {trial} appears twice (first on line "
-                        f"{numbers[first]}); give each run its own trial number")
+        raise UserError(
+            f"{path} line {numbers[again]}: task {task_id!r} trial {trial} appears twice (first on line "
+            f"{numbers[first]}); give each run its own trial number"
+        )
     return frame
 
 
@@ -74,8 +78,9 @@ def _row(path: Path, number: int, line: str) -> ResultRow:
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} line {number}: not JSON ({exc.msg}); one JSON object per line") from exc
     if not isinstance(data, dict):
-        raise UserError(f"{path} line {number}: expected a JSON object with task_id and pass, got "
-                        f"{type(data).__name__}")
+        raise UserError(
+            f"{path} line {number}: expected a JSON object with task_id and pass, got {type(data).__name__}"
+        )
     try:
         return ResultRow.model_validate(data)
     except ValidationError as exc:

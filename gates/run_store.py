@@ -25,9 +25,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from agents.errors import StateError
-from agents.trace import Trace, storable
-from gates.outcome import Outcome
+from ratchet.agents import StateError, Trace, storable
+from ratchet.gates.outcome import Outcome
 
 
 class RunKey(BaseModel):
@@ -166,7 +165,7 @@ class GroupCommit:
             batch, self._waiting = self._waiting, []
             try:
                 await asyncio.to_thread(self.store.write_lines, [(key, line) for key, line, _ in batch])
-            except BaseException as exc:  # noqa: BLE001 - handed to every caller in the batch
+            except BaseException as exc:
                 for _, _, written in batch:
                     if not written.done():
                         written.set_exception(exc)

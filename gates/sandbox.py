@@ -56,7 +56,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gates._sandbox_harness import FINISHED, SETUP_FAILED
+from ratchet.gates._sandbox_harness import FINISHED, SETUP_FAILED
 
 FILE_SIZE_LIMIT = 10 * 1024 * 1024
 CHILD_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -94,9 +94,13 @@ class SandboxResult(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     status: Literal["ok", "error", "timeout", "crash"]
-    error_type: str | None = Field(default=None, description=(
-        "Exception type name (SandboxViolation: the guard refused an operation), Timeout, Crash, MemoryError, "
-        "or SandboxSetupError (a containment layer failed to apply; the program did not run)."))
+    error_type: str | None = Field(
+        default=None,
+        description=(
+            "Exception type name (SandboxViolation: the guard refused an operation), Timeout, Crash, MemoryError, "
+            "or SandboxSetupError (a containment layer failed to apply; the program did not run)."
+        ),
+    )
     message: str = Field(default="", description="One line: str(exception), trimmed; or why the run ended.")
     line: int | None = Field(default=None, description="Line in solution.py where the error was raised, if known.")
     stdout: str = ""
@@ -104,11 +108,14 @@ class SandboxResult(BaseModel):
     duration_s: float = 0.0
     network_isolated: bool = Field(description="Whether the run had no network (unshare -rn).")
     filesystem_isolated: bool = Field(
-        default=False, description="Whether the run saw only a private read-only root (no home, /tmp or workspace).")
+        default=False, description="Whether the run saw only a private read-only root (no home, /tmp or workspace)."
+    )
     processes_isolated: bool = Field(
-        default=False, description="Whether seccomp kept the run from starting processes or touching other ones.")
+        default=False, description="Whether seccomp kept the run from starting processes or touching other ones."
+    )
     violations: list[str] = Field(
-        default_factory=list, description="Operations the sandbox refused, e.g. 'network access (socket.connect ...)'.")
+        default_factory=list, description="Operations the sandbox refused, e.g. 'network access (socket.connect ...)'."
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,8 +162,16 @@ def _probe_layers(network: bool, mounts: bool) -> frozenset[str]:
         layers = ["filesystem"] * mounts + ["processes", "probe"]
         command = _command(harness, source, (runner, verdict_write, details_write), isolation, layers)
         try:
-            subprocess.run(command, cwd=workdir, env=_child_env(workdir), capture_output=True, timeout=30,
-                           check=False, stdin=subprocess.DEVNULL, pass_fds=(verdict_write, details_write))
+            subprocess.run(
+                command,
+                cwd=workdir,
+                env=_child_env(workdir),
+                capture_output=True,
+                timeout=30,
+                check=False,
+                stdin=subprocess.DEVNULL,
+                pass_fds=(verdict_write, details_write),
+            )
         except (OSError, subprocess.SubprocessError):
             return frozenset()
         finally:
@@ -183,8 +198,9 @@ def _read_available(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-async def run_python(program: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
-    """Run `program` in a fresh sandboxed interpreter and classify how it ended."""
+async def run_python(program: str, limits: SandboxLimits | None = None) -> SandboxResult:
+    """Run `program` in a fresh sandboxed interpreter (default limits unless given) and classify how it ended."""
+    limits = limits if limits is not None else SandboxLimits()
     workdir = Path(tempfile.mkdtemp(prefix="ratchet-sandbox-"))
     try:
         return await _run_in(workdir, program, limits)
@@ -216,8 +232,10 @@ async def _run_in(workdir: Path, program: str, limits: SandboxLimits) -> Sandbox
         os.close(verdict_write)
         os.close(details_write)
     readers = [asyncio.ensure_future(_read_capped(s, limits.max_output_bytes)) for s in (proc.stdout, proc.stderr)]
-    channels = [asyncio.ensure_future(_read_fd(verdict_read, len(FINISHED), keep="head")),
-                asyncio.ensure_future(_read_fd(details_read, _MAX_DETAILS_BYTES, keep="tail"))]
+    channels = [
+        asyncio.ensure_future(_read_fd(verdict_read, len(FINISHED), keep="head")),
+        asyncio.ensure_future(_read_fd(details_read, _MAX_DETAILS_BYTES, keep="tail")),
+    ]
     timed_out = False
     try:
         await asyncio.wait_for(proc.wait(), timeout=limits.timeout_s)
@@ -229,9 +247,15 @@ async def _run_in(workdir: Path, program: str, limits: SandboxLimits) -> Sandbox
         stdout, stderr = await _collect(readers)
         finished, details = await _collect_channels(channels)
     verdict = _last_message(details)
-    outputs = {"stdout": stdout, "stderr": stderr, "duration_s": time.monotonic() - started,
-               "network_isolated": isolation.network, "filesystem_isolated": isolation.filesystem,
-               "processes_isolated": isolation.processes, "violations": _violations(verdict)}
+    outputs = {
+        "stdout": stdout,
+        "stderr": stderr,
+        "duration_s": time.monotonic() - started,
+        "network_isolated": isolation.network,
+        "filesystem_isolated": isolation.filesystem,
+        "processes_isolated": isolation.processes,
+        "violations": _violations(verdict),
+    }
     if timed_out:
         message = f"the program ran longer than {limits.timeout_s:g} s"
         return SandboxResult(status="timeout", error_type="Timeout", message=message, **outputs)
@@ -258,8 +282,14 @@ def _bytecode(path: Path, shown_as: str) -> bytes:
         return compiled.read_bytes()
 
 
-def _classify(finished: bool, verdict: dict[str, Any] | None, returncode: int | None, stderr: str,
-              limits: SandboxLimits, outputs: dict[str, Any]) -> SandboxResult:
+def _classify(
+    finished: bool,
+    verdict: dict[str, Any] | None,
+    returncode: int | None,
+    stderr: str,
+    limits: SandboxLimits,
+    outputs: dict[str, Any],
+) -> SandboxResult:
     """The result of a run that ended on its own: `ok` only from the verdict channel; otherwise from the
     details the harness (or the program) sent, or from how the process exited."""
     if finished:
@@ -268,9 +298,13 @@ def _classify(finished: bool, verdict: dict[str, Any] | None, returncode: int | 
     status = found.get("status")
     if status == "error":
         line = found.get("line")
-        return SandboxResult(status="error", error_type=str(found.get("error_type") or "Exception"),
-                             message=str(found.get("message") or ""), line=line if isinstance(line, int) else None,
-                             **outputs)
+        return SandboxResult(
+            status="error",
+            error_type=str(found.get("error_type") or "Exception"),
+            message=str(found.get("message") or ""),
+            line=line if isinstance(line, int) else None,
+            **outputs,
+        )
     if status == "setup_failed" and returncode == SETUP_FAILED:
         message = f"the sandbox could not be set up, the program did not run: {found.get('message', '')}"
         return SandboxResult(status="crash", error_type="SandboxSetupError", message=message, **outputs)
@@ -286,13 +320,24 @@ def _violations(verdict: dict[str, Any] | None) -> list[str]:
     return [str(v)[:300] for v in found[:_MAX_VIOLATIONS_KEPT]]
 
 
-def _command(harness: Path, source: Path, channels: tuple[Path, int, int], isolation: Isolation,
-             layers: list[str]) -> list[str]:
+def _command(
+    harness: Path, source: Path, channels: tuple[Path, int, int], isolation: Isolation, layers: list[str]
+) -> list[str]:
     """The harness's command line; `channels` is (runner.pyc, verdict pipe's fd, details pipe's fd)."""
     runner, verdict_fd, details_fd = channels
     # `-s -P -B` plus a fully controlled environment isolate like `-I`, which would ignore PYTHONHASHSEED.
-    command = [sys.executable, "-s", "-P", "-B", str(harness), str(source), str(runner), str(verdict_fd),
-               str(details_fd), ",".join(layers)]
+    command = [
+        sys.executable,
+        "-s",
+        "-P",
+        "-B",
+        str(harness),
+        str(source),
+        str(runner),
+        str(verdict_fd),
+        str(details_fd),
+        ",".join(layers),
+    ]
     unshare = shutil.which("unshare") or "unshare"
     if isolation.filesystem:
         return [unshare, "-rnm", *command]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gates.evaluation import Evaluation
+from ratchet.gates.evaluation import Evaluation
 
 
 class SmokeCheck(BaseModel):
@@ -36,12 +36,15 @@ class SmokeCheck(BaseModel):
 
     def summary(self) -> str:
         """One line, e.g. 'smoke suite tqb: 52/52 -> 45/52 (drop 13.5 points, allowed 25)'."""
-        return (f"smoke suite {self.suite}: {self.baseline_passed}/{self.tasks} -> {self.candidate_passed}/{self.tasks} "
-                f"(drop {self.drop * 100:.1f} points, allowed {self.max_drop * 100:g})")
+        return (
+            f"smoke suite {self.suite}: {self.baseline_passed}/{self.tasks} -> {self.candidate_passed}/{self.tasks} "
+            f"(drop {self.drop * 100:.1f} points, allowed {self.max_drop * 100:g})"
+        )
 
 
 def smoke_check(suite: str, baseline: Evaluation, candidate: Evaluation, max_drop: float) -> SmokeCheck:
     """Compare one run per task on each side (the first trial of each task)."""
+
     def passes(evaluation: Evaluation) -> dict[str, bool]:
         first: dict[str, bool] = {}
         for record in evaluation.records:
@@ -51,6 +54,10 @@ def smoke_check(suite: str, baseline: Evaluation, candidate: Evaluation, max_dro
     base, cand = passes(baseline), passes(candidate)
     shared = base.keys() & cand.keys()
     return SmokeCheck(
-        suite=suite, model=candidate.summary.model, tasks=len(shared),
-        baseline_passed=sum(base[t] for t in shared), candidate_passed=sum(cand[t] for t in shared), max_drop=max_drop,
+        suite=suite,
+        model=candidate.summary.model,
+        tasks=len(shared),
+        baseline_passed=sum(base[t] for t in shared),
+        candidate_passed=sum(cand[t] for t in shared),
+        max_drop=max_drop,
     )

@@ -37,16 +37,89 @@ cost one pandas groupby.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 FlipClass = Literal["regression", "fix", "unconfirmed_regression", "unconfirmed_fix", "stable_pass", "stable_fail"]
 COUNT_COLUMNS = ["task_id", "b_pass", "b_n", "c_pass", "c_n"]
 FLAKY_DIVISOR = 20
 FAMILY_SCREEN = 0.5
+
+
+class TaskClass(NamedTuple):
+    """One task of a classified table: both sides' pass counts, the two one-sided p-values, the task's
+    level (share of alpha) and its flip class."""
+
+    task_id: str
+    b_pass: int
+    b_n: int
+    c_pass: int
+    c_n: int
+    b_rate: float
+    c_rate: float
+    p_regression: float
+    p_fix: float
+    flaky: bool
+    shares_alpha: bool
+    level: float
+    flip: FlipClass
+
+
+@dataclass(frozen=True)
+class ClassifiedTasks:
+    """The classified table (`classify`'s frame) as a typed record: the only way code outside the
+    statistics reads it, so the column names stay a private schema of this module and gates.confirmation."""
+
+    frame: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def rows(self) -> Iterator[TaskClass]:
+        """Every task, in the table's order."""
+        columns = self.frame[list(TaskClass._fields)]
+        for values in columns.itertuples(index=False, name=None):
+            task_id, b_pass, b_n, c_pass, c_n, b_rate, c_rate, p_reg, p_fix, flaky, shares, level, flip = values
+            yield TaskClass(
+                str(task_id), int(b_pass), int(b_n), int(c_pass), int(c_n), float(b_rate), float(c_rate),
+                float(p_reg), float(p_fix), bool(flaky), bool(shares), float(level), flip,
+            )  # fmt: skip
+
+    def tasks(self, *flips: FlipClass) -> list[str]:
+        """The ids of the tasks in any of these flip classes, in the table's order."""
+        return [str(t) for t in self.frame.loc[self.frame["flip"].isin(flips), "task_id"]]
+
+    def count(self, flip: FlipClass) -> int:
+        return int((self.frame["flip"] == flip).sum())
+
+    def changed(self) -> list[TaskClass]:
+        """Tasks whose majority outcome changed or whose change was confirmed (every class but stable)."""
+        return [row for row in self.rows() if row.flip not in ("stable_pass", "stable_fail")]
+
+    def flaky_tasks(self) -> list[str]:
+        """The tasks weighed as flaky (1 / FLAKY_DIVISOR of a share), sorted: an input of the verdict."""
+        return sorted(str(t) for t in self.frame.loc[self.frame["flaky"], "task_id"])
+
+    def runs(self) -> tuple[int, int, int, int]:
+        """(baseline passes, baseline runs, candidate passes, candidate runs) over every task."""
+        f = self.frame
+        return int(f["b_pass"].sum()), int(f["b_n"].sum()), int(f["c_pass"].sum()), int(f["c_n"].sum())
+
+    def negative_flip_rate(self) -> tuple[float, float | None]:
+        return negative_flip_rate(self.frame)
+
+    def family(self) -> tuple[int, int]:
+        """(stable, flaky) tasks that shared alpha: they leaned either way (see the module's notes)."""
+        if self.frame.empty or "shares_alpha" not in self.frame:
+            return 0, 0
+        leaning = self.frame["shares_alpha"]
+        flaky = int((leaning & self.frame["flaky"]).sum())
+        return int(leaning.sum()) - flaky, flaky
 
 
 def task_counts(outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -59,11 +132,36 @@ def paired_counts(baseline: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFra
     """Tasks run on both sides: task_id, b_pass, b_n, c_pass, c_n (outcome frames as in `task_counts`)."""
     b, c = task_counts(baseline), task_counts(candidate)
     joined = b.join(c, how="inner", lsuffix="_b", rsuffix="_c")
-    frame = pd.DataFrame({
-        "task_id": joined.index, "b_pass": joined["passes_b"].to_numpy(), "b_n": joined["runs_b"].to_numpy(),
-        "c_pass": joined["passes_c"].to_numpy(), "c_n": joined["runs_c"].to_numpy(),
-    })
+    frame = pd.DataFrame(
+        {
+            "task_id": joined.index,
+            "b_pass": joined["passes_b"].to_numpy(),
+            "b_n": joined["runs_b"].to_numpy(),
+            "c_pass": joined["passes_c"].to_numpy(),
+            "c_n": joined["runs_c"].to_numpy(),
+        }
+    )
     return frame.reset_index(drop=True)
+
+
+def paired_from_counts(
+    baseline: Mapping[str, tuple[int, int]], candidate: Mapping[str, tuple[int, int]]
+) -> pd.DataFrame:
+    """`paired_counts` from (passes, runs) per task of each side: tasks on both sides, baseline's order."""
+    tasks = [t for t in baseline if t in candidate]
+
+    def column(counts: Mapping[str, tuple[int, int]], index: int) -> np.ndarray:
+        return np.array([counts[t][index] for t in tasks], dtype=np.int64)
+
+    return pd.DataFrame(
+        {
+            "task_id": tasks,
+            "b_pass": column(baseline, 0),
+            "b_n": column(baseline, 1),
+            "c_pass": column(candidate, 0),
+            "c_n": column(candidate, 1),
+        }
+    )
 
 
 @lru_cache(maxsize=65536)

@@ -25,9 +25,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import UserError, validation_message
-from agents.trace import surrogate_in
-from gates.task import ExactMatchVerifier, PythonTestsVerifier, Task, natural_key
+from ratchet.agents import UserError, surrogate_in, validation_message
+from ratchet.gates.task import ExactMatchVerifier, PythonTestsVerifier, Task, natural_key
 
 SPLITS = ("dev", "gate", "holdout")
 BUILTIN_SOURCES = ("builtin:humaneval", "builtin:tqbpp-core")
@@ -41,8 +40,9 @@ class SuiteSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(description="The suite's name; must equal its folder name.")
-    source: str = Field(description="'builtin:humaneval', 'builtin:tqbpp-core', or a .jsonl/.yaml/.yml task file "
-                                     "in the suite folder.")
+    source: str = Field(
+        description="'builtin:humaneval', 'builtin:tqbpp-core', or a .jsonl/.yaml/.yml task file in the suite folder."
+    )
     splits_file: str = Field(default="splits.json", description="Pinned splits, relative to the suite folder.")
     description: str = ""
 
@@ -111,9 +111,12 @@ def _tqbpp_tasks() -> tuple[Task, ...]:
             input=f"{item['context']}\n\nQuestion: {item['text']}",
             verifier=ExactMatchVerifier(expected=[item["label"]]),
             rubric="The answer must be exactly the short answer (case, quotes, final punctuation and "
-                   "articles are ignored).",
-            metadata={"source": "tqbpp-core", "category": item["tags"]["category"],
-                      "difficulty": item["tags"]["difficulty"]},
+            "articles are ignored).",
+            metadata={
+                "source": "tqbpp-core",
+                "category": item["tags"]["category"],
+                "difficulty": item["tags"]["difficulty"],
+            },
         )
         for item in items
     )
@@ -190,8 +193,9 @@ def require_unicode(data: Any, where: str) -> None:
     found = surrogate_in(data)
     if found is not None:
         field = f"field '{found[0]}': " if found[0] else ""
-        raise UserError(f"{where}: {field}{found[1]} is a lone surrogate, not a Unicode character; "
-                        f"write the character itself")
+        raise UserError(
+            f"{where}: {field}{found[1]} is a lone surrogate, not a Unicode character; write the character itself"
+        )
 
 
 def assign_splits(task_ids: Iterable[str], seed: str = "ratchet-v1") -> dict[str, list[str]]:

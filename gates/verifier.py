@@ -20,10 +20,10 @@ from __future__ import annotations
 import re
 import time
 
-from agents.trace import INVALID_MODEL_OUTPUT, Trace, escape_surrogates, surrogate_at
-from gates.outcome import Outcome
-from gates.sandbox import SandboxLimits, SandboxResult, run_python
-from gates.task import ExactMatchVerifier, PythonTestsVerifier, Task
+from ratchet.agents import INVALID_MODEL_OUTPUT, Trace, escape_surrogates, surrogate_at
+from ratchet.gates.outcome import Outcome
+from ratchet.gates.sandbox import SandboxLimits, SandboxResult, run_python
+from ratchet.gates.task import ExactMatchVerifier, PythonTestsVerifier, Task
 
 _QUOTES = "\"'`*\u2018\u2019\u201c\u201d\u00ab\u00bb"
 _TRAILING = ".,;:!?"
@@ -38,8 +38,10 @@ async def verify(task: Task, answer: str, trial: int = 0) -> Outcome:
     if not answer or not answer.strip():
         return _outcome(task, trial, started, error_type="NoOutput", message="NoOutput: the answer is empty")
     if len(answer) > MAX_ANSWER_CHARS:
-        message = (f"AnswerTooLarge: the answer has {len(answer):,} characters; the verifier checks at most "
-                   f"{MAX_ANSWER_CHARS:,}")
+        message = (
+            f"AnswerTooLarge: the answer has {len(answer):,} characters; the verifier checks at most "
+            f"{MAX_ANSWER_CHARS:,}"
+        )
         return _outcome(task, trial, started, error_type="AnswerTooLarge", message=message)
     where = surrogate_at(answer)
     if where is not None:
@@ -66,9 +68,7 @@ def program_for(answer: str, spec: PythonTestsVerifier) -> str:
     return answer + "\n\n" + spec.test + f"\n\ncheck({spec.entry_point})\n"
 
 
-async def _verify_python(
-    task: Task, spec: PythonTestsVerifier, answer: str, trial: int, started: float
-) -> Outcome:
+async def _verify_python(task: Task, spec: PythonTestsVerifier, answer: str, trial: int, started: float) -> Outcome:
     syntax = _compile_error(answer)
     if syntax is not None:
         return _outcome(task, trial, started, error_type=syntax[0], message=f"{syntax[0]}: {syntax[1]}")

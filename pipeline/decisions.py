@@ -8,11 +8,18 @@ from typing import Literal
 
 from git import Repo
 
-from agents.errors import StateError, UserError
-from releases.gitstore import GitStore, Identity
-from releases.ledger import LedgerEntry, actor_problem
-from releases.notes import ReleaseNotes
-from releases.registry import Registry, evidence_dir, release_tag
+from ratchet.agents import StateError, UserError
+from ratchet.releases import (
+    NOTES_JSON,
+    GitStore,
+    Identity,
+    LedgerEntry,
+    Registry,
+    ReleaseNotes,
+    actor_problem,
+    evidence_dir,
+    release_tag,
+)
 
 IDENTITY = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>@\s]+@[^<>\s]+)>\s*$")
 
@@ -47,8 +54,14 @@ def _person(who: Identity, source: str) -> Identity:
     return who
 
 
-def decide_manually(workspace: Path, rc_name: str, decision: Literal["promote", "reject"], reason: str,
-                    actor: Identity, override: bool = False) -> tuple[LedgerEntry, str | None]:
+def decide_manually(
+    workspace: Path,
+    rc_name: str,
+    decision: Literal["promote", "reject"],
+    reason: str,
+    actor: Identity,
+    override: bool = False,
+) -> tuple[LedgerEntry, str | None]:
     """Promote or reject an RC on hold, recording who and why; with `override`, promote an RC the gate
     rejected (the ledger marks it). Returns the entry and the new tag."""
     if not reason.strip():
@@ -67,22 +80,51 @@ def decide_manually(workspace: Path, rc_name: str, decision: Literal["promote", 
         hint = "; to promote it against the gate's verdict add --override" if state == "reject" else ""
         raise StateError(f"{rc.branch} is not on hold ({state}); only held candidates take a manual decision{hint}")
     if rc.commit != held.rc_commit:
-        raise StateError(f"{rc.branch} moved to {rc.commit[:10]} after the gate decided on {str(held.rc_commit)[:10]}; "
-                         f"a person decides on what the gate saw: run a new cycle for the new commit")
+        raise StateError(
+            f"{rc.branch} moved to {rc.commit[:10]} after the gate decided on {str(held.rc_commit)[:10]}; "
+            f"a person decides on what the gate saw: run a new cycle for the new commit"
+        )
     notes = _held_notes(workspace, rc.branch, agent, number)
-    fields = held.model_dump(include={"base_release", "intent", "remediation", "fixes", "regressions",
-                                      "gate_pass_rate", "baseline_gate_pass_rate", "holdout_pass_rate",
-                                      "policy_hash", "evidence", "stage", "flip_counts", "outcome_hashes"})
+    fields = held.model_dump(
+        include={
+            "base_release",
+            "intent",
+            "remediation",
+            "fixes",
+            "regressions",
+            "gate_pass_rate",
+            "baseline_gate_pass_rate",
+            "holdout_pass_rate",
+            "policy_hash",
+            "evidence",
+            "stage",
+            "flip_counts",
+            "outcome_hashes",
+        }
+    )
     who = f"{actor} (manual)"
     if decision == "promote":
         tag = release_tag(agent, registry.current_release(agent).number + 1)
         how = "promoted against the gate's reject verdict" if overriding else "promoted"
-        text = notes.model_copy(update={"title": tag, "decision": "promote", "actor": who,
-                                        "reasons": [*notes.reasons, f"{how} by {actor}: {reason}"]}).markdown()
-        return registry.promote(rc, text, who=actor, decision="manual_promote", reason=reason, override=overriding,
-                                **fields), tag
-    text = notes.model_copy(update={"title": f"{rc.branch} (rejected)", "decision": "reject", "actor": who,
-                                    "reasons": [*notes.reasons, f"rejected by {actor}: {reason}"]}).markdown()
+        text = notes.model_copy(
+            update={
+                "title": tag,
+                "decision": "promote",
+                "actor": who,
+                "reasons": [*notes.reasons, f"{how} by {actor}: {reason}"],
+            }
+        ).markdown()
+        return registry.promote(
+            rc, text, who=actor, decision="manual_promote", reason=reason, override=overriding, **fields
+        ), tag
+    text = notes.model_copy(
+        update={
+            "title": f"{rc.branch} (rejected)",
+            "decision": "reject",
+            "actor": who,
+            "reasons": [*notes.reasons, f"rejected by {actor}: {reason}"],
+        }
+    ).markdown()
     return registry.reject(rc, text, who=actor, decision="manual_reject", reason=reason, **fields), None
 
 
@@ -92,7 +134,7 @@ def _last_entry(entries: list[LedgerEntry], branch: str) -> LedgerEntry | None:
 
 def _held_notes(workspace: Path, branch: str, agent: str, number: int) -> ReleaseNotes:
     with GitStore(workspace) as git:
-        data = git.read(f"refs/heads/{branch}", f"{evidence_dir(agent, number)}/notes.json")
+        data = git.read(f"refs/heads/{branch}", f"{evidence_dir(agent, number)}/{NOTES_JSON}")
     if data is None:
         raise StateError(f"{branch}: evidence notes.json missing; the candidate was not recorded by a cycle")
     return ReleaseNotes.model_validate_json(data)

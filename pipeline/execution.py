@@ -45,21 +45,25 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-from agents.artifact import Artifact, ModelParams, artifact_files, load_artifact
-from agents.errors import StateError
-from agents.model_config import ModelConfig
-from agents.models import ModelClient, setup_models
-from agents.redaction import secret_values
-from gates.evaluation import Evaluation, evaluate, run_key, run_one
-from gates.run_store import RunKey, RunRecord, RunStore
-from gates.task import Task
-from pipeline.progress import reporter
-from pipeline.settings import ExecutionSettings
+from ratchet.agents import (
+    Artifact,
+    ModelClient,
+    ModelConfig,
+    ModelParams,
+    StateError,
+    artifact_files,
+    load_artifact,
+    secret_values,
+)
+from ratchet.gates import Evaluation, RunKey, RunRecord, RunStore, Task, evaluate, run_key, run_one
+from ratchet.pipeline.context import CycleContext, ReleaseState, client_for
+from ratchet.pipeline.process_setup import setup
+from ratchet.pipeline.progress import reporter
+from ratchet.pipeline.settings import ExecutionSettings
 
 if TYPE_CHECKING:
     from prefect_dask import DaskTaskRunner
 
-    from pipeline.stages import CycleContext, ReleaseState
 
 Run = tuple[Task, int]  # (task, trial)
 
@@ -91,15 +95,16 @@ def shards(runs: list[Run], size: int) -> list[list[Run]]:
     for run in runs:
         by_task.setdefault(run[0].id, []).append(run)
     groups = list(by_task.values())
-    return [[run for group in groups[i:i + size] for run in group] for i in range(0, len(groups), size)]
+    return [[run for group in groups[i : i + size] for run in group] for i in range(0, len(groups), size)]
 
 
 # --- driver side -------------------------------------------------------------------------------
 
-def run_sharded(ctx: CycleContext, state: ReleaseState, split: str, tasks: list[Task], trials: int,
-                label: str) -> Evaluation:
+
+def run_sharded(
+    ctx: CycleContext, state: ReleaseState, split: str, tasks: list[Task], trials: int, label: str
+) -> Evaluation:
     """`stages.run_tasks` on a Dask cluster: same run store, same Evaluation; the runs happen in shards."""
-    from pipeline.stages import client_for  # stages imports this module lazily, only when runner = "dask"
 
     client = client_for(ctx, state.artifact)
     key = run_key(state.artifact, ctx.suite, client)
@@ -111,12 +116,29 @@ def run_sharded(ctx: CycleContext, state: ReleaseState, split: str, tasks: list[
     if todo:
         parts = shards(todo, ctx.settings.execution.shard_size)
         files = artifact_files(state.artifact.root)
-        work = [Shard(key=key, agent=ctx.agent, files=files, model=client.config, params=client.params, runs=part,
-                      concurrency=ctx.settings.run.concurrency) for part in parts]
-        workers = _run_shards(ctx.settings.execution, ctx.store, split, work,
-                              lambda finished: reporter().progress(label, reused + finished, total))
-        reporter().stage("run", f"{label}: {len(parts)} shard(s) on {len(workers)} Dask worker process(es) "
-                                f"[{', '.join(sorted(workers))}]")
+        work = [
+            Shard(
+                key=key,
+                agent=ctx.agent,
+                files=files,
+                model=client.config,
+                params=client.params,
+                runs=part,
+                concurrency=ctx.settings.run.concurrency,
+            )
+            for part in parts
+        ]
+        workers = _run_shards(
+            ctx.settings.execution,
+            ctx.store,
+            split,
+            work,
+            lambda finished: reporter().progress(label, reused + finished, total),
+        )
+        reporter().stage(
+            "run",
+            f"{label}: {len(parts)} shard(s) on {len(workers)} Dask worker process(es) [{', '.join(sorted(workers))}]",
+        )
 
     async def collect() -> Evaluation:
         # Every run is stored now, so `evaluate` runs nothing: it reads the records back and
@@ -128,28 +150,32 @@ def run_sharded(ctx: CycleContext, state: ReleaseState, split: str, tasks: list[
 
     evaluation = asyncio.run(collect())
     if evaluation.summary.reused != total:  # a guard: `_check` saw every shard return all of its runs
-        raise StateError(f"{label}: {total - evaluation.summary.reused} run(s) ran in the flow's process, "
-                         f"not in the Dask shards")
+        raise StateError(
+            f"{label}: {total - evaluation.summary.reused} run(s) ran in the flow's process, not in the Dask shards"
+        )
     return evaluation.model_copy(update={"summary": evaluation.summary.model_copy(update={"reused": reused})})
 
 
-def _run_shards(execution: ExecutionSettings, store: RunStore, split: str, work: list[Shard],
-                progress: Callable[[int], None]) -> set[str]:
+def _run_shards(
+    execution: ExecutionSettings, store: RunStore, split: str, work: list[Shard], progress: Callable[[int], None]
+) -> set[str]:
     """Submit every shard and store each one's records as it finishes; the workers that ran them.
 
     A failed shard fails its Prefect task and then this stage, once the other shards' records
     are stored: a re-run redoes only the failed shards' runs."""
     runner = task_runner(execution)
     with _without_parent_parameters(), _api_reachable_from_workers():
-        futures = {runner.submit(evaluate_shard, parameters={"split": split, "index": i, "shard": shard}): shard
-                   for i, shard in enumerate(work)}
+        futures = {
+            runner.submit(evaluate_shard, parameters={"split": split, "index": i, "shard": shard}): shard
+            for i, shard in enumerate(work)
+        }
     failure: BaseException | None = None
     finished, workers = 0, set()
     for future in as_completed(list(futures)):
         try:
             result: ShardResult = future.result()
             _check(futures[future], result)
-        except Exception as exc:  # re-raised below, once every finished shard is stored
+        except Exception as exc:  # noqa: BLE001 - re-raised below, once every finished shard is stored
             failure = failure or exc
             continue
         store.append_many(result.records)
@@ -191,14 +217,19 @@ def _start_runner(execution: ExecutionSettings) -> DaskTaskRunner:
     if execution.address:
         runner = DaskTaskRunner(address=execution.address)
     else:
-        # Workers started here inherit this environment: keep litellm offline there too.
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         # The scheduler and nannies log to this process, through Prefect's handlers; LocalCluster's
         # own `silence_logs` only quiets distributed's handlers. Keep the CLI's output to warnings.
         logging.getLogger("distributed").setLevel(logging.WARNING)
-        runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
-            "n_workers": execution.workers, "processes": True, "threads_per_worker": 1, "host": "127.0.0.1",
-            "dashboard_address": None})
+        runner = DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={
+                "n_workers": execution.workers,
+                "processes": True,
+                "threads_per_worker": 1,
+                "host": "127.0.0.1",
+                "dashboard_address": None,
+            },
+        )
     runner.__enter__()
     try:
         runner.client  # noqa: B018 - connect, or start the local cluster, now (under the lock)
@@ -250,6 +281,7 @@ def _api_reachable_from_workers() -> Iterator[None]:
 
 # --- worker side -------------------------------------------------------------------------------
 
+
 def _evaluate_shard(split: str, index: int, shard: Shard) -> ShardResult:
     """Run one shard's runs in this (worker) process and return their records; stores nothing."""
     del split, index  # they name the task run
@@ -261,8 +293,9 @@ def _evaluate_shard(split: str, index: int, shard: Shard) -> ShardResult:
             (root / rel).write_bytes(data)
         artifact = load_artifact(root)
         if artifact.content_hash != shard.key.artifact_hash:
-            raise StateError(f"shard artifact hash {artifact.content_hash[:12]} is not the run key's "
-                             f"{shard.key.artifact_hash[:12]}")
+            raise StateError(
+                f"shard artifact hash {artifact.content_hash[:12]} is not the run key's {shard.key.artifact_hash[:12]}"
+            )
         records = asyncio.run(_run_all(artifact, shard))
     return ShardResult(records=records, worker=f"{socket.gethostname()}:{os.getpid()}")
 
@@ -278,7 +311,7 @@ def _prepare_worker() -> None:
     its 4 s grace period and kills it)."""
     global _WORKER_READY
     if not _WORKER_READY:
-        setup_models()
+        setup()
         gc.freeze()
         _WORKER_READY = True
 
@@ -298,5 +331,10 @@ async def _run_all(artifact: Artifact, shard: Shard) -> list[RunRecord]:
         await client.aclose()
 
 
-evaluate_shard = task(_evaluate_shard, name="evaluate-shard", task_run_name="evaluate/{split}/shard-{index}",
-                      cache_policy=NO_CACHE, persist_result=False)
+evaluate_shard = task(
+    _evaluate_shard,
+    name="evaluate-shard",
+    task_run_name="evaluate/{split}/shard-{index}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)

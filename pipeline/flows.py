@@ -14,16 +14,16 @@ from typing import Any
 from prefect import Flow, task
 from prefect.cache_policies import NO_CACHE
 
-from agents.errors import UserError
-from agents.redaction import MASK, redact, redact_strings, secret_values
-from gates.policy import reject_before_evaluation
-from pipeline import stages
-from pipeline.cycle_result import CycleResult
-from pipeline.locking import cycle_lock
-from pipeline.publish import publish
-from pipeline.record import Evidence, rate, record
-from pipeline.validate import validate_proposal
-from releases.registry import rejected_tag
+from ratchet.agents import MASK, UserError, redact, redact_strings, secret_values
+from ratchet.gates import reject_before_evaluation
+from ratchet.pipeline import context, stages
+from ratchet.pipeline.cycle_result import CycleResult
+from ratchet.pipeline.locking import cycle_lock
+from ratchet.pipeline.process_setup import setup
+from ratchet.pipeline.publish import publish
+from ratchet.pipeline.record import Evidence, rate, record
+from ratchet.pipeline.validate import validate_proposal
+from ratchet.releases import rejected_tag
 
 RUN_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.extra")
 
@@ -34,8 +34,9 @@ def _task(fn, name: str):  # noqa: ANN001, ANN202
 
 
 resolve_task = _task(stages.resolve_release, name="resolve")
-run_task = task(stages.run_split, name="evaluate", task_run_name="evaluate/{split}", cache_policy=NO_CACHE,
-                persist_result=False)
+run_task = task(
+    stages.run_split, name="evaluate", task_run_name="evaluate/{split}", cache_policy=NO_CACHE, persist_result=False
+)
 critique_task = _task(stages.critique, name="critique")
 diagnose_task = _task(stages.diagnose_reports, name="diagnose")
 synthesize_task = _task(stages.propose, name="synthesize")
@@ -85,26 +86,34 @@ def mask_secrets_in_run_logs() -> None:
 
 
 @redacted_flow(name="improve-cycle", flow_run_name="improve-cycle/{agent}", persist_result=False, log_prints=False)
-def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None,
-                  api_base: str | None = None) -> CycleResult:
+def improve_cycle(
+    workspace: str, agent: str = "coder", model: str | None = None, api_base: str | None = None
+) -> CycleResult:
     """Run the current release, critique, diagnose, synthesize one RC, gate it and record the decision.
 
     Prefect stores the parameters with secrets masked (`api_base` shows `http://[REDACTED]@host/v1`);
     a run started again from the stored parameters refuses a masked api_base rather than calling it."""
+    setup()
     mask_secrets_in_run_logs()
     if api_base is not None and MASK in api_base:
-        raise UserError(f"api_base {api_base!r} holds masked credentials (Prefect never stores them): "
-                        "start the cycle with the real URL (--api-base or $RATCHET_API_BASE)")
+        raise UserError(
+            f"api_base {api_base!r} holds masked credentials (Prefect never stores them): "
+            "start the cycle with the real URL (--api-base or $RATCHET_API_BASE)"
+        )
     root = Path(workspace).resolve()
     with cycle_lock(root, agent):
-        ctx = stages.open_context(root, agent, model_override=model, api_base=api_base)
+        ctx = context.open_context(root, agent, model_override=model, api_base=api_base)
         release, base = resolve_task(ctx)
         dev = run_task(ctx, base, "dev")
         reports = critique_task(ctx, dev)
         spec = diagnose_task(ctx, reports, release.tag, "dev")
         summary = dict(
-            agent=agent, base_release=release.tag, model=dev.summary.model, simulated=dev.summary.simulated,
-            dev_runs=dev.summary.runs, dev_pass_rate=round(dev.summary.pass_rate, 4),
+            agent=agent,
+            base_release=release.tag,
+            model=dev.summary.model,
+            simulated=dev.summary.simulated,
+            dev_runs=dev.summary.runs,
+            dev_pass_rate=round(dev.summary.pass_rate, 4),
             patterns=[(p.label, p.count) for p in spec.patterns[:5]],
         )
         if spec.failed == 0:
@@ -117,32 +126,48 @@ def improve_cycle(workspace: str, agent: str = "coder", model: str | None = None
         entry, new_tag = record_task(ctx, rc, evidence)
         publish_task(ctx, rc, evidence, new_tag)
         return CycleResult(
-            status="decided", rc=rc.branch, remediation=proposal.remediation, intent=proposal.intent,
+            status="decided",
+            rc=rc.branch,
+            remediation=proposal.remediation,
+            intent=proposal.intent,
             counts=evidence.flips.counts() if evidence.flips else {},
             confirmed=evidence.flips.confirmed_counts() if evidence.flips else {},
-            trials=ctx.policy.trials, confirmation_runs=evidence.confirmation_runs, in_doubt=evidence.in_doubt,
+            trials=ctx.policy.trials,
+            confirmation_runs=evidence.confirmation_runs,
+            in_doubt=evidence.in_doubt,
             decision=evidence.verdict.decision,
-            stage=evidence.verdict.stage, reasons=evidence.verdict.reasons, new_tag=new_tag,
+            stage=evidence.verdict.stage,
+            reasons=evidence.verdict.reasons,
+            new_tag=new_tag,
             rejected_tag=rejected_tag(agent, rc.number) if evidence.verdict.decision == "reject" else None,
-            baseline_gate_pass_rate=rate(evidence.baseline_gate), gate_pass_rate=rate(evidence.candidate_gate),
+            baseline_gate_pass_rate=rate(evidence.baseline_gate),
+            gate_pass_rate=rate(evidence.candidate_gate),
             baseline_holdout_pass_rate=rate(evidence.baseline_holdout),
             holdout_pass_rate=rate(evidence.candidate_holdout),
-            smoke=evidence.smoke.summary() if evidence.smoke else None, **summary,
+            smoke=evidence.smoke.summary() if evidence.smoke else None,
+            **summary,
         )
 
 
 def _judge(ctx, rc, base, proposal, spec, reports, base_tag, dev) -> Evidence:  # noqa: ANN001
     """Validate the RC, then evaluate baseline and RC on gate (and holdout, for the report) and gate it."""
-    common = dict(base_release=base_tag, model=dev.summary.model, simulated=dev.summary.simulated,
-                  spec=spec, reports=reports, proposal=proposal)
+    common = dict(
+        base_release=base_tag,
+        model=dev.summary.model,
+        simulated=dev.summary.simulated,
+        spec=spec,
+        reports=reports,
+        proposal=proposal,
+    )
     problem = validate_task(ctx.agent, base.files, proposal.changes, ctx.settings.models)
     if problem is not None:
         return Evidence(verdict=reject_before_evaluation(problem, ctx.policy), **common)
-    candidate = stages.checkout_artifact(ctx, rc.commit, rc.branch)
+    candidate = context.checkout_artifact(ctx, rc.commit, rc.branch)
     smoke = smoke_task(ctx, base, candidate)
     if smoke is not None and not smoke.passed:
-        return Evidence(verdict=reject_before_evaluation(smoke.summary(), ctx.policy, stage="smoke"), smoke=smoke,
-                        **common)
+        return Evidence(
+            verdict=reject_before_evaluation(smoke.summary(), ctx.policy, stage="smoke"), smoke=smoke, **common
+        )
     trials = ctx.policy.trials
     run_task(ctx, base, "gate", trials)  # reused from the run store when the previous cycle ran it
     run_task(ctx, candidate, "gate", trials)
@@ -150,8 +175,14 @@ def _judge(ctx, rc, base, proposal, spec, reports, base_tag, dev) -> Evidence:  
     candidate_holdout = run_task(ctx, candidate, "holdout")
     judged = gate_task(ctx, base, candidate, proposal.targets)
     return Evidence(
-        verdict=judged.verdict, flips=judged.flips, baseline_gate=judged.baseline, candidate_gate=judged.candidate,
+        verdict=judged.verdict,
+        flips=judged.flips,
+        baseline_gate=judged.baseline,
+        candidate_gate=judged.candidate,
         baseline_holdout=judged.baseline_holdout or baseline_holdout,
-        candidate_holdout=judged.candidate_holdout or candidate_holdout, **common,
-        confirmation_runs=judged.confirmation_runs, in_doubt=judged.in_doubt, smoke=smoke,
+        candidate_holdout=judged.candidate_holdout or candidate_holdout,
+        **common,
+        confirmation_runs=judged.confirmation_runs,
+        in_doubt=judged.in_doubt,
+        smoke=smoke,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from agents.errors import StateError
+from ratchet.agents import StateError
 
 
 def _acquire(workspace: Path, agent: str) -> tuple[FileLock, Path]:

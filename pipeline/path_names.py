@@ -18,8 +18,9 @@ import unicodedata
 GIT_FILES = ("git", "gitmodules", "gitattributes", "gitignore", "mailmap")  # each read by git as `.<name>`
 NTFS_SHORT_HASHES = {"gitmodules": "gi7eba", "gitattributes": "gi7d29", "gitignore": "gi250a", "mailmap": "maba30"}
 GENERATED = frozenset({"__pycache__", ".ds_store"})
-WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)),
-                             *(f"lpt{n}" for n in range(1, 10))})
+WINDOWS_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(1, 10)), *(f"lpt{n}" for n in range(1, 10))}
+)
 WINDOWS_FORBIDDEN = ':*?"<>|'
 FALLBACK_SHORT_NAME = re.compile(r"([a-z0-9]{0,6})~[1-9][0-9]*")  # NTFS's hashed 8.3 name: 8 characters
 SHORT_NAME_STEM = re.compile(r"[^~]{0,6}~[1-9][0-9]*")
@@ -64,8 +65,10 @@ def _windows_problem(name: str) -> str | None:
         return f"has a name that ends in a dot or a space ({name!r}), which Windows drops; {PORTABLE}"
     forbidden = next((c for c in name if c in WINDOWS_FORBIDDEN), None)
     if forbidden is not None:
-        return (f"has {forbidden!r} in a name, which Windows cannot store (':' starts an NTFS alternate data "
-                f"stream); {PORTABLE}")
+        return (
+            f"has {forbidden!r} in a name, which Windows cannot store (':' starts an NTFS alternate data "
+            f"stream); {PORTABLE}"
+        )
     stem = name.split(".", 1)[0].rstrip(" ").lower()
     if stem in WINDOWS_DEVICES:
         return f"uses the reserved device name {stem.upper()!r} of Windows; {PORTABLE}"

@@ -6,11 +6,10 @@ from pathlib import Path
 
 from prefect.logging import get_run_logger
 
-from pipeline.artifacts import publish_cycle
-from pipeline.record import Evidence, build_notes
-from pipeline.stages import CycleContext
-from releases.gitstore import BOT
-from releases.registry import CandidateRef
+from ratchet.pipeline.artifacts import publish_cycle
+from ratchet.pipeline.context import CycleContext
+from ratchet.pipeline.record import Evidence, build_notes
+from ratchet.releases import BOT, CandidateRef
 
 
 def publish(ctx: CycleContext, rc: CandidateRef, ev: Evidence, new_tag: str | None) -> Path | None:
@@ -20,7 +19,7 @@ def publish(ctx: CycleContext, rc: CandidateRef, ev: Evidence, new_tag: str | No
     notes = build_notes(ctx, rc, ev, title, actor=str(BOT)).markdown()
     report: Path | None = ctx.scratch / "reports" / f"{ctx.agent}.html"
     try:
-        from pipeline.report import write_report
+        from ratchet.pipeline.report import write_report
 
         write_report(ctx.workspace, ctx.agent, report)
     except Exception as exc:  # noqa: BLE001 - the decision is recorded already; the report is a convenience

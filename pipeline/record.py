@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 
-from critics.diagnosis import EngineeringSpec, symptom_frame
-from critics.symptoms import SymptomReport
-from gates.evaluation import Evaluation
-from gates.flips import Flip, FlipTable
-from gates.policy import Verdict
-from gates.smoke import SmokeCheck
-from pipeline.stages import CycleContext
-from pipeline.synthesis import Proposal
-from releases.gitstore import BOT
-from releases.ledger import LedgerEntry
-from releases.notes import FlipRow, ReleaseNotes
-from releases.registry import CandidateRef, evidence_dir, release_tag
+from ratchet.critics import EngineeringSpec, SymptomReport, symptom_frame
+from ratchet.gates import Evaluation, Flip, FlipTable, SmokeCheck, Verdict
+from ratchet.pipeline.context import CycleContext
+from ratchet.pipeline.synthesis import Proposal
+from ratchet.releases import (
+    BOT,
+    CRITIC_CALLS,
+    FLIPS,
+    INTENT,
+    NOTES_JSON,
+    NOTES_MD,
+    SMOKE,
+    SPEC_JSON,
+    SPEC_MD,
+    SYMPTOMS,
+    VERDICT,
+    CandidateRef,
+    FlipRow,
+    LedgerEntry,
+    ReleaseNotes,
+    evidence_dir,
+    is_outcome_file,
+    outcome_csv,
+    outcome_file,
+    release_tag,
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,10 @@ class Evidence:
 def _runs(flip: Flip) -> str:
     if flip.baseline_runs is None or flip.candidate_runs is None:
         return ""
-    passes = (round(flip.baseline_pass_rate * flip.baseline_runs), round(flip.candidate_pass_rate * flip.candidate_runs))
+    passes = (
+        round(flip.baseline_pass_rate * flip.baseline_runs),
+        round(flip.candidate_pass_rate * flip.candidate_runs),
+    )
     return f"{passes[0]}/{flip.baseline_runs} -> {passes[1]}/{flip.candidate_runs}"
 
 
@@ -59,16 +75,35 @@ def rate(evaluation: Evaluation | None) -> float | None:
 def build_notes(ctx: CycleContext, rc: CandidateRef, ev: Evidence, title: str, actor: str) -> ReleaseNotes:
     flips = ev.flips.flips if ev.flips else []
     return ReleaseNotes(
-        agent=ctx.agent, title=title, base_release=ev.base_release, rc=rc.branch, decision=ev.verdict.decision,
-        actor=actor, reasons=ev.verdict.reasons, intent=ev.proposal.intent, targets=ev.proposal.targets,
-        remediation=ev.proposal.remediation, model=ev.model, simulated=ev.simulated,
-        strategy=ev.proposal.strategy, meta_edits=ev.proposal.meta_edits,
+        agent=ctx.agent,
+        title=title,
+        base_release=ev.base_release,
+        rc=rc.branch,
+        decision=ev.verdict.decision,
+        actor=actor,
+        reasons=ev.verdict.reasons,
+        intent=ev.proposal.intent,
+        targets=ev.proposal.targets,
+        remediation=ev.proposal.remediation,
+        model=ev.model,
+        simulated=ev.simulated,
+        strategy=ev.proposal.strategy,
+        meta_edits=ev.proposal.meta_edits,
         counts=ev.flips.counts() if ev.flips else {},
-        flips=[FlipRow(**f.model_dump(include={"task_id", "kind", "baseline_error", "candidate_error", "confirmed",
-                                               "p_value"}), runs=_runs(f))
-               for f in flips if f.kind in ("P->F", "F->P")],
-        baseline_gate_pass_rate=rate(ev.baseline_gate), gate_pass_rate=rate(ev.candidate_gate),
-        baseline_holdout_pass_rate=rate(ev.baseline_holdout), holdout_pass_rate=rate(ev.candidate_holdout),
+        flips=[
+            FlipRow(
+                **f.model_dump(
+                    include={"task_id", "kind", "baseline_error", "candidate_error", "confirmed", "p_value"}
+                ),
+                runs=_runs(f),
+            )
+            for f in flips
+            if f.kind in ("P->F", "F->P")
+        ],
+        baseline_gate_pass_rate=rate(ev.baseline_gate),
+        gate_pass_rate=rate(ev.candidate_gate),
+        baseline_holdout_pass_rate=rate(ev.baseline_holdout),
+        holdout_pass_rate=rate(ev.candidate_holdout),
         top_patterns=[(p.label, p.count) for p in ev.spec.patterns[:5]],
         smoke=ev.smoke.summary() if ev.smoke else None,
     )
@@ -76,37 +111,34 @@ def build_notes(ctx: CycleContext, rc: CandidateRef, ev: Evidence, title: str, a
 
 def evidence_files(ev: Evidence, notes: ReleaseNotes) -> dict[str, bytes]:
     files = {
-        "intent.json": ev.proposal.model_dump_json(indent=2).encode(),
-        "spec.json": ev.spec.model_dump_json(indent=2).encode(),
-        "spec.md": ev.spec.markdown().encode(),
-        "symptoms.csv": symptom_frame(ev.reports).to_csv(index=False).encode(),
-        "verdict.json": ev.verdict.model_dump_json(indent=2).encode(),
-        "notes.json": notes.model_dump_json(indent=2).encode(),
-        "notes.md": notes.markdown().encode(),
+        INTENT: ev.proposal.model_dump_json(indent=2).encode(),
+        SPEC_JSON: ev.spec.model_dump_json(indent=2).encode(),
+        SPEC_MD: ev.spec.markdown().encode(),
+        SYMPTOMS: symptom_frame(ev.reports).to_csv(index=False).encode(),
+        VERDICT: ev.verdict.model_dump_json(indent=2).encode(),
+        NOTES_JSON: notes.model_dump_json(indent=2).encode(),
+        NOTES_MD: notes.markdown().encode(),
     }
     calls = [r for r in ev.reports if r.critic_call is not None]
     if calls:  # what the LLM critic's guarded calls did, run by run
-        files["critic-calls.jsonl"] = b"".join(
+        files[CRITIC_CALLS] = b"".join(
             json.dumps({"task_id": r.task_id, "trial": r.trial, **r.critic_call.model_dump(mode="json")}).encode()
-            + b"\n" for r in calls)
+            + b"\n"
+            for r in calls
+        )
     if ev.smoke is not None:
-        files["smoke.json"] = ev.smoke.model_dump_json(indent=2).encode()
+        files[SMOKE] = ev.smoke.model_dump_json(indent=2).encode()
     if ev.flips is not None:
-        files["flips.csv"] = ev.flips.to_frame().to_csv(index=False).encode()
-    for name, evaluation in (("baseline-gate", ev.baseline_gate), ("candidate-gate", ev.candidate_gate),
-                             ("baseline-holdout", ev.baseline_holdout), ("candidate-holdout", ev.candidate_holdout)):
+        files[FLIPS] = ev.flips.to_frame().to_csv(index=False).encode()
+    for side, split, evaluation in (
+        ("baseline", "gate", ev.baseline_gate),
+        ("candidate", "gate", ev.candidate_gate),
+        ("baseline", "holdout", ev.baseline_holdout),
+        ("candidate", "holdout", ev.candidate_holdout),
+    ):
         if evaluation is not None:
-            files[f"outcomes-{name}.csv"] = outcome_csv(evaluation)
+            files[outcome_file(side, split)] = outcome_csv(evaluation)
     return files
-
-
-def outcome_csv(evaluation: Evaluation) -> bytes:
-    """The outcome table plus each raw trace's content hash (the traces stay in the run store)."""
-    table = evaluation.outcome_table()
-    table["trace_sha256"] = [hashlib.sha256(r.trace.model_dump_json().encode()).hexdigest() for r in evaluation.records]
-    buffer = io.StringIO()
-    table.to_csv(buffer, index=False)
-    return buffer.getvalue().encode()
 
 
 def record(ctx: CycleContext, rc: CandidateRef, ev: Evidence) -> tuple[LedgerEntry, str | None]:
@@ -119,14 +151,23 @@ def record(ctx: CycleContext, rc: CandidateRef, ev: Evidence) -> tuple[LedgerEnt
     files = evidence_files(ev, notes)
     rc = registry.add_evidence(rc, files, f"{rc.branch} {decision}: {ev.proposal.remediation}")
     entry = dict(
-        decision=decision, base_release=ev.base_release, intent=ev.proposal.intent,
-        remediation=ev.proposal.remediation, fixes=ev.verdict.fixes, regressions=ev.verdict.regressions,
-        gate_pass_rate=rate(ev.candidate_gate), baseline_gate_pass_rate=rate(ev.baseline_gate),
-        holdout_pass_rate=rate(ev.candidate_holdout), policy_hash=ev.verdict.policy_hash,
-        evidence=evidence_dir(ctx.agent, rc.number), reason="; ".join(ev.verdict.reasons),
-        stage=ev.verdict.stage, flip_counts=ev.flips.counts() if ev.flips else {},
-        outcome_hashes={name: hashlib.sha256(data).hexdigest() for name, data in files.items()
-                        if name.startswith("outcomes-")},
+        decision=decision,
+        base_release=ev.base_release,
+        intent=ev.proposal.intent,
+        remediation=ev.proposal.remediation,
+        fixes=ev.verdict.fixes,
+        regressions=ev.verdict.regressions,
+        gate_pass_rate=rate(ev.candidate_gate),
+        baseline_gate_pass_rate=rate(ev.baseline_gate),
+        holdout_pass_rate=rate(ev.candidate_holdout),
+        policy_hash=ev.verdict.policy_hash,
+        evidence=evidence_dir(ctx.agent, rc.number),
+        reason="; ".join(ev.verdict.reasons),
+        stage=ev.verdict.stage,
+        flip_counts=ev.flips.counts() if ev.flips else {},
+        outcome_hashes={
+            name: hashlib.sha256(data).hexdigest() for name, data in files.items() if is_outcome_file(name)
+        },
     )
     if decision == "promote":
         return registry.promote(rc, notes.markdown(), **entry), next_tag

@@ -20,10 +20,20 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.errors import UserError
-from gates.flips import Flip, FlipKind, flips_from_classified
-from pipeline.evidence import EvidenceReader, Side, TaskRuns, flip_row, outcome_file, outcomes_of, task_ids
-from releases.ledger import LedgerEntry
+from ratchet.agents import UserError
+from ratchet.gates import Flip, FlipKind, flips_from_classified
+from ratchet.releases import (
+    FLIPS,
+    VERDICT,
+    EvidenceReader,
+    LedgerEntry,
+    Side,
+    TaskRuns,
+    flip_row,
+    outcome_file,
+    outcomes_of,
+    task_ids,
+)
 
 if TYPE_CHECKING:  # pandas and the statistics are for `diff`; `why` reads counts without them
     import pandas as pd
@@ -100,20 +110,32 @@ class ReleaseLine:
             restored = self.source(made.rollback_to)
             if restored is not None:
                 return restored.model_copy(update={"release": release, "restored": made.rollback_to})
-        built_on = next((e for e in self.entries if e.base_release == release and e.rc and e.evidence
-                         and self.reader.has_outcomes(e, "baseline")), None)
+        built_on = next(
+            (
+                e
+                for e in self.entries
+                if e.base_release == release and e.rc and e.evidence and self.reader.has_outcomes(e, "baseline")
+            ),
+            None,
+        )
         return self._source(release, built_on, "baseline") if built_on else None
 
     def _source(self, release: str, entry: LedgerEntry, side: Side) -> OutcomeSource:
-        return OutcomeSource(release=release, seq=entry.seq, rc=entry.rc or "", side=side,
-                             path=f"{entry.evidence}/{outcome_file(side)}", commit=entry.rc_commit)
+        return OutcomeSource(
+            release=release,
+            seq=entry.seq,
+            rc=entry.rc or "",
+            side=side,
+            path=f"{entry.evidence}/{outcome_file(side)}",
+            commit=entry.rc_commit,
+        )
 
     def alpha(self, release: str, default: float = 0.05) -> float:
         """The gate's alpha from the verdict.json next to the release's outcomes (default 0.05)."""
         source = self.source(release)
         if source is None:
             return default
-        policy = self.reader.read_json(self.entry(source), "verdict.json").get("policy")
+        policy = self.reader.read_json(self.entry(source), VERDICT).get("policy")
         value = policy.get("alpha") if isinstance(policy, dict) else None
         return float(value) if isinstance(value, int | float) else default
 
@@ -196,8 +218,15 @@ def task_history(line: ReleaseLine, task_id: str) -> TaskHistory:
         raise UserError(_unknown_task(line, task_id))
     events = _line_events(line, canonical)
     summary = f"{task_id} on {line.agent}'s canonical line: {_story(canonical, events)}.{_not_promoted(decisions)}"
-    return TaskHistory(agent=line.agent, task_id=task_id, decisions=decisions, canonical=canonical,
-                       unmeasured=unmeasured, events=events, summary=summary)
+    return TaskHistory(
+        agent=line.agent,
+        task_id=task_id,
+        decisions=decisions,
+        canonical=canonical,
+        unmeasured=unmeasured,
+        events=events,
+        summary=summary,
+    )
 
 
 def _task_decision(line: ReleaseLine, entry: LedgerEntry, task_id: str) -> TaskDecision | None:
@@ -207,12 +236,22 @@ def _task_decision(line: ReleaseLine, entry: LedgerEntry, task_id: str) -> TaskD
         return None
     kind = f"{baseline.letter}->{candidate.letter}" if baseline and candidate else None
     confirmed = None
-    if kind in ("P->F", "F->P") and (flips := line.reader.read(entry, "flips.csv")):
+    if kind in ("P->F", "F->P") and (flips := line.reader.read(entry, FLIPS)):
         row = flip_row(flips, task_id) or {}
         confirmed = {"True": True, "False": False}.get(row.get("confirmed", ""))
-    return TaskDecision(seq=entry.seq, decision=entry.decision, rc=entry.rc or "", base_release=entry.base_release,
-                        release=entry.release, remediation=entry.remediation, intent=entry.intent,
-                        baseline=baseline, candidate=candidate, kind=kind, confirmed=confirmed)
+    return TaskDecision(
+        seq=entry.seq,
+        decision=entry.decision,
+        rc=entry.rc or "",
+        base_release=entry.base_release,
+        release=entry.release,
+        remediation=entry.remediation,
+        intent=entry.intent,
+        baseline=baseline,
+        candidate=candidate,
+        kind=kind,
+        confirmed=confirmed,
+    )
 
 
 def _line_events(line: ReleaseLine, states: list[ReleaseState]) -> list[LineEvent]:
@@ -220,9 +259,16 @@ def _line_events(line: ReleaseLine, states: list[ReleaseState]) -> list[LineEven
     for before, after in zip(states, states[1:], strict=False):
         if before.runs.passed != after.runs.passed:
             made = line.made_by[after.release]
-            events.append(LineEvent(release=after.release, change="fixed" if after.runs.passed else "broken",
-                                    decision=made.decision, rc=made.rc, remediation=made.remediation,
-                                    rollback_to=made.rollback_to))
+            events.append(
+                LineEvent(
+                    release=after.release,
+                    change="fixed" if after.runs.passed else "broken",
+                    decision=made.decision,
+                    rc=made.rc,
+                    remediation=made.remediation,
+                    rollback_to=made.rollback_to,
+                )
+            )
     return events
 
 
@@ -234,8 +280,11 @@ def _story(states: list[ReleaseState], events: list[LineEvent]) -> str:
     first, last = states[0], states[-1]
     if not events:
         span = f"{first.release} to {last.release}" if len(states) > 1 else first.release
-        return (f"passing in every release ({span}), never broken" if first.runs.passed
-                else f"failing in every release ({span}), never fixed")
+        return (
+            f"passing in every release ({span}), never broken"
+            if first.runs.passed
+            else f"failing in every release ({span}), never fixed"
+        )
     told = [f"{_verb(e, i, events)} by {_cause(e)} in {e.release}" for i, e in enumerate(events)]
     if len(told) > STORY_EVENTS + 2:
         told = [*told[:2], f"... {len(told) - STORY_EVENTS} more changes", *told[-STORY_EVENTS:]]
@@ -263,22 +312,32 @@ def _not_promoted(decisions: list[TaskDecision]) -> str:
     flipped = [d for d in decisions if d.release is None and d.kind in ("P->F", "F->P")]
     if not flipped:
         return ""
-    told = [f"{d.rc} ({d.remediation or 'no remediation id'}, {d.decision}) {'broke' if d.kind == 'P->F' else 'fixed'} it"
-            for d in flipped[-STORY_EVENTS:]]
+    told = [
+        f"{d.rc} ({d.remediation or 'no remediation id'}, {d.decision}) {'broke' if d.kind == 'P->F' else 'fixed'} it"
+        for d in flipped[-STORY_EVENTS:]
+    ]
     more = f"{len(flipped)} candidates flipped it, the latest: " if len(flipped) > STORY_EVENTS else ""
     return f" Not promoted: {more}{'; '.join(told)}."
 
 
 def _unknown_task(line: ReleaseLine, task_id: str) -> str:
-    found = next(((e, data) for e in reversed(final_decisions(line.entries))
-                  if (data := line.reader.read(e, outcome_file("candidate")))), None)
+    found = next(
+        (
+            (e, data)
+            for e in reversed(final_decisions(line.entries))
+            if (data := line.reader.read(e, outcome_file("candidate")))
+        ),
+        None,
+    )
     if found is None:
         return f"{line.agent} has no stored gate outcomes yet; run `ratchet cycle --agent {line.agent}` first"
     entry, data = found
     close = difflib.get_close_matches(task_id, task_ids(data), n=1)
     hint = f"did you mean {close[0]}? " if close else ""
-    return (f"no gate outcome of {line.agent} has a task {task_id!r}; {hint}the ids are the first column of "
-            f"`git show {entry.rc_commit or entry.rc}:{entry.evidence}/{outcome_file('candidate')}`")
+    return (
+        f"no gate outcome of {line.agent} has a task {task_id!r}; {hint}the ids are the first column of "
+        f"`git show {entry.rc_commit or entry.rc}:{entry.evidence}/{outcome_file('candidate')}`"
+    )
 
 
 # --- `ratchet diff`: two releases' artifacts and stored gate outcomes -----------------------------
@@ -307,11 +366,19 @@ def release_diff(line: ReleaseLine, old: str, new: str) -> ReleaseDiff:
     """Diff two releases of the line's agent (UserError for unknown ones)."""
     for release in (old, new):
         line.require(release)
-    patch = line.reader.git.repo.git.diff("--no-color", f"refs/tags/{old}", f"refs/tags/{new}", "--",
-                                          f"agents/{line.agent}/")
+    patch = line.reader.git.repo.git.diff(
+        "--no-color", f"refs/tags/{old}", f"refs/tags/{new}", "--", f"agents/{line.agent}/"
+    )
     files = re.findall(r"(?m)^diff --git a/(\S+) b/", patch)
-    result = ReleaseDiff(agent=line.agent, old=old, new=new, files=files, patch=patch,
-                         old_outcomes=line.source(old), new_outcomes=line.source(new))
+    result = ReleaseDiff(
+        agent=line.agent,
+        old=old,
+        new=new,
+        files=files,
+        patch=patch,
+        old_outcomes=line.source(old),
+        new_outcomes=line.source(new),
+    )
     missing = [r for r, s in ((old, result.old_outcomes), (new, result.new_outcomes)) if s is None]
     if missing:
         verb = "has" if len(missing) == 1 else "have"
@@ -320,11 +387,18 @@ def release_diff(line: ReleaseLine, old: str, new: str) -> ReleaseDiff:
     frames = [_outcome_frame(line, s) for s in (result.old_outcomes, result.new_outcomes)]
     later = max(old, new, key=lambda name: parse_release(name)[1])
     alpha = line.alpha(later)
-    from gates.statistics import classify, paired_counts
+    from ratchet.gates import GatePolicy, JudgedSplit, judge, paired_counts
 
-    table = flips_from_classified(classify(paired_counts(*frames), alpha), *(outcomes_of(f) for f in frames))
-    return result.model_copy(update={"alpha": alpha, "counts": table.counts(), "confirmed": table.confirmed_counts(),
-                                     "flips": [f for f in table.flips if f.kind in ("P->F", "F->P")]})
+    judged = judge(GatePolicy(name="diff", alpha=alpha, min_fixes=0), JudgedSplit(paired_counts(*frames)))
+    table = flips_from_classified(judged.gate, *(outcomes_of(f) for f in frames))
+    return result.model_copy(
+        update={
+            "alpha": alpha,
+            "counts": table.counts(),
+            "confirmed": table.confirmed_counts(),
+            "flips": [f for f in table.flips if f.kind in ("P->F", "F->P")],
+        }
+    )
 
 
 def _outcome_frame(line: ReleaseLine, source: OutcomeSource | None) -> pd.DataFrame:

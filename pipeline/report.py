@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.report_data import CycleSummary, FlipMatrix, ReleasePoint, ReportData, collect_report
+from ratchet.pipeline.report_data import CycleSummary, FlipMatrix, ReleasePoint, ReportData, collect_report
 
 TEMPLATES = Path(__file__).parent / "templates"
 GATE, HOLDOUT, FIX, REGRESSION = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"
@@ -55,23 +55,40 @@ def write_report(workspace: Path, agent: str, html_path: Path) -> list[Path]:
 def render_plots(data: ReportData) -> list[Plot]:
     matrix = data.flip_matrix
     return [
-        Plot(slug="pass-rate", title="Pass rate per release",
-             caption="Gate and holdout pass rates (mean of per-task pass rates) of each release on the canonical line.",
-             png=_png(_pass_rate_figure(data.releases))),
-        Plot(slug="flips-per-cycle", title="Fixes and regressions per cycle",
-             caption="Confirmed F->P (fixes) and P->F (regressions) flips of every candidate, rejected ones included.",
-             png=_png(_flips_figure(data.cycles))),
-        Plot(slug="flip-matrix", title="Flip matrix of the latest candidate",
-             caption=(f"Gate tasks of {matrix.rc} ({matrix.decision}) by outcome on {matrix.base_release or 'the baseline'}"
-                      " (rows) and on the candidate (columns); confirmed flips in brackets.") if matrix else
-                     "No candidate has a flip table yet (every one was rejected before evaluation).",
-             png=_png(_matrix_figure(matrix))),
+        Plot(
+            slug="pass-rate",
+            title="Pass rate per release",
+            caption="Gate and holdout pass rates (mean of per-task pass rates) of each release on the canonical line.",
+            png=_png(_pass_rate_figure(data.releases)),
+        ),
+        Plot(
+            slug="flips-per-cycle",
+            title="Fixes and regressions per cycle",
+            caption="Confirmed F->P (fixes) and P->F (regressions) flips of every candidate, rejected ones included.",
+            png=_png(_flips_figure(data.cycles)),
+        ),
+        Plot(
+            slug="flip-matrix",
+            title="Flip matrix of the latest candidate",
+            caption=(
+                f"Gate tasks of {matrix.rc} ({matrix.decision}) by outcome on {matrix.base_release or 'the baseline'}"
+                " (rows) and on the candidate (columns); confirmed flips in brackets."
+            )
+            if matrix
+            else "No candidate has a flip table yet (every one was rejected before evaluation).",
+            png=_png(_matrix_figure(matrix)),
+        ),
     ]
 
 
 def render_html(data: ReportData, plots: list[Plot]) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     return env.get_template("report.html.j2").render(data=data, plots=plots)
 
 
@@ -96,8 +113,15 @@ def _pass_rate_figure(releases: list[ReleasePoint]) -> Figure:
         for i, value, other in zip(x, values, others, strict=True):
             if not math.isnan(value):  # the lower line's label goes below its point, so the two never overlap
                 below = value < other or (value == other and name == "gate")
-                ax.annotate(f"{value:.1f}%", (i, value), textcoords="offset points", xytext=(0, -14 if below else 7),
-                            ha="center", fontsize=8, color=color)
+                ax.annotate(
+                    f"{value:.1f}%",
+                    (i, value),
+                    textcoords="offset points",
+                    xytext=(0, -14 if below else 7),
+                    ha="center",
+                    fontsize=8,
+                    color=color,
+                )
     ax.set_xticks(list(x), [r.release for r in releases])
     ax.set_xlim(-0.5, len(releases) - 0.5)
     ax.set_ylim(0, 105)
@@ -114,8 +138,9 @@ def _flips_figure(cycles: list[CycleSummary]) -> Figure:
     x = list(range(len(cycles)))
     width = 0.38
     fixes = ax.bar([i - width / 2 for i in x], [c.fixes for c in cycles], width, color=FIX, label="fixes (F->P)")
-    regressions = ax.bar([i + width / 2 for i in x], [c.regressions for c in cycles], width, color=REGRESSION,
-                         label="regressions (P->F)")
+    regressions = ax.bar(
+        [i + width / 2 for i in x], [c.regressions for c in cycles], width, color=REGRESSION, label="regressions (P->F)"
+    )
     ax.bar_label(fixes, fontsize=8)
     ax.bar_label(regressions, fontsize=8)
     ax.set_xticks(x, [c.label for c in cycles])
@@ -143,8 +168,15 @@ def _matrix_figure(matrix: FlipMatrix | None) -> Figure:
     for r, row in enumerate(kinds):
         for c, kind in enumerate(row):
             text = str(matrix.counts[kind]) + (f"\n({matrix.confirmed[kind]} confirmed)" if r != c else "")
-            ax.text(c, r, text, ha="center", va="center", fontsize=12,
-                    color="white" if matrix.counts[kind] > peak / 2 else "black")
+            ax.text(
+                c,
+                r,
+                text,
+                ha="center",
+                va="center",
+                fontsize=12,
+                color="white" if matrix.counts[kind] > peak / 2 else "black",
+            )
     ax.set_xticks([0, 1], ["P", "F"])
     ax.set_yticks([0, 1], ["P", "F"])
     ax.set_xlabel(f"after ({matrix.rc})")

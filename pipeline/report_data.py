@@ -9,14 +9,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.errors import UserError
-from gates.flips import KINDS, FlipKind
-from pipeline.evidence import EvidenceReader
-from pipeline.release_outcomes import final_decisions
-from pipeline.settings import load_settings
-from releases.gitstore import GitStore
-from releases.ledger import LedgerEntry
-from releases.registry import Registry
+from ratchet.agents import UserError
+from ratchet.gates import KINDS, FlipKind
+from ratchet.pipeline.release_outcomes import final_decisions
+from ratchet.pipeline.settings import load_settings
+from ratchet.releases import FLIPS, NOTES_JSON, EvidenceReader, GitStore, LedgerEntry, Registry
 
 RELEASE_DECISIONS = ("release", "promote", "manual_promote")
 
@@ -86,16 +83,38 @@ def collect_report(workspace: Path, agent: str) -> ReportData:
             raise UserError(f"{workspace}: no agent {agent!r}; agents here: {', '.join(known) or 'none'}")
         finals = final_decisions(entries)
         if not finals:
-            raise UserError(f"{workspace}: agent {agent!r} has no decisions yet; run `ratchet cycle --workspace "
-                            f"{workspace} --agent {agent}` first")
-        releases = [_release_point(reader, entries, e) for e in entries if e.decision in RELEASE_DECISIONS and e.release]
+            raise UserError(
+                f"{workspace}: agent {agent!r} has no decisions yet; run `ratchet cycle --workspace "
+                f"{workspace} --agent {agent}` first"
+            )
+        releases = [
+            _release_point(reader, entries, e) for e in entries if e.decision in RELEASE_DECISIONS and e.release
+        ]
         matrix = next((m for e in reversed(finals) if (m := _flip_matrix(reader, e))), None)
     return ReportData(
-        agent=agent, workspace=str(workspace), generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        current_release=releases[-1].release, releases=releases, flip_matrix=matrix,
-        cycles=[CycleSummary(rc=e.rc or "", **e.model_dump(include={
-            "decision", "release", "remediation", "fixes", "regressions", "baseline_gate_pass_rate", "gate_pass_rate"}))
-            for e in finals],
+        agent=agent,
+        workspace=str(workspace),
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        current_release=releases[-1].release,
+        releases=releases,
+        flip_matrix=matrix,
+        cycles=[
+            CycleSummary(
+                rc=e.rc or "",
+                **e.model_dump(
+                    include={
+                        "decision",
+                        "release",
+                        "remediation",
+                        "fixes",
+                        "regressions",
+                        "baseline_gate_pass_rate",
+                        "gate_pass_rate",
+                    }
+                ),
+            )
+            for e in finals
+        ],
     )
 
 
@@ -107,12 +126,12 @@ def _release_point(reader: EvidenceReader, entries: list[LedgerEntry], made: Led
     if built_on is not None and gate is None:
         gate = built_on.baseline_gate_pass_rate
     if built_on is not None and holdout is None:
-        holdout = reader.read_json(built_on, "notes.json").get("baseline_holdout_pass_rate")
+        holdout = reader.read_json(built_on, NOTES_JSON).get("baseline_holdout_pass_rate")
     return ReleasePoint(release=made.release or "", gate_pass_rate=gate, holdout_pass_rate=holdout)
 
 
 def _flip_matrix(reader: EvidenceReader, entry: LedgerEntry) -> FlipMatrix | None:
-    data = reader.read(entry, "flips.csv")
+    data = reader.read(entry, FLIPS)
     if data is None:
         return None
     counts: dict[FlipKind, int] = {kind: 0 for kind in KINDS}
@@ -120,5 +139,6 @@ def _flip_matrix(reader: EvidenceReader, entry: LedgerEntry) -> FlipMatrix | Non
     for row in csv.DictReader(io.StringIO(data.decode())):
         counts[row["kind"]] += 1
         confirmed[row["kind"]] += row.get("confirmed") == "True"
-    return FlipMatrix(rc=entry.rc or "", decision=entry.decision, base_release=entry.base_release,
-                      counts=counts, confirmed=confirmed)
+    return FlipMatrix(
+        rc=entry.rc or "", decision=entry.decision, base_release=entry.base_release, counts=counts, confirmed=confirmed
+    )

@@ -24,11 +24,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.errors import StateError, UserError
+from ratchet.agents import StateError, UserError
 
 FLOW_NAME = "improve-cycle"
-START_SERVER = ("schedules need a running Prefect server: start one with `prefect server start` (in another terminal "
-                "or as a service), then `export PREFECT_API_URL=http://127.0.0.1:4200/api` and re-run")
+START_SERVER = (
+    "schedules need a running Prefect server: start one with `prefect server start` (in another terminal "
+    "or as a service), then `export PREFECT_API_URL=http://127.0.0.1:4200/api` and re-run"
+)
 
 
 class ScheduledCycle(BaseModel):
@@ -95,7 +97,7 @@ def serve_schedule(workspace: Path, agent: str, cron: str, timezone: str | None)
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
-    from pipeline.flows import improve_cycle
+    from ratchet.pipeline.flows import improve_cycle
 
     check_cron(cron, timezone)
     require_server()
@@ -120,7 +122,11 @@ def scheduled_cycles(agent: str | None = None, workspace: Path | None = None) ->
 async def _scheduled_cycles(agent: str | None, workspace: Path | None) -> list[ScheduledCycle]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
-        FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterState,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
@@ -128,8 +134,9 @@ async def _scheduled_cycles(agent: str | None, workspace: Path | None) -> list[S
 
     found = []
     async with get_client() as client:
-        deployments = await client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
-                                                    limit=200, sort=DeploymentSort.NAME_ASC)
+        deployments = await client.read_deployments(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])), limit=200, sort=DeploymentSort.NAME_ASC
+        )
         for d in deployments:
             params: dict[str, Any] = d.parameters or {}
             if agent and params.get("agent") != agent:
@@ -138,20 +145,42 @@ async def _scheduled_cycles(agent: str | None, workspace: Path | None) -> list[S
                 continue
             ids = FlowRunFilterDeploymentId(any_=[d.id])
             upcoming = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(deployment_id=ids, state=FlowRunFilterState(type=FlowRunFilterStateType(
-                    any_=[StateType.SCHEDULED]))), sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=1)
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=ids, state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+                ),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=1,
+            )
             done = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(deployment_id=ids, state=FlowRunFilterState(type=FlowRunFilterStateType(
-                    any_=[StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED,
-                          StateType.RUNNING]))), sort=FlowRunSort.START_TIME_DESC, limit=1)
-            found.append(ScheduledCycle(
-                name=f"{FLOW_NAME}/{d.name}", agent=str(params.get("agent", "?")),
-                workspace=str(params.get("workspace", "?")),
-                schedules=[_describe(s.schedule) for s in d.schedules], paused=bool(d.paused),
-                next_run=upcoming[0].expected_start_time if upcoming else None,
-                last_run=(done[0].start_time or done[0].expected_start_time) if done else None,
-                last_state=done[0].state_name if done else None,
-            ))
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=ids,
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(
+                            any_=[
+                                StateType.COMPLETED,
+                                StateType.FAILED,
+                                StateType.CRASHED,
+                                StateType.CANCELLED,
+                                StateType.RUNNING,
+                            ]
+                        )
+                    ),
+                ),
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=1,
+            )
+            found.append(
+                ScheduledCycle(
+                    name=f"{FLOW_NAME}/{d.name}",
+                    agent=str(params.get("agent", "?")),
+                    workspace=str(params.get("workspace", "?")),
+                    schedules=[_describe(s.schedule) for s in d.schedules],
+                    paused=bool(d.paused),
+                    next_run=upcoming[0].expected_start_time if upcoming else None,
+                    last_run=(done[0].start_time or done[0].expected_start_time) if done else None,
+                    last_state=done[0].state_name if done else None,
+                )
+            )
     return found
 
 

@@ -30,7 +30,7 @@ from types import TracebackType
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.errors import ModelBackendError, UserError
+from ratchet.agents import ModelBackendError, UserError
 
 STOP_TIMEOUT_S = 15.0
 LOG_TAIL_LINES = 15
@@ -58,9 +58,13 @@ class ServeOptions(BaseModel):
     port: int = Field(default=0, ge=0, le=65535, description="Port to listen on; 0 picks a free one.")
     max_model_len: int | None = Field(default=None, ge=1, description="`--max-model-len`: context length in tokens.")
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1, description="`--gpu-memory-utilization`.")
-    tensor_parallel_size: int | None = Field(default=None, ge=1, description="`--tensor-parallel-size`: GPUs per replica.")
+    tensor_parallel_size: int | None = Field(
+        default=None, ge=1, description="`--tensor-parallel-size`: GPUs per replica."
+    )
     dtype: str | None = Field(default=None, description="`--dtype`: auto, float16, bfloat16, float32, ...")
-    command: list[str] = Field(default=["vllm", "serve"], min_length=1, description="Command prefix before the model and flags.")
+    command: list[str] = Field(
+        default=["vllm", "serve"], min_length=1, description="Command prefix before the model and flags."
+    )
     model_as_flag: bool | None = Field(
         default=None,
         description="Pass the model as `--model M` (True) or positionally (False); None: positional when the "
@@ -69,7 +73,9 @@ class ServeOptions(BaseModel):
     extra_args: list[str] = Field(default_factory=list, description="Further vLLM flags, appended as given.")
     env: dict[str, str] = Field(default_factory=dict, description="Added to the server's environment.")
     startup_timeout_s: float = Field(default=180.0, gt=0, description="Seconds to wait for `GET /health` = 200.")
-    log_file: Path | None = Field(default=None, description="Where the server's output goes; None: a new temporary file.")
+    log_file: Path | None = Field(
+        default=None, description="Where the server's output goes; None: a new temporary file."
+    )
 
     def argv(self, port: int) -> list[str]:
         """The full command line for a server on `port`."""
@@ -126,7 +132,7 @@ class VllmServer:
         """A `ratchet.toml` table that points a model name at this server."""
         name = self.options.served_name
         key = name if _BARE_KEY.match(name) else json.dumps(name)
-        return f'[models.{key}]\nmodel = {json.dumps(self.litellm_model)}\napi_base = {json.dumps(self.base_url)}\n'
+        return f"[models.{key}]\nmodel = {json.dumps(self.litellm_model)}\napi_base = {json.dumps(self.base_url)}\n"
 
     @property
     def log_path(self) -> Path | None:
@@ -146,7 +152,9 @@ class VllmServer:
     def __enter__(self) -> VllmServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def start(self, on_wait: Callable[[float], None] | None = None) -> VllmServer:
@@ -179,7 +187,12 @@ class VllmServer:
             log.flush()
             try:
                 self._proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
                 )
             except (FileNotFoundError, PermissionError) as exc:
                 if self.options.log_file is None:

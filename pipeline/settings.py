@@ -10,9 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from agents.errors import UserError, validation_message
-from agents.model_config import ModelConfig
-from agents.redaction import redact, register_key_variables
+from ratchet.agents import ModelConfig, UserError, redact, register_key_variables, validation_message
 
 SETTINGS_FILE = "ratchet.toml"
 
@@ -32,10 +30,11 @@ class ExecutionSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     runner: Literal["local", "dask"] = Field(
-        default="local", description="local: asyncio in the flow's process; dask: shards on a Dask cluster.")
+        default="local", description="local: asyncio in the flow's process; dask: shards on a Dask cluster."
+    )
     address: str | None = Field(
-        default=None,
-        description="Scheduler of an existing Dask cluster, e.g. tcp://host:8786; unset: a local cluster.")
+        default=None, description="Scheduler of an existing Dask cluster, e.g. tcp://host:8786; unset: a local cluster."
+    )
     workers: int = Field(default=2, ge=1, le=256, description="Worker processes of the local cluster (no address).")
     shard_size: int = Field(default=16, ge=1, le=100_000, description="Tasks per shard (one Prefect task each).")
 
@@ -46,16 +45,19 @@ class ExecutionSettings(BaseModel):
         if address is not None and info.data.get("runner") != "dask":
             raise PydanticCustomError("execution", 'only used with runner = "dask"; set runner = "dask" or remove it')
         if address is not None and not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", address):
-            raise PydanticCustomError("execution", f"expected a scheduler address such as tcp://host:8786, "
-                                                   f"got {address!r}")
+            raise PydanticCustomError(
+                "execution", f"expected a scheduler address such as tcp://host:8786, got {address!r}"
+            )
         return address
 
     @field_validator("workers")
     @classmethod
     def _workers_need_local_cluster(cls, workers: int, info: ValidationInfo) -> int:
         if info.data.get("address") is not None:
-            raise PydanticCustomError("execution", "sizes a local cluster; an existing cluster (address) has its "
-                                                   "own workers: remove workers or address")
+            raise PydanticCustomError(
+                "execution",
+                "sizes a local cluster; an existing cluster (address) has its own workers: remove workers or address",
+            )
         return workers
 
 
@@ -68,9 +70,11 @@ class AgentSettings(BaseModel):
         description="Model (alias or litellm string) of the LLM critic; unset: the deterministic detectors.",
     )
     smoke_suite: str | None = Field(
-        default=None, description="Suite (folder in suites/) every RC runs before the gate; unset: no smoke check.")
+        default=None, description="Suite (folder in suites/) every RC runs before the gate; unset: no smoke check."
+    )
     smoke_model: str | None = Field(
-        default=None, description="Model for the smoke suite (alias or litellm string); unset: the agent's model.")
+        default=None, description="Model for the smoke suite (alias or litellm string); unset: the agent's model."
+    )
 
 
 class Settings(BaseModel):
@@ -90,9 +94,11 @@ class Settings(BaseModel):
             for url in (config.api_base, *(d.api_base for d in config.deployments)):
                 if url and redact(url, []) != url:
                     raise PydanticCustomError(
-                        "credentials", f"[models.{alias}] api_base holds credentials, and ratchet.toml is committed "
-                                       "to git: name the key's variable with api_key_env, or pass the URL with "
-                                       "--api-base")
+                        "credentials",
+                        f"[models.{alias}] api_base holds credentials, and ratchet.toml is committed "
+                        "to git: name the key's variable with api_key_env, or pass the URL with "
+                        "--api-base",
+                    )
         return models
 
     def agent(self, name: str) -> AgentSettings:
@@ -110,7 +116,9 @@ def load_settings(workspace: Path) -> Settings:
     whether or not a model that uses it is called."""
     path = workspace / SETTINGS_FILE
     if not path.is_file():
-        raise UserError(f"{path}: not found; {workspace} is not a Ratchet workspace (create one with `ratchet init DIR`)")
+        raise UserError(
+            f"{path}: not found; {workspace} is not a Ratchet workspace (create one with `ratchet init DIR`)"
+        )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:

@@ -3,94 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
-from agents.artifact import Artifact, ModelParams, load_artifact
-from agents.model_config import resolve_model
-from agents.models import ModelClient
-from critics.detectors import detect
-from critics.diagnosis import EngineeringSpec, diagnose
-from critics.llm_critic import llm_critique
-from critics.symptoms import SymptomReport
-from critics.view import BlindView, blind_view
-from gates.confirmation import confirm
-from gates.evaluation import Evaluation, evaluate, run_key, stored_evaluation
-from gates.flakiness import flakiness_table, flaky
-from gates.flips import FlipTable, flips_from_classified
-from gates.policy import GatePolicy, Verdict, decide_on_trials, load_policy
-from gates.run_store import RunStore, history
-from gates.statistics import paired_counts
-from gates.smoke import SmokeCheck, smoke_check
-from gates.suite import Suite, load_suite
-from gates.task import Task, natural_key
-from pipeline.confirmation_start import ConfirmationStart, load_or_record, start_path
-from pipeline.progress import reporter
-from pipeline.settings import Settings, load_settings
-from pipeline.synthesis import Proposal, synthesize
-from pipeline.validate import validate_proposal
-from releases.gitstore import GitStore
-from releases.registry import CandidateRef, Registry, ReleaseRef
+from ratchet.agents import ModelClient, ModelParams, resolve_model
+from ratchet.critics import BlindView, EngineeringSpec, SymptomReport, blind_view, detect, diagnose, llm_critique
+from ratchet.gates import (
+    Evaluation,
+    FlipTable,
+    JudgedSplit,
+    SmokeCheck,
+    Task,
+    Verdict,
+    evaluate,
+    flakiness_table,
+    flaky,
+    flips_from_classified,
+    history,
+    judge,
+    load_suite,
+    natural_key,
+    paired_counts,
+    run_key,
+    smoke_check,
+    stored_evaluation,
+)
+from ratchet.pipeline.confirmation_start import ConfirmationStart, load_or_record, start_path
+from ratchet.pipeline.context import CycleContext, ReleaseState, checkout_artifact, client_for
+from ratchet.pipeline.progress import reporter
+from ratchet.pipeline.synthesis import Proposal, synthesize
+from ratchet.pipeline.validate import validate_proposal
+from ratchet.releases import CandidateRef, ReleaseRef
 
 CRITIC_PARAMS = ModelParams(temperature=0.0, max_tokens=1024, timeout_s=120.0)
-
-
-@dataclass(frozen=True)
-class CycleContext:
-    """Everything a stage needs that is fixed for the whole cycle."""
-
-    workspace: Path
-    agent: str
-    settings: Settings
-    suite: Suite
-    policy: GatePolicy
-    store: RunStore
-    registry: Registry
-    model_override: str | None = None
-    api_base: str | None = None
-
-    @property
-    def scratch(self) -> Path:
-        return self.workspace / ".ratchet"
-
-
-@dataclass(frozen=True)
-class ReleaseState:
-    """A release (or candidate) checked out of git into the scratch area, loaded."""
-
-    label: str
-    artifact: Artifact
-    files: dict[str, str]
-
-
-def open_context(workspace: Path, agent: str, model_override: str | None = None,
-                 api_base: str | None = None) -> CycleContext:
-    settings = load_settings(workspace)
-    agent_settings = settings.agent(agent)
-    if agent_settings.smoke_suite is not None:
-        load_suite(workspace, agent_settings.smoke_suite)  # a broken smoke suite fails before any work, not after
-    return CycleContext(
-        workspace=workspace, agent=agent, settings=settings,
-        suite=load_suite(workspace, agent_settings.suite), policy=load_policy(workspace, agent_settings.policy),
-        store=RunStore(workspace / ".ratchet"), registry=Registry(workspace), model_override=model_override,
-        api_base=api_base,
-    )
-
-
-def checkout_artifact(ctx: CycleContext, rev: str, label: str) -> ReleaseState:
-    """Write `agents/<agent>/` as of `rev` to `.ratchet/checkouts/<label>/` and load it."""
-    with GitStore(ctx.workspace) as git:
-        raw = git.list_files(rev, f"agents/{ctx.agent}")
-    dest = ctx.scratch / "checkouts" / label.replace("/", "-") / ctx.agent
-    shutil.rmtree(dest, ignore_errors=True)
-    for rel, data in raw.items():
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        (dest / rel).write_bytes(data)
-    files = {rel: data.decode("utf-8", errors="replace") for rel, data in raw.items()}
-    return ReleaseState(label=label, artifact=load_artifact(dest), files=files)
 
 
 def resolve_release(ctx: CycleContext) -> tuple[ReleaseRef, ReleaseState]:
@@ -101,23 +47,18 @@ def resolve_release(ctx: CycleContext) -> tuple[ReleaseRef, ReleaseState]:
     return release, checkout_artifact(ctx, release.tag, release.tag)
 
 
-def client_for(ctx: CycleContext, artifact: Artifact) -> ModelClient:
-    """The agent's model (or the override), resolved through ratchet.toml's [models.<alias>] tables."""
-    name = ctx.model_override or artifact.spec.model
-    return ModelClient(resolve_model(name, ctx.settings.models, ctx.api_base), artifact.spec.model_params)
-
-
 def run_split(ctx: CycleContext, state: ReleaseState, split: str, trials: int = 1) -> Evaluation:
     """Evaluate one version on one split, resuming from the run store."""
     return run_tasks(ctx, state, split, ctx.suite.split(split), trials, f"{state.label} on {split}")
 
 
-def run_tasks(ctx: CycleContext, state: ReleaseState, split: str, tasks: list[Task], trials: int,
-              label: str) -> Evaluation:
+def run_tasks(
+    ctx: CycleContext, state: ReleaseState, split: str, tasks: list[Task], trials: int, label: str
+) -> Evaluation:
     """Evaluate one version on some tasks of a split, `trials` runs each, resuming from the run store."""
     reporter().stage("run", label)
     if ctx.settings.execution.runner == "dask":  # shards on a Dask cluster ([execution] in ratchet.toml)
-        from pipeline.execution import run_sharded
+        from ratchet.pipeline.execution import run_sharded
 
         return run_sharded(ctx, state, split, tasks, trials, label)
     progress = lambda done, total: reporter().progress(label, done, total)  # noqa: E731
@@ -126,8 +67,15 @@ def run_tasks(ctx: CycleContext, state: ReleaseState, split: str, tasks: list[Ta
     async def run_and_close() -> Evaluation:
         try:
             return await evaluate(
-                state.artifact, client, ctx.suite, tasks, ctx.store,
-                split=split, trials=trials, concurrency=ctx.settings.run.concurrency, on_progress=progress,
+                state.artifact,
+                client,
+                ctx.suite,
+                tasks,
+                ctx.store,
+                split=split,
+                trials=trials,
+                concurrency=ctx.settings.run.concurrency,
+                on_progress=progress,
             )
         finally:
             await client.aclose()
@@ -148,14 +96,24 @@ def smoke(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState) -> Smo
     def run(state: ReleaseState) -> Evaluation:
         label = f"{state.label} on smoke suite {suite.name}"
         reporter().stage("smoke", label)
-        client = (ModelClient(resolve_model(model, ctx.settings.models, ctx.api_base), state.artifact.spec.model_params)
-                  if model else client_for(ctx, state.artifact))
+        client = (
+            ModelClient(resolve_model(model, ctx.settings.models, ctx.api_base), state.artifact.spec.model_params)
+            if model
+            else client_for(ctx, state.artifact)
+        )
 
         async def run_and_close() -> Evaluation:
             try:
-                return await evaluate(state.artifact, client, suite, tasks, ctx.store, split="smoke",
-                                      concurrency=ctx.settings.run.concurrency,
-                                      on_progress=lambda done, total: reporter().progress(label, done, total))
+                return await evaluate(
+                    state.artifact,
+                    client,
+                    suite,
+                    tasks,
+                    ctx.store,
+                    split="smoke",
+                    concurrency=ctx.settings.run.concurrency,
+                    on_progress=lambda done, total: reporter().progress(label, done, total),
+                )
             finally:
                 await client.aclose()
 
@@ -200,8 +158,11 @@ def propose(ctx: CycleContext, spec: EngineeringSpec, state: ReleaseState) -> Pr
     reporter().stage("synthesize", state.label)
     ledger = ctx.registry.ledger(ctx.agent)
     rejected = {e.remediation for e in ledger if e.decision in ("reject", "manual_reject") and e.remediation}
-    history = [f"{e.rc} `{e.remediation}`: {e.decision} (fixes {e.fixes}, regressions {e.regressions})"
-               for e in ledger if e.rc and e.remediation]
+    history = [
+        f"{e.rc} `{e.remediation}`: {e.decision} (fixes {e.fixes}, regressions {e.regressions})"
+        for e in ledger
+        if e.rc and e.remediation
+    ]
 
     def client_for(model: str, params: ModelParams) -> ModelClient:
         return ModelClient(resolve_model(model, ctx.settings.models), params)
@@ -220,9 +181,11 @@ def create_candidate(ctx: CycleContext, proposal: Proposal, base_files: dict[str
     paths, some of which it could not even store, and the cycle goes on to record the rejection. The
     proposal itself is kept in the evidence (`intent.json`)."""
     refused = validate_proposal(ctx.agent, base_files, proposal.changes, ctx.settings.models) is not None
-    changes = {} if refused else {
-        path: (text.encode() if text is not None else None) for path, text in proposal.changes.items()
-    }
+    changes = (
+        {}
+        if refused
+        else {path: (text.encode() if text is not None else None) for path, text in proposal.changes.items()}
+    )
     resumed = ctx.registry.pending_candidate(ctx.agent, changes)
     if resumed is not None:
         reporter().stage("synthesize", f"resuming {resumed.branch}, left undecided by an interrupted cycle")
@@ -244,86 +207,102 @@ class GateResult:
     candidate_holdout: Evaluation | None = None
 
 
-def gate(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, targets: list[str] | None = None,
-         ) -> GateResult:
+def gate(
+    ctx: CycleContext,
+    base: ReleaseState,
+    candidate: ReleaseState,
+    targets: list[str] | None = None,
+) -> GateResult:
     """Confirmed flips decide: both sides' stored gate runs (the baseline's are reused when the
     previous cycle made them), adaptive confirmation trials for tasks in doubt, then the policy
-    (with the holdout split gated the same way when the policy says `holdout: gate`)."""
+    (with the holdout split gated the same way when the policy says `holdout: gate`): gates.judge."""
     policy = ctx.policy
-    reporter().stage("gate", f"{policy.name}: exact tests sharing alpha {policy.alpha}, up to {policy.confirmation_cap} trials")
-    judged = _confirmed(ctx, base, candidate, "gate")
-    classified, final, extra, asked = judged
-    holdout, holdout_final = None, {}
+    reporter().stage(
+        "gate", f"{policy.name}: exact tests sharing alpha {policy.alpha}, up to {policy.confirmation_cap} trials"
+    )
+    states = {"baseline": base, "candidate": candidate}
+    asked: set[str] = set()
+    gate_split = _judged_split(ctx, states, "gate", asked)
+    holdout_split = None
     if policy.holdout == "gate":
         run_split(ctx, base, "holdout", policy.trials)
         run_split(ctx, candidate, "holdout", policy.trials)
-        holdout, holdout_final, holdout_extra, holdout_asked = _confirmed(ctx, base, candidate, "holdout")
-        extra, asked = extra + holdout_extra, asked | holdout_asked
+        holdout_split = _judged_split(ctx, states, "holdout", asked)
+
+    def targeted(fixed: list[str]) -> int:
+        return _targeted_fixes(ctx, _stored(ctx, base, ctx.suite.split("gate"), "gate"), set(fixed), targets or [])
+
+    judged = judge(policy, gate_split, holdout_split, targeted_fixes=targeted if targets is not None else None)
+    final = {side: _stored(ctx, state, ctx.suite.split("gate"), "gate") for side, state in states.items()}
+    holdout = (
+        {side: _stored(ctx, state, ctx.suite.split("holdout"), "holdout") for side, state in states.items()}
+        if holdout_split is not None
+        else {}
+    )
     outcomes = {side: [r.outcome for r in evaluation.records] for side, evaluation in final.items()}
-    flips = flips_from_classified(classified, outcomes["baseline"], outcomes["candidate"])
-    fixed = set(classified.loc[classified["flip"] == "fix", "task_id"])
-    targeted = _targeted_fixes(ctx, final["baseline"], fixed, targets) if targets is not None else None
-    verdict = decide_on_trials(classified, policy, targeted_fixes=targeted, holdout=holdout).model_copy(update={
-        # what the verdict was decided on besides the outcome tables: `ratchet verify` re-derives it from these
-        "flaky_tasks": _weighed_as_flaky(classified), "targeted_fixes": targeted,
-        "holdout_flaky_tasks": _weighed_as_flaky(holdout) if holdout is not None else []})
-    return GateResult(flips=flips, verdict=verdict, baseline=final["baseline"], candidate=final["candidate"],
-                      confirmation_runs=extra, in_doubt=len(asked), baseline_holdout=holdout_final.get("baseline"),
-                      candidate_holdout=holdout_final.get("candidate"))
+    return GateResult(
+        flips=flips_from_classified(judged.gate, outcomes["baseline"], outcomes["candidate"]),
+        verdict=judged.verdict,
+        baseline=final["baseline"],
+        candidate=final["candidate"],
+        confirmation_runs=judged.confirmation_runs,
+        in_doubt=len(asked),
+        baseline_holdout=holdout.get("baseline"),
+        candidate_holdout=holdout.get("candidate"),
+    )
 
 
-def _weighed_as_flaky(classified: pd.DataFrame) -> list[str]:
-    """The tasks the gate weighed as flaky (gates.statistics), which `ratchet verify` needs to re-derive it."""
-    return sorted(classified.loc[classified["flaky"], "task_id"])
-
-
-def _confirmed(ctx: CycleContext, base: ReleaseState, candidate: ReleaseState, split: str,
-               ) -> tuple[pd.DataFrame, dict[str, Evaluation], int, set[str]]:
-    """Classified flips on one split after adaptive confirmation, both sides' runs, extra runs, tasks asked."""
-    policy = ctx.policy
+def _judged_split(ctx: CycleContext, states: dict[str, ReleaseState], split: str, asked: set[str]) -> JudgedSplit:
+    """One split's evidence for the judge: paired counts of the stored runs as the confirmation started,
+    the flaky tasks, and a sampler that runs confirmation trials through the run store (noting the
+    tasks it was asked for in `asked`)."""
     tasks = ctx.suite.split(split)
-    states = {"baseline": base, "candidate": candidate}
     evaluations = {side: _stored(ctx, state, tasks, split) for side, state in states.items()}
     start = _confirmation_start(ctx, states, tasks, split, evaluations)
     tables = {side: _first_trials(evaluations[side].outcome_table(), getattr(start, side)) for side in states}
-    counts = paired_counts(tables["baseline"], tables["candidate"])
-    runs = {side: dict(zip(counts["task_id"], counts[column], strict=True))
-            for side, column in (("baseline", "b_n"), ("candidate", "c_n"))}
-    asked: set[str] = set()
+    pairs = paired_counts(tables["baseline"], tables["candidate"])
+    runs = {side: dict(getattr(start, side)) for side in states}
 
     def sample(task_ids: list[str], side: str) -> dict[str, bool]:
         answers: dict[str, bool] = {}
         asked.update(task_ids)
         by_trials: dict[int, list[str]] = {}
         for task_id in task_ids:
-            by_trials.setdefault(int(runs[side][task_id]), []).append(task_id)
+            by_trials.setdefault(runs[side].get(task_id, 0), []).append(task_id)
         for done, group in sorted(by_trials.items()):
             label = f"{states[side].label} on {split}: confirmation trial {done + 1} of {len(group)} task(s)"
             more = run_tasks(ctx, states[side], split, [ctx.suite.tasks[t] for t in group], done + 1, label)
             answers.update({r.task_id: r.outcome.passed for r in more.records if r.trial == done})
         for task_id in answers:
-            runs[side][task_id] += 1
+            runs[side][task_id] = runs[side].get(task_id, 0) + 1
         return answers
 
-    confirmation = confirm(counts, sample, policy.alpha, policy.confirmation_cap, set(start.flaky),
-                           policy.flaky_confirmation_cap)
-    final = {side: _stored(ctx, state, tasks, split) for side, state in states.items()}
-    return confirmation.classified, final, sum(confirmation.extra_runs.values()), asked
+    return JudgedSplit(pairs, flaky=set(start.flaky), sample=sample)
 
 
-def _confirmation_start(ctx: CycleContext, states: dict[str, ReleaseState], tasks: list[Task], split: str,
-                        evaluations: dict[str, Evaluation]) -> ConfirmationStart:
+def _confirmation_start(
+    ctx: CycleContext,
+    states: dict[str, ReleaseState],
+    tasks: list[Task],
+    split: str,
+    evaluations: dict[str, Evaluation],
+) -> ConfirmationStart:
     """The counts and flaky set this gate's confirmation starts from: recorded by the first attempt,
     replayed by a restart (pipeline.confirmation_start)."""
-    slugs = [run_key(states[side].artifact, ctx.suite, client_for(ctx, states[side].artifact)).slug
-             for side in ("baseline", "candidate")]
+    slugs = [
+        run_key(states[side].artifact, ctx.suite, client_for(ctx, states[side].artifact)).slug
+        for side in ("baseline", "candidate")
+    ]
 
     def now() -> ConfirmationStart:
-        trials = {side: evaluations[side].outcome_table().groupby("task_id")["trial"].size().to_dict()
-                  for side in states}
-        return ConfirmationStart(baseline={t: int(n) for t, n in trials["baseline"].items()},
-                                 candidate={t: int(n) for t, n in trials["candidate"].items()},
-                                 flaky=sorted(flaky_in_history(ctx, states["baseline"], tasks)))
+        trials = {
+            side: evaluations[side].outcome_table().groupby("task_id")["trial"].size().to_dict() for side in states
+        }
+        return ConfirmationStart(
+            baseline={t: int(n) for t, n in trials["baseline"].items()},
+            candidate={t: int(n) for t, n in trials["candidate"].items()},
+            flaky=sorted(flaky_in_history(ctx, states["baseline"], tasks)),
+        )
 
     return load_or_record(start_path(ctx.workspace / ".ratchet", *slugs, split), now)
 

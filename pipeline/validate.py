@@ -23,12 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from agents.artifact import load_artifact
-from agents.errors import UserError
-from agents.model_config import ModelConfig, resolve_model
-from agents.providers import is_simulated
-from pipeline.path_names import component_problem, folded
-from pipeline.synthesis.playbook import SETTINGS_FILE, load_meta
+from ratchet.agents import ModelConfig, UserError, is_simulated, load_artifact, resolve_model
+from ratchet.pipeline.path_names import component_problem, folded
+from ratchet.pipeline.synthesis.playbook import SETTINGS_FILE, load_meta
 
 MODEL_FIELDS = {"agent.yaml": ("model",), SETTINGS_FILE: ("llm", "model")}  # artifact file -> keys of a model name
 
@@ -50,8 +47,10 @@ def path_problem(agent: str, path: object) -> str | None:
     if not path.startswith(surface):
         return f"RC edits protected path {path!r}; an RC may only edit {surface}"
     if not unicodedata.is_normalized("NFC", path):
-        return (f"RC path {ascii(path)} is not in Unicode NFC form, so macOS would store it under another name; "
-                f"write it as {ascii(unicodedata.normalize('NFC', path))}")
+        return (
+            f"RC path {ascii(path)} is not in Unicode NFC form, so macOS would store it under another name; "
+            f"write it as {ascii(unicodedata.normalize('NFC', path))}"
+        )
     for part in path.split("/"):
         problem = component_problem(part)
         if problem:
@@ -82,8 +81,10 @@ def through_file_problem(agent: str, base_files: dict[str, str], changes: dict[s
             parent = "/".join(parts[:depth])
             if parent in files:
                 kind = "a symlink or file" if parent in base_files else "a file"
-                return (f"RC path {prefix + rel!r} goes through {prefix + parent!r}, which is {kind} in the "
-                        f"artifact; an RC may not write through it")
+                return (
+                    f"RC path {prefix + rel!r} goes through {prefix + parent!r}, which is {kind} in the "
+                    f"artifact; an RC may not write through it"
+                )
     return None
 
 
@@ -98,13 +99,15 @@ def collision_problem(agent: str, base_files: dict[str, str], changes: dict[str,
             name = "/".join(parts[:depth])
             spellings.setdefault(folded(name), set()).add(name)
     for path in sorted(path for path, text in changes.items() if text is not None):
-        parts = path[len(prefix):].split("/")
+        parts = path[len(prefix) :].split("/")
         for depth in range(len(parts), 0, -1):  # the whole path first: it names what collides most plainly
             name = "/".join(parts[:depth])
             others = sorted(spellings.get(folded(name), set()) - {name})
             if others:
-                return (f"RC path {path!r} collides with {prefix + others[0]!r} on case-insensitive file systems "
-                        f"(Windows, macOS); an RC may not add a second spelling of a name")
+                return (
+                    f"RC path {path!r} collides with {prefix + others[0]!r} on case-insensitive file systems "
+                    f"(Windows, macOS); an RC may not add a second spelling of a name"
+                )
     return None
 
 
@@ -113,7 +116,7 @@ def patched(agent: str, base_files: dict[str, str], changes: dict[str, str | Non
     prefix = f"agents/{agent}/"
     files = dict(base_files)
     for path, text in changes.items():
-        rel = path[len(prefix):]
+        rel = path[len(prefix) :]
         if text is None:
             files.pop(rel, None)
         else:
@@ -121,8 +124,9 @@ def patched(agent: str, base_files: dict[str, str], changes: dict[str, str | Non
     return files
 
 
-def simulator_problem(agent: str, base_files: dict[str, str], files: dict[str, str],
-                      models: Mapping[str, ModelConfig]) -> str | None:
+def simulator_problem(
+    agent: str, base_files: dict[str, str], files: dict[str, str], models: Mapping[str, ModelConfig]
+) -> str | None:
     """Why the RC would put the offline simulator `sim/<world>` where the release configures a real model,
     or None. Names resolve through ratchet.toml's `[models.<alias>]` (a Router with one sim deployment
     counts as the simulator); sim -> sim and any change to a real model are left to the gate."""
@@ -135,8 +139,10 @@ def simulator_problem(agent: str, base_files: dict[str, str], files: dict[str, s
         if name is None or not uses_simulator(name, models) or (old is not None and uses_simulator(old, models)):
             continue
         field = ".".join(MODEL_FIELDS[rel])
-        return (f"RC sets agents/{agent}/{rel} field {field!r} to {name!r}, Ratchet's offline simulator, in place "
-                f"of the real model {old or real[0]!r}; only a person may make that switch, outside an RC")
+        return (
+            f"RC sets agents/{agent}/{rel} field {field!r} to {name!r}, Ratchet's offline simulator, in place "
+            f"of the real model {old or real[0]!r}; only a person may make that switch, outside an RC"
+        )
     return None
 
 
@@ -157,13 +163,20 @@ def uses_simulator(name: str, models: Mapping[str, ModelConfig]) -> bool:
     return is_simulated(config.model) or any(is_simulated(d.model) for d in config.deployments)
 
 
-def validate_proposal(agent: str, base_files: dict[str, str], changes: dict[str, str | None],
-                      models: Mapping[str, ModelConfig] | None = None) -> str | None:
+def validate_proposal(
+    agent: str,
+    base_files: dict[str, str],
+    changes: dict[str, str | None],
+    models: Mapping[str, ModelConfig] | None = None,
+) -> str | None:
     """None when the RC is acceptable for evaluation, else the reason it is rejected.
 
     `models`: the workspace's model aliases (ratchet.toml), to see through an alias to the simulator."""
-    problem = (protected_path_problem(agent, list(changes)) or through_file_problem(agent, base_files, changes)
-               or collision_problem(agent, base_files, changes))
+    problem = (
+        protected_path_problem(agent, list(changes))
+        or through_file_problem(agent, base_files, changes)
+        or collision_problem(agent, base_files, changes)
+    )
     if problem:
         return problem
     files = patched(agent, base_files, changes)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agents.errors import UserError
-from gates.suite import assign_splits, builtin_humaneval_tasks, builtin_tqbpp_tasks
-from releases.registry import ReleaseRef, initialize
+from ratchet.agents import UserError
+from ratchet.gates import assign_splits, builtin_humaneval_tasks, builtin_tqbpp_tasks
+from ratchet.releases import ReleaseRef, initialize
 
 DEMO = Path(__file__).parent / "demo"
 RENAMES = {"gitignore.txt": ".gitignore"}
@@ -37,7 +37,12 @@ def init_workspace(path: Path) -> list[ReleaseRef]:
         raise UserError(f"{path}: already exists and is not empty; choose a new directory (nothing was changed)")
     path.mkdir(parents=True, exist_ok=True)
     try:
-        return initialize(path, demo_files(), ["coder"], "Initial workspace: agent coder, suites humaneval and tqb (smoke), gate default")
+        return initialize(
+            path,
+            demo_files(),
+            ["coder"],
+            "Initial workspace: agent coder, suites humaneval and tqb (smoke), gate default",
+        )
     except Exception:
         _remove_partial(path)
         raise

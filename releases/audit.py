@@ -23,17 +23,20 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agents.errors import StateError, UserError
-from releases.audit_decisions import (
-    check_decision_states, check_manual_decisions, legacy_lines, released_artifacts,
+from ratchet.agents import StateError, UserError
+from ratchet.releases.audit_decisions import (
+    check_decision_states,
+    check_manual_decisions,
+    legacy_lines,
+    released_artifacts,
 )
-from releases.audit_git import MainCommit, TagRef, blob_id, read_main_history, read_objects, read_tags
-from releases.audit_model import AgentAudit, AuditReport, LedgerLine, Problem, line_where
-from releases.consistency import agent_tags, expected_tags, tag_problems
-from releases.gitstore import GitStore
-from releases.ledger import GENESIS, RELEASING, LedgerEntry, ledger_path, parse_trailers
-from releases.registry import MAIN, evidence_dir, rc_branch
-from releases.rederive import EVIDENCE_FILES, OutcomeCache, is_gate_decision, rederive
+from ratchet.releases.audit_git import MainCommit, TagRef, blob_id, read_main_history, read_objects, read_tags
+from ratchet.releases.audit_model import AgentAudit, AuditReport, LedgerLine, Problem, line_where
+from ratchet.releases.consistency import agent_tags, expected_tags, tag_problems
+from ratchet.releases.evidence import REDERIVATION_FILES, OutcomeCache, evidence_dir
+from ratchet.releases.gitstore import GitStore
+from ratchet.releases.ledger import GENESIS, MAIN, RELEASING, LedgerEntry, ledger_path, parse_trailers, rc_branch
+from ratchet.releases.rederive import is_gate_decision, rederive
 
 __all__ = ["AgentAudit", "AuditReport", "Problem", "read_ledger", "verify_workspace"]
 
@@ -67,14 +70,21 @@ def _agents(commits: list[MainCommit], tags: list[TagRef]) -> list[str]:
     return sorted(found)
 
 
-def _audit_agent(path: Path, main: str, agent: str, commits: list[MainCommit], tags: list[TagRef],
-                 cache: OutcomeCache) -> AgentAudit:
+def _audit_agent(
+    path: Path, main: str, agent: str, commits: list[MainCommit], tags: list[TagRef], cache: OutcomeCache
+) -> AgentAudit:
     ledger = ledger_path(agent)
     text = read_objects(path, [f"{main}:{ledger}"])[f"{main}:{ledger}"]
     problems: list[Problem] = []
     if text is None:
-        problems.append(Problem(agent=agent, kind="ledger", where=ledger,
-                                message=f"missing on {MAIN}; every agent's decisions are recorded there"))
+        problems.append(
+            Problem(
+                agent=agent,
+                kind="ledger",
+                where=ledger,
+                message=f"missing on {MAIN}; every agent's decisions are recorded there",
+            )
+        )
     lines, found = read_ledger(agent, text or b"")
     problems += found
     added_by, found = ledger_commits(path, agent, commits, text or b"")
@@ -89,8 +99,15 @@ def _audit_agent(path: Path, main: str, agent: str, commits: list[MainCommit], t
     gate = [line for line in lines if is_gate_decision(line.entry)]
     rederived, found, warnings = check_verdicts(path, agent, gate, cache, legacy_lines(lines))
     problems += found
-    return AgentAudit(agent=agent, entries=len(lines), tags=checked_tags, gate_decisions=len(gate),
-                      rederived=rederived, problems=problems, warnings=warnings)
+    return AgentAudit(
+        agent=agent,
+        entries=len(lines),
+        tags=checked_tags,
+        gate_decisions=len(gate),
+        rederived=rederived,
+        problems=problems,
+        warnings=warnings,
+    )
 
 
 def _commit_where(commit: MainCommit) -> str:
@@ -118,11 +135,17 @@ def read_ledger(agent: str, data: bytes) -> tuple[list[LedgerLine], list[Problem
             prev = None
             continue
         if entry.hash != entry.compute_hash():
-            problem(number, f"the hash does not match the line's content (entry {entry.seq}, {entry.decision}); "
-                            f"the line was edited after Ratchet wrote it")
+            problem(
+                number,
+                f"the hash does not match the line's content (entry {entry.seq}, {entry.decision}); "
+                f"the line was edited after Ratchet wrote it",
+            )
         if prev is not None and entry.prev_hash != prev:
-            problem(number, "prev_hash does not match the previous line's hash; a line before it was removed, "
-                            "reordered or rewritten")
+            problem(
+                number,
+                "prev_hash does not match the previous line's hash; a line before it was removed, "
+                "reordered or rewritten",
+            )
         if entry.seq != len(lines) + 1:
             problem(number, f"seq is {entry.seq}, expected {len(lines) + 1}")
         if entry.agent != agent:
@@ -136,8 +159,12 @@ def read_ledger(agent: str, data: bytes) -> tuple[list[LedgerLine], list[Problem
     return lines, problems
 
 
-def ledger_commits(path: Path, agent: str, commits: list[MainCommit], ledger: bytes,
-                   ) -> tuple[dict[int, str], list[Problem]]:
+def ledger_commits(
+    path: Path,
+    agent: str,
+    commits: list[MainCommit],
+    ledger: bytes,
+) -> tuple[dict[int, str], list[Problem]]:
     """Which commit on main added each ledger line (by line number), and a problem for each commit
     that changed the ledger in any other way than appending one line."""
     file = ledger_path(agent)
@@ -168,9 +195,14 @@ def ledger_commits(path: Path, agent: str, commits: list[MainCommit], ledger: by
         if edit is None:
             added_by[len(after_lines)] = commit.sha
         else:
-            problems.append(Problem(agent=agent, kind="main", where=_commit_where(commit),
-                                    message=f"{edit} {file}; Ratchet only appends one line per decision and "
-                                            f"never edits the ledger"))
+            problems.append(
+                Problem(
+                    agent=agent,
+                    kind="main",
+                    where=_commit_where(commit),
+                    message=f"{edit} {file}; Ratchet only appends one line per decision and never edits the ledger",
+                )
+            )
     return added_by, problems
 
 
@@ -193,8 +225,12 @@ def _ledger_edit(old: list[bytes], new: list[bytes], deleted: bool) -> str | Non
     return f"removes line(s) {len(new) + 1}-{len(old)} of"
 
 
-def artifact_commits(agent: str, commits: list[MainCommit], added_by: dict[int, str], lines: list[LedgerLine],
-                     ) -> list[Problem]:
+def artifact_commits(
+    agent: str,
+    commits: list[MainCommit],
+    added_by: dict[int, str],
+    lines: list[LedgerLine],
+) -> list[Problem]:
     """Commits on main that change `agents/<agent>/` without appending a release to the ledger."""
     entry_added = {sha: number for number, sha in added_by.items()}
     by_number = {line.number: line.entry for line in lines}
@@ -209,27 +245,37 @@ def artifact_commits(agent: str, commits: list[MainCommit], added_by: dict[int, 
             continue
         what = f"records a {entry.decision}, not a release" if entry else "adds no ledger entry"
         shown = ", ".join(touched[:3]) + (f" and {len(touched) - 3} more" if len(touched) > 3 else "")
-        problems.append(Problem(
-            agent=agent, kind="main", where=_commit_where(commit),
-            message=f"changes {shown} on {MAIN} but {what}; the agent artifact only changes through a "
-                    f"recorded release (`ratchet cycle`, `promote`, `rollback`)"))
+        problems.append(
+            Problem(
+                agent=agent,
+                kind="main",
+                where=_commit_where(commit),
+                message=f"changes {shown} on {MAIN} but {what}; the agent artifact only changes through a "
+                f"recorded release (`ratchet cycle`, `promote`, `rollback`)",
+            )
+        )
     return problems
 
 
-def check_tags(agent: str, lines: list[LedgerLine], added_by: dict[int, str], tags: list[TagRef],
-               main_line: set[str]) -> tuple[int, list[Problem]]:
+def check_tags(
+    agent: str, lines: list[LedgerLine], added_by: dict[int, str], tags: list[TagRef], main_line: set[str]
+) -> tuple[int, list[Problem]]:
     """Every release and rejected tag against its ledger entry, and every such entry against its tag: the
     write commands' check (releases.consistency.tag_problems), then each tag's form, target and trailers."""
     by_name = {t.name: t for t in tags}
     numbered = [(line.number, line.entry) for line in lines]
-    problems = [Problem(agent=agent, kind="tag", where=p.where, message=p.message)
-                for p in tag_problems(agent, numbered, by_name, main_line)]
+    problems = [
+        Problem(agent=agent, kind="tag", where=p.where, message=p.message)
+        for p in tag_problems(agent, numbered, by_name, main_line)
+    ]
     for name, (number, entry) in expected_tags(agent, numbered).items():
         tag = by_name.get(name)
         if tag is not None:
             commit = added_by.get(number) if entry.release else entry.rc_commit
             moved = commit is not None and tag.commit != commit and (tag.commit in main_line or not entry.release)
-            problems += _tag_problems(agent, name, tag, LedgerLine(number=number, entry=entry), commit if moved else None)
+            problems += _tag_problems(
+                agent, name, tag, LedgerLine(number=number, entry=entry), commit if moved else None
+            )
     return len(agent_tags(agent, by_name)), problems
 
 
@@ -239,17 +285,35 @@ def _tag_problems(agent: str, name: str, tag: TagRef, line: LedgerLine, moved_fr
     entry, where = line.entry, f"tag {name}"
     problems = []
     if not tag.annotated:
-        problems.append(Problem(agent=agent, kind="tag", where=where,
-                                message="is a lightweight tag; Ratchet's tags are annotated and carry the ledger "
-                                        "entry's facts as trailers"))
+        problems.append(
+            Problem(
+                agent=agent,
+                kind="tag",
+                where=where,
+                message="is a lightweight tag; Ratchet's tags are annotated and carry the ledger "
+                "entry's facts as trailers",
+            )
+        )
     if moved_from:
         made = "was added by commit" if entry.release else "rejects the RC commit"
-        problems.append(Problem(agent=agent, kind="tag", where=where,
-                                message=f"points at {tag.commit[:10]}, but {line_where(agent, line.number)} "
-                                        f"{made} {moved_from[:10]}; the tag was moved (Ratchet never moves tags)"))
+        problems.append(
+            Problem(
+                agent=agent,
+                kind="tag",
+                where=where,
+                message=f"points at {tag.commit[:10]}, but {line_where(agent, line.number)} "
+                f"{made} {moved_from[:10]}; the tag was moved (Ratchet never moves tags)",
+            )
+        )
     if tag.annotated and (differ := _trailer_differences(parse_trailers(tag.message), entry)):
-        problems.append(Problem(agent=agent, kind="tag", where=where,
-                                message=f"its trailers disagree with {line_where(agent, line.number)}: {differ}"))
+        problems.append(
+            Problem(
+                agent=agent,
+                kind="tag",
+                where=where,
+                message=f"its trailers disagree with {line_where(agent, line.number)}: {differ}",
+            )
+        )
     return problems
 
 
@@ -258,12 +322,19 @@ def _trailer_differences(carried: dict[str, str], entry: LedgerEntry) -> str:
     if not carried:
         return "the tag carries no Ratchet-* trailers"
     recorded = {key: " ".join(value.split()) for key, value in entry.trailers().items()}
-    return "; ".join(f"{key} is {carried.get(key)!r}, the ledger says {recorded.get(key)!r}"
-                     for key in sorted(set(carried) | set(recorded)) if carried.get(key) != recorded.get(key))
+    return "; ".join(
+        f"{key} is {carried.get(key)!r}, the ledger says {recorded.get(key)!r}"
+        for key in sorted(set(carried) | set(recorded))
+        if carried.get(key) != recorded.get(key)
+    )
 
 
-def promotion_merges(agent: str, commits: list[MainCommit], added_by: dict[int, str], lines: list[LedgerLine],
-                     ) -> list[Problem]:
+def promotion_merges(
+    agent: str,
+    commits: list[MainCommit],
+    added_by: dict[int, str],
+    lines: list[LedgerLine],
+) -> list[Problem]:
     """A promotion's commit on main merges the very RC commit its ledger entry names."""
     by_sha = {c.sha: c for c in commits}
     problems = []
@@ -274,25 +345,39 @@ def promotion_merges(agent: str, commits: list[MainCommit], added_by: dict[int, 
         if entry.rc_commit in commit.parents[1:]:
             continue
         merged = ", ".join(p[:10] for p in commit.parents[1:]) or "nothing"
-        problems.append(Problem(agent=agent, kind="main", where=_commit_where(commit),
-                                message=f"records {entry.release} ({line_where(agent, line.number)}) but merges "
-                                        f"{merged}, not the RC commit {str(entry.rc_commit)[:10]} the ledger names"))
+        problems.append(
+            Problem(
+                agent=agent,
+                kind="main",
+                where=_commit_where(commit),
+                message=f"records {entry.release} ({line_where(agent, line.number)}) but merges "
+                f"{merged}, not the RC commit {str(entry.rc_commit)[:10]} the ledger names",
+            )
+        )
     return problems
 
 
 def _evidence_files(agent: str, entry: LedgerEntry) -> dict[str, str] | None:
     """`<rc_commit>:<evidence>/<file>` for each evidence file, or None when the entry names no RC's evidence."""
     number = (entry.rc or "").rsplit("/", 1)[-1]
-    if not number.isdigit() or entry.rc != rc_branch(agent, int(number)) or \
-            entry.evidence != evidence_dir(agent, int(number)) or \
-            not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", entry.rc_commit or ""):
+    if (
+        not number.isdigit()
+        or entry.rc != rc_branch(agent, int(number))
+        or entry.evidence != evidence_dir(agent, int(number))
+        or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", entry.rc_commit or "")
+    ):
         return None
-    names = set(EVIDENCE_FILES) | {n for n in entry.outcome_hashes if re.fullmatch(r"[\w.-]+", n)}
+    names = set(REDERIVATION_FILES) | {n for n in entry.outcome_hashes if re.fullmatch(r"[\w.-]+", n)}
     return {n: f"{entry.rc_commit}:{entry.evidence}/{n}" for n in sorted(names)}
 
 
-def check_verdicts(path: Path, agent: str, gate: list[LedgerLine], cache: OutcomeCache, legacy: set[int],
-                   ) -> tuple[int, list[Problem], list[Problem]]:
+def check_verdicts(
+    path: Path,
+    agent: str,
+    gate: list[LedgerLine],
+    cache: OutcomeCache,
+    legacy: set[int],
+) -> tuple[int, list[Problem], list[Problem]]:
     """Re-derive every automatic gate verdict from its evidence on the RC branch: (re-derived, problems,
     warnings); only a `legacy` line (by number) may lack outcome hashes. All evidence files are read in one
     `git cat-file --batch`."""
@@ -303,15 +388,26 @@ def check_verdicts(path: Path, agent: str, gate: list[LedgerLine], cache: Outcom
         entry, where = line.entry, line_where(agent, line.number)
         subject = f"{entry.decision} of {entry.rc}"
         if entry.outcome_hashes and not requests[line.number]:
-            problems.append(Problem(agent=agent, kind="verdict", where=where,
-                                    message=f"{subject}: rc, rc_commit {entry.rc_commit!r} and evidence "
-                                            f"{entry.evidence!r} do not name an RC's evidence folder"))
+            problems.append(
+                Problem(
+                    agent=agent,
+                    kind="verdict",
+                    where=where,
+                    message=f"{subject}: rc, rc_commit {entry.rc_commit!r} and evidence "
+                    f"{entry.evidence!r} do not name an RC's evidence folder",
+                )
+            )
             continue
-        result = rederive(entry, {n: contents.get(name) for n, name in requests[line.number].items()}, cache,
-                          legacy=line.number in legacy)
+        result = rederive(
+            entry,
+            {n: contents.get(name) for n, name in requests[line.number].items()},
+            cache,
+            legacy=line.number in legacy,
+        )
         rederived += result.rederived
-        problems += [Problem(agent=agent, kind="verdict", where=where, message=f"{subject}: {m}")
-                     for m in result.problems]
+        problems += [
+            Problem(agent=agent, kind="verdict", where=where, message=f"{subject}: {m}") for m in result.problems
+        ]
         if result.warning:
             warnings.append(Problem(agent=agent, kind="verdict", where=where, message=f"{subject}: {result.warning}"))
     return rederived, problems, warnings

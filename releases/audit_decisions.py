@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from releases.audit_git import read_objects
-from releases.audit_model import LedgerLine, Problem, ProblemKind, line_where
-from releases.ledger import RELEASING, actor_problem, release_tag
+from ratchet.releases.audit_git import read_objects
+from ratchet.releases.audit_model import LedgerLine, Problem, ProblemKind, line_where
+from ratchet.releases.ledger import RELEASING, actor_problem, release_tag
 
 MANUAL = ("manual_promote", "manual_reject", "rollback")
 
@@ -44,16 +44,17 @@ def check_manual_decisions(agent: str, lines: Sequence[LedgerLine]) -> list[Prob
         if not (entry.override or entry.decision in MANUAL):
             continue
 
-        def problem(message: str) -> None:
-            problems.append(Problem(agent=agent, kind="manual", where=line_where(agent, line.number),
-                                    message=f"{_what(line)} of {entry.rc or entry.release}: {message}"))
-
+        found = []
         if entry.override and entry.decision != "manual_promote":
-            problem(f"marked as an override on a {entry.decision} entry; only a manual promotion overrides the gate")
+            found.append(
+                f"marked as an override on a {entry.decision} entry; only a manual promotion overrides the gate"
+            )
         if (wrong := actor_problem(entry.actor)) is not None:
-            problem(f"actor {wrong}")
+            found.append(f"actor {wrong}")
         if not entry.reason.strip():
-            problem("no reason recorded; a person's decision must say why")
+            found.append("no reason recorded; a person's decision must say why")
+        where, what = line_where(agent, line.number), f"{_what(line)} of {entry.rc or entry.release}"
+        problems += [Problem(agent=agent, kind="manual", where=where, message=f"{what}: {m}") for m in found]
     return problems
 
 
@@ -75,20 +76,31 @@ def check_decision_states(agent: str, lines: Sequence[LedgerLine]) -> list[Probl
     return problems
 
 
-def _state_problem(agent: str, line: LedgerLine, before: LedgerLine | None, released: set[str], first: bool,
-                   ) -> tuple[ProblemKind, str] | None:
+def _state_problem(
+    agent: str,
+    line: LedgerLine,
+    before: LedgerLine | None,
+    released: set[str],
+    first: bool,
+) -> tuple[ProblemKind, str] | None:
     entry = line.entry
     if entry.decision == "release" and not (first and entry.release == release_tag(agent, 1)):
-        return "ledger", (f"release {entry.release}: a 'release' entry is only the first line, made by `ratchet init` "
-                          f"for {release_tag(agent, 1)}; every later release comes from a promotion or a rollback")
+        return "ledger", (
+            f"release {entry.release}: a 'release' entry is only the first line, made by `ratchet init` "
+            f"for {release_tag(agent, 1)}; every later release comes from a promotion or a rollback"
+        )
     if entry.decision in ("promote", "reject", "hold") and before is not None:
-        return "verdict", (f"{entry.decision} of {entry.rc}: line {before.number} already decided it "
-                           f"({before.entry.decision}); the gate decides each candidate once")
+        return "verdict", (
+            f"{entry.decision} of {entry.rc}: line {before.number} already decided it "
+            f"({before.entry.decision}); the gate decides each candidate once"
+        )
     if entry.decision in ("manual_promote", "manual_reject"):
         return _manual_state_problem(line, before)
     if entry.decision == "rollback" and entry.rollback_to not in released:
-        return "manual", (f"rollback to {entry.rollback_to}: no earlier line records that release; a rollback "
-                          f"restores a release of the ledger")
+        return "manual", (
+            f"rollback to {entry.rollback_to}: no earlier line records that release; a rollback "
+            f"restores a release of the ledger"
+        )
     return None
 
 
@@ -97,29 +109,47 @@ def _manual_state_problem(line: LedgerLine, before: LedgerLine | None) -> tuple[
     allowed = "reject" if entry.override else "hold"
     subject = f"{_what(line)} of {entry.rc}"
     if before is None:
-        return "manual", (f"{subject}: no decision about {entry.rc} comes before it; a person decides only a "
-                          f"candidate the gate held (or, with --override, promotes one it rejected)")
+        return "manual", (
+            f"{subject}: no decision about {entry.rc} comes before it; a person decides only a "
+            f"candidate the gate held (or, with --override, promotes one it rejected)"
+        )
     if before.entry.decision != allowed:
-        return "manual", (f"{subject}: follows {before.entry.decision} on line {before.number}, but "
-                          f"{'an override follows a reject' if entry.override else 'a manual decision follows a hold'}")
+        return "manual", (
+            f"{subject}: follows {before.entry.decision} on line {before.number}, but "
+            f"{'an override follows a reject' if entry.override else 'a manual decision follows a hold'}"
+        )
     if entry.rc_commit != before.entry.rc_commit:
         state = "held" if allowed == "hold" else "rejected"
-        return "manual", (f"{subject}: decides commit {str(entry.rc_commit)[:10]}, but {entry.rc} was {state} at "
-                          f"commit {str(before.entry.rc_commit)[:10]} (line {before.number}); a person decides on "
-                          f"what the gate saw")
+        return "manual", (
+            f"{subject}: decides commit {str(entry.rc_commit)[:10]}, but {entry.rc} was {state} at "
+            f"commit {str(before.entry.rc_commit)[:10]} (line {before.number}); a person decides on "
+            f"what the gate saw"
+        )
     return None
 
 
-def released_artifacts(path: Path, agent: str, lines: Sequence[LedgerLine], added_by: dict[int, str],
-                       ) -> list[Problem]:
+def released_artifacts(
+    path: Path,
+    agent: str,
+    lines: Sequence[LedgerLine],
+    added_by: dict[int, str],
+) -> list[Problem]:
     """A promotion's commit holds the RC commit's `agents/<agent>/`, a rollback's the restored release's."""
-    made_by = {line.entry.release: added_by.get(line.number) for line in lines
-               if line.entry.release and line.entry.decision in RELEASING}
+    made_by = {
+        line.entry.release: added_by.get(line.number)
+        for line in lines
+        if line.entry.release and line.entry.decision in RELEASING
+    }
     pairs: dict[int, tuple[str, str]] = {}
     for line in lines:
         entry, commit = line.entry, added_by.get(line.number)
-        source = entry.rc_commit if entry.decision in ("promote", "manual_promote") else \
-            made_by.get(entry.rollback_to or "") if entry.decision == "rollback" else None
+        source = (
+            entry.rc_commit
+            if entry.decision in ("promote", "manual_promote")
+            else made_by.get(entry.rollback_to or "")
+            if entry.decision == "rollback"
+            else None
+        )
         if commit and source:
             pairs[line.number] = (commit, source)
     folder = f"agents/{agent}"
@@ -137,9 +167,17 @@ def released_artifacts(path: Path, agent: str, lines: Sequence[LedgerLine], adde
 def _artifact_problem(agent: str, line: LedgerLine, commit: str, source: str) -> Problem:
     entry, where = line.entry, line_where(agent, line.number)
     if entry.decision == "rollback":
-        return Problem(agent=agent, kind="manual", where=where,
-                       message=f"rollback to {entry.rollback_to} ({entry.release}): agents/{agent}/ at commit "
-                               f"{commit[:10]} is not {entry.rollback_to}'s; a rollback restores its artifact exactly")
-    return Problem(agent=agent, kind="main", where=where,
-                   message=f"{entry.decision} of {entry.rc} ({entry.release}): agents/{agent}/ at commit {commit[:10]} "
-                           f"is not the RC commit {source[:10]}'s; a release holds exactly what was decided on")
+        return Problem(
+            agent=agent,
+            kind="manual",
+            where=where,
+            message=f"rollback to {entry.rollback_to} ({entry.release}): agents/{agent}/ at commit "
+            f"{commit[:10]} is not {entry.rollback_to}'s; a rollback restores its artifact exactly",
+        )
+    return Problem(
+        agent=agent,
+        kind="main",
+        where=where,
+        message=f"{entry.decision} of {entry.rc} ({entry.release}): agents/{agent}/ at commit {commit[:10]} "
+        f"is not the RC commit {source[:10]}'s; a release holds exactly what was decided on",
+    )

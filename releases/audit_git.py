@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.errors import StateError
+from ratchet.agents import StateError
 
 RECORD, FIELD = "\x1e", "\x1f"
 
@@ -56,8 +56,9 @@ class TagRef(BaseModel):
 
 def _git(path: Path, *args: str, stdin: bytes | None = None, check: bool = True) -> bytes:
     try:
-        done = subprocess.run(["git", "-C", str(path), "-c", "core.quotePath=false", *args], input=stdin,
-                              capture_output=True, check=check)
+        done = subprocess.run(
+            ["git", "-C", str(path), "-c", "core.quotePath=false", *args], input=stdin, capture_output=True, check=check
+        )
     except subprocess.CalledProcessError as exc:
         detail = exc.stderr.decode(errors="replace").strip()[:300]
         raise StateError(f"{path}: `git {args[0]}` failed: {detail}") from exc
@@ -66,8 +67,19 @@ def _git(path: Path, *args: str, stdin: bytes | None = None, check: bool = True)
 
 def read_main_history(path: Path, main: str) -> list[MainCommit]:
     """Main's first-parent history, oldest first, with the paths each commit changed."""
-    out = _git(path, "log", "--first-parent", "--root", "--diff-merges=first-parent", "--raw", "--no-renames",
-               "--no-abbrev", f"--format={RECORD}%H %P{FIELD}%s", main, "--")
+    out = _git(
+        path,
+        "log",
+        "--first-parent",
+        "--root",
+        "--diff-merges=first-parent",
+        "--raw",
+        "--no-renames",
+        "--no-abbrev",
+        f"--format={RECORD}%H %P{FIELD}%s",
+        main,
+        "--",
+    )
     commits = []
     for record in out.decode(errors="replace").split(RECORD)[1:]:
         header, _, body = record.partition("\n")
@@ -115,8 +127,14 @@ def read_tags(path: Path) -> list[TagRef]:
             continue
         name, kind, target, peeled, message = record.lstrip("\n").split(FIELD, 4)
         annotated = kind == "tag"
-        tags.append(TagRef(name=name, commit=peeled if annotated else target, annotated=annotated,
-                           message=message if annotated else ""))
+        tags.append(
+            TagRef(
+                name=name,
+                commit=peeled if annotated else target,
+                annotated=annotated,
+                message=message if annotated else "",
+            )
+        )
     return tags
 
 
@@ -136,7 +154,7 @@ def read_objects(path: Path, names: list[str]) -> dict[str, bytes | None]:
             found[name] = None
             continue
         size = int(header.rsplit(" ", 1)[1])
-        found[name] = out[position:position + size]
+        found[name] = out[position : position + size]
         position += size + 1
     return found
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from releases.ledger import LedgerEntry, ledger_path
+from ratchet.releases.ledger import LedgerEntry, ledger_path
 
 ProblemKind = Literal["ledger", "main", "tag", "verdict", "manual"]
 
@@ -17,8 +17,9 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     agent: str
-    kind: ProblemKind = Field(description="ledger, main (a commit on main), tag, verdict or manual (a person's "
-                                          "decision).")
+    kind: ProblemKind = Field(
+        description="ledger, main (a commit on main), tag, verdict or manual (a person's decision)."
+    )
     where: str = Field(description="What to look at: a ledger line, a tag, a commit.")
     message: str
 

@@ -15,11 +15,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from agents.errors import StateError
-from releases.audit_git import TagRef, first_parent_line, folder_names, read_objects, read_tags, resolve_commit
-from releases.ledger import RELEASING, LedgerEntry, ledger_path, parse_ledger, rejected_tag
+from ratchet.agents import StateError
+from ratchet.releases.audit_git import TagRef, first_parent_line, folder_names, read_objects, read_tags, resolve_commit
+from ratchet.releases.ledger import MAIN, RELEASING, LedgerEntry, ledger_path, parse_ledger, rejected_tag
 
-MAIN = "main"
 NumberedEntry = tuple[int, LedgerEntry]  # (1-based line number in the ledger, entry)
 
 
@@ -55,24 +54,43 @@ def agent_tags(agent: str, tags: Collection[str]) -> list[str]:
     return sorted(name for name in tags if pattern.fullmatch(name))
 
 
-def tag_problems(agent: str, lines: Sequence[NumberedEntry], tags: Mapping[str, TagRef], main_line: Collection[str],
-                 ) -> list[LineProblem]:
+def tag_problems(
+    agent: str,
+    lines: Sequence[NumberedEntry],
+    tags: Mapping[str, TagRef],
+    main_line: Collection[str],
+) -> list[LineProblem]:
     """Tags without a ledger entry, recorded decisions without their tag, release tags not on main."""
     ledger = ledger_path(agent)
     expected = expected_tags(agent, lines)
-    problems = [LineProblem(agent=agent, where=f"tag {name}",
-                            message=f"has no ledger entry in {ledger}; Ratchet makes this tag only together with its "
-                                    f"ledger line")
-                for name in agent_tags(agent, tags) if name not in expected]
+    problems = [
+        LineProblem(
+            agent=agent,
+            where=f"tag {name}",
+            message=f"has no ledger entry in {ledger}; Ratchet makes this tag only together with its ledger line",
+        )
+        for name in agent_tags(agent, tags)
+        if name not in expected
+    ]
     for name, (number, entry) in expected.items():
         tag = tags.get(name)
         if tag is None:
-            problems.append(LineProblem(agent=agent, where=f"tag {name}", message=f"is missing; {ledger} line {number} "
-                                        f"records {entry.decision} {entry.release or entry.rc}"))
+            problems.append(
+                LineProblem(
+                    agent=agent,
+                    where=f"tag {name}",
+                    message=f"is missing; {ledger} line {number} records {entry.decision} {entry.release or entry.rc}",
+                )
+            )
         elif entry.release and tag.commit not in main_line:
-            problems.append(LineProblem(agent=agent, where=f"tag {name}",
-                                        message=f"points at {tag.commit[:10]}, which is not on {MAIN}: {MAIN} was "
-                                                f"rewritten after {ledger} line {number} recorded {entry.release}"))
+            problems.append(
+                LineProblem(
+                    agent=agent,
+                    where=f"tag {name}",
+                    message=f"points at {tag.commit[:10]}, which is not on {MAIN}: {MAIN} was "
+                    f"rewritten after {ledger} line {number} recorded {entry.release}",
+                )
+            )
     return problems
 
 
@@ -96,8 +114,9 @@ def workspace_problems(path: Path) -> list[LineProblem]:
     return problems
 
 
-def _artifact_problems(path: Path, main: str, agent: str, entries: Sequence[LedgerEntry],
-                       tags: Mapping[str, TagRef]) -> list[LineProblem]:
+def _artifact_problems(
+    path: Path, main: str, agent: str, entries: Sequence[LedgerEntry], tags: Mapping[str, TagRef]
+) -> list[LineProblem]:
     """Main's `agents/<agent>/` is the live release's: nothing changed it outside a recorded release."""
     live = live_release(entries)
     tag = tags.get(live.release or "") if live else None
@@ -107,9 +126,14 @@ def _artifact_problems(path: Path, main: str, agent: str, entries: Sequence[Ledg
     trees = read_objects(path, [f"{main}:{folder}", f"{tag.commit}:{folder}"])
     if trees.get(f"{main}:{folder}") == trees.get(f"{tag.commit}:{folder}"):
         return []
-    return [LineProblem(agent=agent, where=f"{MAIN}:{folder}/",
-                        message=f"differs from {live.release}, the live release: a commit on {MAIN} changed the agent "
-                                f"outside a recorded release")]
+    return [
+        LineProblem(
+            agent=agent,
+            where=f"{MAIN}:{folder}/",
+            message=f"differs from {live.release}, the live release: a commit on {MAIN} changed the agent "
+            f"outside a recorded release",
+        )
+    ]
 
 
 def require_consistent(path: Path) -> None:
@@ -119,5 +143,7 @@ def require_consistent(path: Path) -> None:
         return
     first = problems[0]
     more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    raise StateError(f"{first.agent}: {first.where} {first.message}{more}; the ledger, tags and {MAIN} disagree, so "
-                     f"nothing was written: run `ratchet verify` and repair the workspace first")
+    raise StateError(
+        f"{first.agent}: {first.where} {first.message}{more}; the ledger, tags and {MAIN} disagree, so "
+        f"nothing was written: run `ratchet verify` and repair the workspace first"
+    )

@@ -12,12 +12,12 @@ import os
 import signal
 
 POINTS = (
-    "candidate:after-commit",       # the RC's change commit exists, its branch does not
-    "evidence:after-commit",        # the evidence commit exists, the RC branch does not point at it
-    "evidence:after-branch",        # evidence recorded on the RC branch, no ledger entry yet
-    "decision:after-commit",        # main's next commit (merge + ledger line) exists, main not moved
-    "decision:after-main",          # main moved, the checked-out files not updated yet
-    "decision:after-checkout",      # files updated, the release (or rejected) tag not made yet
+    "candidate:after-commit",  # the RC's change commit exists, its branch does not
+    "evidence:after-commit",  # the evidence commit exists, the RC branch does not point at it
+    "evidence:after-branch",  # evidence recorded on the RC branch, no ledger entry yet
+    "decision:after-commit",  # main's next commit (merge + ledger line) exists, main not moved
+    "decision:after-main",  # main moved, the checked-out files not updated yet
+    "decision:after-checkout",  # files updated, the release (or rejected) tag not made yet
 )
 
 

@@ -20,7 +20,7 @@ from git.objects import Blob
 from gitdb import IStream
 from pydantic import BaseModel, ConfigDict
 
-from agents.errors import StateError
+from ratchet.agents import StateError
 
 ZERO = "0" * 40
 
@@ -34,8 +34,10 @@ class Identity(BaseModel):
 
     def env(self) -> dict[str, str]:
         return {
-            "GIT_AUTHOR_NAME": self.name, "GIT_AUTHOR_EMAIL": self.email,
-            "GIT_COMMITTER_NAME": self.name, "GIT_COMMITTER_EMAIL": self.email,
+            "GIT_AUTHOR_NAME": self.name,
+            "GIT_AUTHOR_EMAIL": self.email,
+            "GIT_COMMITTER_NAME": self.name,
+            "GIT_COMMITTER_EMAIL": self.email,
         }
 
     def __str__(self) -> str:
@@ -88,7 +90,9 @@ class GitStore:
         try:
             return self.repo.git.merge_tree("--write-tree", ours, theirs).splitlines()[0].strip()
         except GitCommandError as exc:
-            raise StateError(f"{theirs[:10]} does not merge cleanly into {ours[:10]}: {exc.stdout.strip()[:300]}") from exc
+            raise StateError(
+                f"{theirs[:10]} does not merge cleanly into {ours[:10]}: {exc.stdout.strip()[:300]}"
+            ) from exc
 
     def list_files(self, rev: str, folder: str) -> dict[str, bytes]:
         """Every file below `folder` at `rev`, keyed by path relative to `folder`; StateError if `rev` is unknown."""
@@ -103,11 +107,18 @@ class GitStore:
             return {}
         return {
             Path(item.path).relative_to(folder).as_posix(): item.data_stream.read()
-            for item in tree.traverse() if item.type == "blob"
+            for item in tree.traverse()
+            if item.type == "blob"
         }
 
-    def commit(self, parents: list[str], changes: dict[str, bytes | None], message: str,
-               who: Identity = BOT, base: str | None = None) -> str:
+    def commit(
+        self,
+        parents: list[str],
+        changes: dict[str, bytes | None],
+        message: str,
+        who: Identity = BOT,
+        base: str | None = None,
+    ) -> str:
         """Create a commit whose tree is `base` (default: first parent) plus `changes` (None deletes)."""
         with tempfile.TemporaryDirectory() as tmp:
             env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
@@ -133,7 +144,9 @@ class GitStore:
         try:
             self.repo.git.update_ref("-m", reason, ref, new, old or ZERO)
         except GitCommandError as exc:
-            raise StateError(f"{ref} moved while Ratchet was updating it; re-run the command ({exc.stderr.strip()})") from exc
+            raise StateError(
+                f"{ref} moved while Ratchet was updating it; re-run the command ({exc.stderr.strip()})"
+            ) from exc
 
     def tag(self, name: str, target: str, message: str, who: Identity = BOT) -> None:
         """Create an annotated tag; refuses to move an existing one."""

@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import StateError
-from releases.gitstore import BOT
+from ratchet.agents import StateError
+from ratchet.releases.gitstore import BOT
 
 DecisionKind = Literal["release", "promote", "reject", "hold", "manual_promote", "manual_reject", "rollback"]
 GENESIS = "0" * 64
@@ -36,16 +36,15 @@ def release_tag(agent: str, number: int) -> str:
     return f"{agent}/v{number}"
 
 
+MAIN = "main"  # the branch that holds the ledger and the live release
+
+
 def rc_branch(agent: str, number: int) -> str:
     return f"rc/{agent}/{number}"
 
 
 def rejected_tag(agent: str, number: int) -> str:
     return f"{agent}/rc{number}-rejected"
-
-
-def evidence_dir(agent: str, number: int) -> str:
-    return f"releases/{agent}/rc-{number}"
 
 
 class LedgerEntry(BaseModel):
@@ -61,7 +60,9 @@ class LedgerEntry(BaseModel):
     rc: str | None = Field(default=None, description="RC branch, e.g. rc/coder/1.")
     rc_commit: str | None = None
     intent: str = ""
-    remediation: str | None = Field(default=None, description="Identifier of the RC's change (playbook remediation id).")
+    remediation: str | None = Field(
+        default=None, description="Identifier of the RC's change (playbook remediation id)."
+    )
     fixes: int = 0
     regressions: int = 0
     gate_pass_rate: float | None = Field(default=None, description="Candidate's pass rate on the gate split.")
@@ -72,7 +73,8 @@ class LedgerEntry(BaseModel):
     stage: str | None = Field(default=None, description="Where the verdict was reached: validate, smoke or gate.")
     flip_counts: dict[str, int] = Field(default_factory=dict, description="Tasks per flip kind (majority outcomes).")
     outcome_hashes: dict[str, str] = Field(
-        default_factory=dict, description="sha256 of each outcome table in the evidence, by file name.")
+        default_factory=dict, description="sha256 of each outcome table in the evidence, by file name."
+    )
     override: bool = Field(default=False, description="A person promoted against the gate's reject verdict.")
     rollback_to: str | None = Field(default=None, description="For a rollback: the release whose artifact it restores.")
     actor: str
@@ -91,10 +93,19 @@ class LedgerEntry(BaseModel):
     def trailers(self) -> dict[str, str]:
         """The facts a release or rejected tag carries as git trailers (`Ratchet-Decision: promote`, ...)."""
         facts = {
-            "Agent": self.agent, "Decision": self.decision, "Release": self.release, "RC": self.rc,
-            "Base-Release": self.base_release, "Ledger-Seq": str(self.seq), "Ledger-Hash": self.hash,
-            "Policy-Hash": self.policy_hash, "Fixes": str(self.fixes), "Regressions": str(self.regressions),
-            "Actor": self.actor, "Override": "true" if self.override else None, "Rollback-To": self.rollback_to,
+            "Agent": self.agent,
+            "Decision": self.decision,
+            "Release": self.release,
+            "RC": self.rc,
+            "Base-Release": self.base_release,
+            "Ledger-Seq": str(self.seq),
+            "Ledger-Hash": self.hash,
+            "Policy-Hash": self.policy_hash,
+            "Fixes": str(self.fixes),
+            "Regressions": str(self.regressions),
+            "Actor": self.actor,
+            "Override": "true" if self.override else None,
+            "Rollback-To": self.rollback_to,
         }
         return {f"{TRAILER_PREFIX}{key}": value for key, value in facts.items() if value}
 
@@ -127,8 +138,9 @@ def parse_ledger(text: str, source: str) -> list[LedgerEntry]:
         except ValidationError as exc:
             raise StateError(f"{source} line {number}: unreadable ledger entry: {exc.errors()[0]['msg']}") from exc
         if entry.prev_hash != prev or entry.hash != entry.compute_hash():
-            raise StateError(f"{source} line {number}: ledger hash chain broken; the ledger was edited by hand: "
-                             f"run `ratchet verify`")
+            raise StateError(
+                f"{source} line {number}: ledger hash chain broken; the ledger was edited by hand: run `ratchet verify`"
+            )
         entries.append(entry)
         prev = entry.hash
     return entries

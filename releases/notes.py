@@ -51,6 +51,10 @@ class ReleaseNotes(BaseModel):
     smoke: str | None = Field(default=None, description="The smoke check's one-line summary, when one ran.")
 
     def markdown(self) -> str:
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                                 trim_blocks=True, lstrip_blocks=True)
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         return env.get_template("release_notes.md.j2").render(notes=self)

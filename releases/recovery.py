@@ -19,12 +19,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agents.errors import StateError
-from releases.gitstore import GitStore, Identity
-from releases.ledger import LedgerEntry, ledger_path, parse_ledger, trailer_block
-from releases.notes import ReleaseNotes
+from ratchet.agents import StateError
+from ratchet.releases.gitstore import GitStore, Identity
+from ratchet.releases.ledger import MAIN, LedgerEntry, ledger_path, parse_ledger, trailer_block
+from ratchet.releases.notes import ReleaseNotes
 
-MAIN = "main"
 _ACTOR = re.compile(r"^(?P<name>[^<>]+?)\s*<(?P<email>[^<>]+)>")
 
 
@@ -47,8 +46,10 @@ def _sync_stale_checkout(git: GitStore) -> list[str]:
         return []
     lock = Path(git.repo.git_dir) / "index.lock"
     if lock.exists():
-        raise StateError(f"{lock} exists: a git command was interrupted; if no git process is running, remove it "
-                         f"and re-run (nothing else was changed)")
+        raise StateError(
+            f"{lock} exists: a git command was interrupted; if no git process is running, remove it "
+            f"and re-run (nothing else was changed)"
+        )
     git.repo.git.update_index("-q", "--refresh", with_exceptions=False)
     if not git.dirty_paths():
         return []
@@ -56,14 +57,18 @@ def _sync_stale_checkout(git: GitStore) -> list[str]:
     if not main.parents:
         return []
     parent = main.parents[0].hexsha
-    at_parent = (git.repo.git.diff("--quiet", parent, "--", with_exceptions=False, with_extended_output=True)[0] == 0
-                 and git.repo.git.diff("--cached", "--quiet", parent, "--", with_exceptions=False,
-                                       with_extended_output=True)[0] == 0)
+    at_parent = (
+        git.repo.git.diff("--quiet", parent, "--", with_exceptions=False, with_extended_output=True)[0] == 0
+        and git.repo.git.diff("--cached", "--quiet", parent, "--", with_exceptions=False, with_extended_output=True)[0]
+        == 0
+    )
     if not at_parent:
         return []  # somebody's own edits: require_clean_checkout names them
     git.repo.git.read_tree("-m", "-u", parent, main.hexsha)
-    return [f"checked-out files moved from {parent[:10]} to main ({main.hexsha[:10]}), which an interrupted "
-            f"decision had already moved"]
+    return [
+        f"checked-out files moved from {parent[:10]} to main ({main.hexsha[:10]}), which an interrupted "
+        f"decision had already moved"
+    ]
 
 
 def _agents(git: GitStore) -> list[str]:
@@ -103,11 +108,19 @@ def _notes(git: GitStore, entry: LedgerEntry, tag: str) -> str:
     if data is None:
         return f"# {tag}\n\n{entry.decision} by {entry.actor}: {entry.reason}\n"
     notes = ReleaseNotes.model_validate_json(data)
-    return notes.model_copy(update={"title": tag if entry.release else f"{entry.rc} (rejected)",
-                                    "decision": entry.decision, "actor": entry.actor}).markdown()
+    return notes.model_copy(
+        update={
+            "title": tag if entry.release else f"{entry.rc} (rejected)",
+            "decision": entry.decision,
+            "actor": entry.actor,
+        }
+    ).markdown()
 
 
 def _identity(actor: str) -> Identity:
     match = _ACTOR.match(actor)
-    return Identity(name=match.group("name"), email=match.group("email")) if match else Identity(
-        name="Ratchet Bot", email="ratchet-bot@localhost")
+    return (
+        Identity(name=match.group("name"), email=match.group("email"))
+        if match
+        else Identity(name="Ratchet Bot", email="ratchet-bot@localhost")
+    )

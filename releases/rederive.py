@@ -13,25 +13,23 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 from collections.abc import Mapping
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gates.policy import Verdict, decide_on_trials
-from gates.statistics import classify
-from releases.ledger import LedgerEntry
+from ratchet.gates import JudgedSplit, Verdict, judge, paired_from_counts
+from ratchet.releases.evidence import (
+    GATE_TABLES,
+    HOLDOUT_TABLES,
+    VERDICT,
+    OutcomeCache,
+    TaskCounts,
+    outcome_counts,
+    outcome_tables,
+)
+from ratchet.releases.ledger import LedgerEntry
 
-GATE_TABLES = ("outcomes-baseline-gate.csv", "outcomes-candidate-gate.csv")
-HOLDOUT_TABLES = ("outcomes-baseline-holdout.csv", "outcomes-candidate-holdout.csv")
-EVIDENCE_FILES = ("verdict.json", *GATE_TABLES, *HOLDOUT_TABLES)
 FLIP_KINDS = ("P->F", "F->P", "P->P", "F->F")
-# (passes, runs) per task of an outcome table, by the table's sha256: a release's candidate table is often
-# the next cycle's baseline.
-TaskCounts = dict[str, tuple[int, int]]
-OutcomeCache = dict[str, TaskCounts]
 
 
 class Rederivation(BaseModel):
@@ -49,19 +47,24 @@ def is_gate_decision(entry: LedgerEntry) -> bool:
     return entry.decision in ("promote", "hold") or (entry.decision == "reject" and entry.stage in (None, "gate"))
 
 
-def rederive(entry: LedgerEntry, files: Mapping[str, bytes | None], cache: OutcomeCache | None = None,
-             legacy: bool = False) -> Rederivation:
+def rederive(
+    entry: LedgerEntry, files: Mapping[str, bytes | None], cache: OutcomeCache | None = None, legacy: bool = False
+) -> Rederivation:
     """Re-derive `entry`'s verdict from its evidence `files` (by name: verdict.json, outcomes-*.csv). Only a
     `legacy` entry (written before outcome hashes existed: releases.audit_decisions.legacy_lines) may lack them."""
     if not entry.outcome_hashes and legacy:
-        return Rederivation(warning=f"not re-derivable (ledger version {entry.version}, recorded before outcome "
-                                    f"hashes)")
+        return Rederivation(
+            warning=f"not re-derivable (ledger version {entry.version}, recorded before outcome hashes)"
+        )
     if not entry.outcome_hashes:
-        return Rederivation(problems=[
-            f"records no outcome hashes, so its verdict cannot be re-derived, and it is not provably legacy (ledger "
-            f"version {entry.version}; only version-1 lines before the first line with outcome hashes are): Ratchet "
-            f"did not write it"])
-    verdict, problems = _stored_verdict(entry, files.get("verdict.json"))
+        return Rederivation(
+            problems=[
+                f"records no outcome hashes, so its verdict cannot be re-derived, and it is not provably legacy (ledger "
+                f"version {entry.version}; only version-1 lines before the first line with outcome hashes are): Ratchet "
+                f"did not write it"
+            ]
+        )
+    verdict, problems = _stored_verdict(entry, files.get(VERDICT))
     if verdict is None:
         return Rederivation(problems=problems)
     needed = GATE_TABLES + (HOLDOUT_TABLES if verdict.policy.holdout == "gate" else ())
@@ -70,7 +73,7 @@ def rederive(entry: LedgerEntry, files: Mapping[str, bytes | None], cache: Outco
         return Rederivation(problems=problems)
     cache = {} if cache is None else cache
     try:
-        tables = {name: task_counts(files[name] or b"", cache) for name in needed}
+        tables = {name: outcome_counts(files[name] or b"", cache) for name in needed}
     except (ValueError, csv.Error) as exc:
         return Rederivation(problems=[f"cannot read the outcome tables: {' '.join(str(exc).split())[:200]}"])
     derived, counts = _decide(verdict, tables)
@@ -88,11 +91,15 @@ def _stored_verdict(entry: LedgerEntry, data: bytes | None) -> tuple[Verdict | N
         return None, [f"{where} is not a readable verdict: {exc.errors()[0]['msg']}"]
     problems = []
     if verdict.policy.content_hash() != verdict.policy_hash:
-        problems.append(f"{where}: the policy in it hashes to {verdict.policy.content_hash()[:12]}, not to its "
-                        f"policy_hash {verdict.policy_hash[:12]}; the policy was edited after the decision")
+        problems.append(
+            f"{where}: the policy in it hashes to {verdict.policy.content_hash()[:12]}, not to its "
+            f"policy_hash {verdict.policy_hash[:12]}; the policy was edited after the decision"
+        )
     if entry.policy_hash != verdict.policy_hash:
-        problems.append(f"the ledger records policy {str(entry.policy_hash)[:12]}, but {where} was decided with "
-                        f"policy {verdict.policy_hash[:12]}")
+        problems.append(
+            f"the ledger records policy {str(entry.policy_hash)[:12]}, but {where} was decided with "
+            f"policy {verdict.policy_hash[:12]}"
+        )
     return verdict, problems
 
 
@@ -100,54 +107,20 @@ def _hash_problems(entry: LedgerEntry, files: Mapping[str, bytes | None], needed
     problems = []
     for name in needed:
         if name not in entry.outcome_hashes:
-            problems.append(f"the ledger records no sha256 for {name}, so the verdict cannot be re-derived from "
-                            f"outcomes it vouches for")
+            problems.append(
+                f"the ledger records no sha256 for {name}, so the verdict cannot be re-derived from "
+                f"outcomes it vouches for"
+            )
     for name, recorded in sorted(entry.outcome_hashes.items()):
         data = files.get(name)
         if data is None:
             problems.append(f"{entry.evidence}/{name} is missing at {(entry.rc_commit or '?')[:10]}")
         elif (actual := hashlib.sha256(data).hexdigest()) != recorded:
-            problems.append(f"{entry.evidence}/{name} has sha256 {actual[:12]}, the ledger recorded {recorded[:12]}: "
-                            f"the outcome table was changed after the decision")
+            problems.append(
+                f"{entry.evidence}/{name} has sha256 {actual[:12]}, the ledger recorded {recorded[:12]}: "
+                f"the outcome table was changed after the decision"
+            )
     return problems
-
-
-def task_counts(data: bytes, cache: OutcomeCache | None = None) -> TaskCounts:
-    """(passes, runs) per task_id of an outcome table (columns task_id and passed, one row per run).
-
-    The same numbers as gates.statistics.task_counts, read with the csv module: pandas' parser and
-    groupby cost milliseconds a table, which a thousand releases would turn into most of `verify`.
-    """
-    key = hashlib.sha256(data).hexdigest()
-    if cache is not None and key in cache:
-        return cache[key]
-    rows = csv.reader(io.StringIO(data.decode()))
-    header = next(rows, [])
-    if "task_id" not in header or "passed" not in header:
-        raise ValueError("an outcome table needs the columns task_id and passed")
-    task, passed = header.index("task_id"), header.index("passed")
-    counts: dict[str, list[int]] = {}
-    for row in rows:
-        if row[passed] not in ("True", "False"):
-            raise ValueError(f"column 'passed' holds {row[passed]!r}, not True or False")
-        tally = counts.setdefault(row[task], [0, 0])
-        tally[0] += row[passed] == "True"
-        tally[1] += 1
-    found = {t: (p, n) for t, (p, n) in counts.items()}
-    if cache is not None:
-        cache[key] = found
-    return found
-
-
-def paired(baseline: TaskCounts, candidate: TaskCounts) -> pd.DataFrame:
-    """The gate's paired counts (as gates.statistics.paired_counts gives them): tasks run on both sides."""
-    tasks = [t for t in baseline if t in candidate]
-
-    def column(counts: TaskCounts, index: int) -> np.ndarray:
-        return np.array([counts[t][index] for t in tasks], dtype=np.int64)
-
-    return pd.DataFrame({"task_id": tasks, "b_pass": column(baseline, 0), "b_n": column(baseline, 1),
-                         "c_pass": column(candidate, 0), "c_n": column(candidate, 1)})
 
 
 def majority_flips(baseline: TaskCounts, candidate: TaskCounts) -> dict[str, int]:
@@ -161,19 +134,22 @@ def majority_flips(baseline: TaskCounts, candidate: TaskCounts) -> dict[str, int
 
 
 def _decide(verdict: Verdict, tables: dict[str, TaskCounts]) -> tuple[Verdict, dict[str, int]]:
-    """The verdict the policy gives on these tables, and the majority flip counts of the gate split."""
-    policy = verdict.policy
-    shared = verdict.version >= 2  # verdicts before version 2 tested every task at alpha
-    classified = classify(_pairs(tables, "gate"), policy.alpha, set(verdict.flaky_tasks), shared)
-    holdout = None
-    if policy.holdout == "gate":
-        holdout = classify(_pairs(tables, "holdout"), policy.alpha, set(verdict.holdout_flaky_tasks), shared)
-    derived = decide_on_trials(classified, policy, targeted_fixes=verdict.targeted_fixes, holdout=holdout)
-    return derived, majority_flips(tables[GATE_TABLES[0]], tables[GATE_TABLES[1]])
+    """The verdict the judge gives on these tables, and the majority flip counts of the gate split."""
 
+    def split(name: str, flaky: list[str]) -> JudgedSplit:
+        baseline, candidate = outcome_tables(name)
+        pairs = paired_from_counts(tables[baseline], tables[candidate])
+        return JudgedSplit(pairs, flaky=set(flaky))
 
-def _pairs(tables: dict[str, TaskCounts], split: str) -> pd.DataFrame:
-    return paired(tables[f"outcomes-baseline-{split}.csv"], tables[f"outcomes-candidate-{split}.csv"])
+    holdout = split("holdout", verdict.holdout_flaky_tasks) if verdict.policy.holdout == "gate" else None
+    judged = judge(
+        verdict.policy,
+        split("gate", verdict.flaky_tasks),
+        holdout,
+        targeted_fixes=verdict.targeted_fixes,
+        shared=verdict.version >= 2,  # verdicts before version 2 tested every task at alpha
+    )
+    return judged.verdict, majority_flips(tables[GATE_TABLES[0]], tables[GATE_TABLES[1]])
 
 
 def _summary(decision: str, fixes: int, regressions: int) -> str:
@@ -184,11 +160,15 @@ def _disagreements(entry: LedgerEntry, verdict: Verdict, derived: Verdict, count
     again = _summary(derived.decision, derived.fixes, derived.regressions)
     problems = []
     if (verdict.decision, verdict.fixes, verdict.regressions) != (derived.decision, derived.fixes, derived.regressions):
-        problems.append(f"verdict.json says {_summary(verdict.decision, verdict.fixes, verdict.regressions)}, but "
-                        f"its outcome tables and policy give {again}")
+        problems.append(
+            f"verdict.json says {_summary(verdict.decision, verdict.fixes, verdict.regressions)}, but "
+            f"its outcome tables and policy give {again}"
+        )
     if (entry.decision, entry.fixes, entry.regressions) != (derived.decision, derived.fixes, derived.regressions):
-        problems.append(f"the ledger records {_summary(entry.decision, entry.fixes, entry.regressions)}, but the "
-                        f"evidence re-derives to {again}")
+        problems.append(
+            f"the ledger records {_summary(entry.decision, entry.fixes, entry.regressions)}, but the "
+            f"evidence re-derives to {again}"
+        )
     if entry.flip_counts and {k: entry.flip_counts.get(k, 0) for k in FLIP_KINDS} != counts:
         shown = ", ".join(f"{k} {v}" for k, v in counts.items())
         problems.append(f"the ledger records flip counts {entry.flip_counts}, the outcome tables give {shown}")

@@ -18,20 +18,37 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict
 
-from agents.errors import StateError, UserError
-from releases.crashpoints import crash_point
-from releases.recovery import complete_interrupted
-from releases.gitstore import BOT, GitStore, Identity
-from releases.consistency import live_release, require_consistent
-from releases.ledger import (
-    RELEASING, LedgerEntry, append_line, evidence_dir, ledger_path, new_entry, parse_ledger, rc_branch, rejected_tag,
-    release_tag, trailer_block,
+from ratchet.agents import StateError, UserError
+from ratchet.releases.consistency import live_release, require_consistent
+from ratchet.releases.crashpoints import crash_point
+from ratchet.releases.evidence import evidence_dir
+from ratchet.releases.gitstore import BOT, GitStore, Identity
+from ratchet.releases.ledger import (
+    MAIN,
+    RELEASING,
+    LedgerEntry,
+    append_line,
+    ledger_path,
+    new_entry,
+    parse_ledger,
+    rc_branch,
+    rejected_tag,
+    release_tag,
+    trailer_block,
 )
+from ratchet.releases.recovery import complete_interrupted
 
-__all__ = ["MAIN", "CandidateRef", "Registry", "ReleaseRef", "evidence_dir", "initialize", "rc_branch", "rejected_tag",
-           "release_tag"]
-
-MAIN = "main"
+__all__ = [
+    "MAIN",
+    "CandidateRef",
+    "Registry",
+    "ReleaseRef",
+    "evidence_dir",
+    "initialize",
+    "rc_branch",
+    "rejected_tag",
+    "release_tag",
+]
 
 
 class ReleaseRef(BaseModel):
@@ -100,8 +117,9 @@ class Registry:
         """The live release: the ledger's last release on main (a tag alone never makes one)."""
         live = live_release(self.ledger(agent))
         if live is None or live.release is None:
-            raise StateError(f"agent {agent!r} has no release {agent}/v1 in {ledger_path(agent)}; is this a Ratchet "
-                             f"workspace?")
+            raise StateError(
+                f"agent {agent!r} has no release {agent}/v1 in {ledger_path(agent)}; is this a Ratchet workspace?"
+            )
         with self.store() as git:
             commit = git.resolve(f"refs/tags/{live.release}") or ""
         return ReleaseRef(agent=agent, number=_release_number(live.release), tag=live.release, commit=commit)
@@ -120,8 +138,14 @@ class Registry:
             base = git.repo.commit(tip)
             while base.parents and _is_evidence_commit(base.message):
                 base = base.parents[0]
-            return CandidateRef(agent=agent, number=number, branch=branch, base_commit=base.parents[0].hexsha,
-                                change_commit=base.hexsha, commit=tip)
+            return CandidateRef(
+                agent=agent,
+                number=number,
+                branch=branch,
+                base_commit=base.parents[0].hexsha,
+                change_commit=base.hexsha,
+                commit=tip,
+            )
 
     def pending_candidate(self, agent: str, changes: dict[str, bytes | None]) -> CandidateRef | None:
         """The newest RC of `agent` if it has no decision yet, is built on the current main and holds
@@ -140,7 +164,9 @@ class Registry:
 
     def next_rc_number(self, agent: str) -> int:
         with self.store() as git:
-            numbers = [int(b.rsplit("/", 1)[1]) for b in git.branch_names(f"rc/{agent}/*") if b.rsplit("/", 1)[1].isdigit()]
+            numbers = [
+                int(b.rsplit("/", 1)[1]) for b in git.branch_names(f"rc/{agent}/*") if b.rsplit("/", 1)[1].isdigit()
+            ]
         return max(numbers, default=0) + 1
 
     def create_candidate(self, agent: str, changes: dict[str, bytes | None], message: str) -> CandidateRef:
@@ -152,8 +178,9 @@ class Registry:
             crash_point("candidate:after-commit")
             branch = rc_branch(agent, number)
             git.update_ref(f"refs/heads/{branch}", commit, None, f"ratchet: create {branch}")
-        return CandidateRef(agent=agent, number=number, branch=branch, base_commit=base, change_commit=commit,
-                            commit=commit)
+        return CandidateRef(
+            agent=agent, number=number, branch=branch, base_commit=base, change_commit=commit, commit=commit
+        )
 
     def add_evidence(self, rc: CandidateRef, files: dict[str, bytes], message: str) -> CandidateRef:
         """Commit evidence files under `releases/<agent>/rc-<N>/` on the RC branch."""
@@ -180,11 +207,17 @@ class Registry:
                 )
             number = self.current_release(rc.agent).number + 1
             tag = release_tag(rc.agent, number)
-            line = self._ledger_change(git, rc.agent, main, release=tag, rc=rc.branch, rc_commit=rc.commit,
-                                       actor=str(who), **entry)
+            line = self._ledger_change(
+                git, rc.agent, main, release=tag, rc=rc.branch, rc_commit=rc.commit, actor=str(who), **entry
+            )
             merged = git.merge_trees(main, rc.commit)
-            merge = git.commit([main, rc.commit], line[0], f"Release {tag}: merge {rc.branch}\n\n{entry.get('intent', '')}",
-                               who=who, base=merged)
+            merge = git.commit(
+                [main, rc.commit],
+                line[0],
+                f"Release {tag}: merge {rc.branch}\n\n{entry.get('intent', '')}",
+                who=who,
+                base=merged,
+            )
             _move_main(git, main, merge, f"ratchet: promote {rc.branch} as {tag}")
             git.tag(tag, merge, _with_trailers(notes, line[1]), who=who)
         return line[1]
@@ -208,8 +241,17 @@ class Registry:
             changes.update({f"{folder}/{rel}": data for rel, data in new.items()})
             tag = release_tag(agent, current.number + 1)
             ledger_changes, entry = self._ledger_change(
-                git, agent, main, decision="rollback", release=tag, base_release=current.tag, rollback_to=to,
-                intent=f"Restore {to}'s artifact", actor=str(who), reason=reason)
+                git,
+                agent,
+                main,
+                decision="rollback",
+                release=tag,
+                base_release=current.tag,
+                rollback_to=to,
+                intent=f"Restore {to}'s artifact",
+                actor=str(who),
+                reason=reason,
+            )
             changes.update(ledger_changes)
             commit = git.commit([main], changes, f"Release {tag}: roll back to {to}\n\n{reason}", who=who)
             _move_main(git, main, commit, f"ratchet: roll back {agent} to {to} as {tag}")
@@ -225,19 +267,24 @@ class Registry:
         """Record that the RC waits for a person's decision."""
         return self._record_only(rc, "", who, tag=None, **entry)
 
-    def _record_only(self, rc: CandidateRef, message: str, who: Identity, tag: str | None, **entry: object) -> LedgerEntry:
+    def _record_only(
+        self, rc: CandidateRef, message: str, who: Identity, tag: str | None, **entry: object
+    ) -> LedgerEntry:
         with self._writing(), self.store() as git:
             main = _require(git, MAIN)
             git.require_clean_checkout(MAIN)
-            changes, written = self._ledger_change(git, rc.agent, main, rc=rc.branch, rc_commit=rc.commit,
-                                                   actor=str(who), **entry)
+            changes, written = self._ledger_change(
+                git, rc.agent, main, rc=rc.branch, rc_commit=rc.commit, actor=str(who), **entry
+            )
             commit = git.commit([main], changes, f"Ledger: {written.decision} {rc.branch}\n\n{written.reason}", who=who)
             _move_main(git, main, commit, f"ratchet: {written.decision} {rc.branch}")
             if tag:
                 git.tag(tag, rc.commit, _with_trailers(message, written), who=who)
         return written
 
-    def _ledger_change(self, git: GitStore, agent: str, main: str, **fields: object) -> tuple[dict[str, bytes | None], LedgerEntry]:
+    def _ledger_change(
+        self, git: GitStore, agent: str, main: str, **fields: object
+    ) -> tuple[dict[str, bytes | None], LedgerEntry]:
         path = ledger_path(agent)
         text = (git.read(main, path) or b"").decode()
         entry = new_entry(parse_ledger(text, f"main:{path}"), agent=agent, **fields)
@@ -287,8 +334,14 @@ def initialize(workspace: Path, files: dict[str, bytes], agents: list[str], mess
     changes: dict[str, bytes | None] = dict(files)
     entries = {}
     for agent in agents:
-        entry = new_entry([], agent=agent, decision="release", release=release_tag(agent, 1),
-                          actor=str(BOT), reason="initial release created by `ratchet init`")
+        entry = new_entry(
+            [],
+            agent=agent,
+            decision="release",
+            release=release_tag(agent, 1),
+            actor=str(BOT),
+            reason="initial release created by `ratchet init`",
+        )
         changes[ledger_path(agent)] = append_line("", entry).encode()
         entries[agent] = entry
     with GitStore(workspace) as git:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -11,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The process setup the CLI and the flow run (ratchet.pipeline.setup), before any test module is imported."""
+    from ratchet.pipeline import setup
+
+    setup()
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +39,7 @@ def prefect_server() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One demo workspace made by `init_workspace`, copied by `workspace` (git init is cheap, splits are not)."""
-    from pipeline.workspace import init_workspace
+    from ratchet.pipeline.workspace import init_workspace
 
     path = tmp_path_factory.mktemp("template") / "ws"
     init_workspace(path)
@@ -50,7 +52,7 @@ def quickstart_demo(tmp_path_factory: pytest.TempPathFactory, prefect_server: No
     made once per session. Read it, or copy it before changing anything."""
     from typer.testing import CliRunner
 
-    from pipeline.cli.app import app
+    from ratchet.pipeline.cli.app import app
 
     path = tmp_path_factory.mktemp("quickstart") / "demo"
     with pytest.MonkeyPatch.context() as mp:  # no global git identity, as on CI
@@ -76,9 +78,9 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
     """Run the real `ratchet` entry point in-process; returns exit code and combined output."""
-    from pipeline.cli.app import main
+    from ratchet.pipeline.cli.app import main
 
     def run(*args: str) -> CliResult:
         monkeypatch.setattr(sys, "argv", ["ratchet", *args])

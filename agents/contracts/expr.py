@@ -29,8 +29,15 @@ MAX_SOURCE = 2000
 MAX_DEPTH = 40
 ROOTS = ("input", "output")
 FUNCTIONS = {
-    "len": 1, "matches": 2, "startswith": 2, "endswith": 2, "lower": 1, "implies": 2,
-    "is_string": 1, "is_int": 1, "is_list": 1,
+    "len": 1,
+    "matches": 2,
+    "startswith": 2,
+    "endswith": 2,
+    "lower": 1,
+    "implies": 2,
+    "is_string": 1,
+    "is_int": 1,
+    "is_list": 1,
 }
 QUANTIFIERS = ("all", "any")
 _CONSTANT_NAMES = {"true": True, "false": False, "none": None, "True": True, "False": False, "None": None}
@@ -88,8 +95,9 @@ class _Checker:
         self.regexes = regexes
 
     def fail(self, node: ast.AST, what: str) -> ExprError:
-        return ExprError(f"{what} (column {getattr(node, 'col_offset', 0) + 1}); see agents/contracts/expr.py "
-                         "for the language")
+        return ExprError(
+            f"{what} (column {getattr(node, 'col_offset', 0) + 1}); see agents/contracts/expr.py for the language"
+        )
 
     def check(self, node: ast.AST, bound: set[str], depth: int) -> None:  # noqa: C901 - one case per node type
         if depth > MAX_DEPTH:
@@ -179,7 +187,7 @@ class _Interpreter:
     def __init__(self, regexes: dict[str, re.Pattern[str]]) -> None:
         self.regexes = regexes
 
-    def run(self, node: ast.expr, env: dict[str, Any]) -> Any:  # noqa: C901 - one case per node type
+    def run(self, node: ast.expr, env: dict[str, Any]) -> Any:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
@@ -221,7 +229,7 @@ class _Interpreter:
                 return value
         return is_and
 
-    def call(self, node: ast.Call, env: dict[str, Any]) -> Any:
+    def call(self, node: ast.Call, env: dict[str, Any]) -> Any:  # noqa: C901 - one case per function
         name = node.func.id  # type: ignore[attr-defined]
         if name in QUANTIFIERS:
             gen = node.args[0]
@@ -239,7 +247,8 @@ class _Interpreter:
             return want_all
         if name == "implies":
             return (not _boolean(self.run(node.args[0], env), "implies")) or _boolean(
-                self.run(node.args[1], env), "implies")
+                self.run(node.args[1], env), "implies"
+            )
         args = [self.run(arg, env) for arg in node.args]
         if name == "len":
             if not isinstance(args[0], (str, list, dict)):
@@ -343,8 +352,15 @@ def _boolean(value: Any, where: str) -> bool:
 
 
 def _kind(value: Any) -> str:
-    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
-             dict: "an object", type(None): "null"}
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from agents.contracts.model import ClauseFailure, Contract, Fallback, check
+from ratchet.agents.contracts.model import ClauseFailure, Contract, Fallback, check
 
 # The placeholders the prover understands: {{ input.a.b }} or {{ input["a"] }}, nothing else.
 PLACEHOLDER = re.compile(r"\{\{\s*input((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\"[^\"]+\"\])+)\s*\}\}")
@@ -56,7 +56,7 @@ def template_parts(text: str) -> list[str | tuple[str, ...]] | None:
     position = 0
     for match in PLACEHOLDER.finditer(text):
         if match.start() > position:
-            parts.append(text[position:match.start()])
+            parts.append(text[position : match.start()])
         path = re.findall(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[\"([^\"]+)\"\]", match.group(1))
         parts.append(tuple(a or b for a, b in path))
         position = match.end()

@@ -21,13 +21,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agents.contracts.fallback import FallbackRenderError, render_fallback
-from agents.contracts.model import ClauseFailure, Contract, check
-from agents.errors import ModelBackendError, StateError
-from agents.models import ModelClient
-from agents.redaction import redact
-from agents.structured import complete_json
-from agents.trace import GuardedCallRecord, Message, SampleRecord
+from ratchet.agents.contracts.fallback import FallbackRenderError, render_fallback
+from ratchet.agents.contracts.model import ClauseFailure, Contract, check
+from ratchet.agents.errors import ModelBackendError, StateError
+from ratchet.agents.models import ModelClient
+from ratchet.agents.redaction import redact
+from ratchet.agents.structured import complete_json
+from ratchet.agents.trace import GuardedCallRecord, Message, SampleRecord
 
 TEMPERATURE_STEP = 0.3
 MAX_TEMPERATURE = 1.2
@@ -61,6 +61,7 @@ async def guarded_call(
     loads), each returning None or why the value fails; checked on samples and on the computed
     fallback after the contract's own clauses. The declared fallback must not need them.
     """
+
     def failures_of(value: Any) -> list[ClauseFailure]:
         failures = check(contract, input, value)
         for name, condition in (checks or {}).items():
@@ -76,8 +77,9 @@ async def guarded_call(
     count = contract.samples if samples is None else samples
     for index, temperature in enumerate(sample_temperatures(client.params.temperature, count)):
         try:
-            answer = await complete_json(client, messages, contract.output_schema, turn=index, name=contract.name,
-                                         temperature=temperature)
+            answer = await complete_json(
+                client, messages, contract.output_schema, turn=index, name=contract.name, temperature=temperature
+            )
         except ModelBackendError as exc:
             records.append(SampleRecord(index=index, temperature=temperature, text="", backend_error=str(exc)))
             continue
@@ -85,8 +87,15 @@ async def guarded_call(
             failures = [ClauseFailure(clause="schema", reason=answer.error)]
         else:
             failures = failures_of(answer.value)
-        records.append(SampleRecord(index=index, temperature=temperature, text=excerpt(answer.text),
-                                    failures=failures, usage=answer.call.usage))
+        records.append(
+            SampleRecord(
+                index=index,
+                temperature=temperature,
+                text=excerpt(answer.text),
+                failures=failures,
+                usage=answer.call.usage,
+            )
+        )
         if not failures:
             return GuardedResult(answer.value, _record(contract, records, "sample", started))
 
@@ -99,21 +108,33 @@ async def guarded_call(
     try:
         value = render_fallback(contract.fallback, input)
     except FallbackRenderError as exc:
-        raise StateError(f"contract {contract.name!r}: {exc}; the input does not match the contract's "
-                         "input_schema") from exc
+        raise StateError(
+            f"contract {contract.name!r}: {exc}; the input does not match the contract's input_schema"
+        ) from exc
     broken = check(contract, input, value)
     if broken:  # the prover rules this out for inputs that match input_schema
-        raise StateError(f"contract {contract.name!r}: its fallback breaks clause {broken[0].clause!r} "
-                         f"({broken[0].reason}) for this input; the input does not match input_schema")
+        raise StateError(
+            f"contract {contract.name!r}: its fallback breaks clause {broken[0].clause!r} "
+            f"({broken[0].reason}) for this input; the input does not match input_schema"
+        )
     record = _record(contract, records, "fallback", started, computed_failures)
     return GuardedResult(value, record)
 
 
-def _record(contract: Contract, samples: list[SampleRecord], source: str, started: float,
-            computed: list[ClauseFailure] | None = None) -> GuardedCallRecord:
-    return GuardedCallRecord(contract=contract.name, samples=samples, source=source,  # type: ignore[arg-type]
-                             computed_fallback_failures=computed or [],
-                             duration_s=round(time.perf_counter() - started, 6))
+def _record(
+    contract: Contract,
+    samples: list[SampleRecord],
+    source: str,
+    started: float,
+    computed: list[ClauseFailure] | None = None,
+) -> GuardedCallRecord:
+    return GuardedCallRecord(
+        contract=contract.name,
+        samples=samples,
+        source=source,  # type: ignore[arg-type]
+        computed_fallback_failures=computed or [],
+        duration_s=round(time.perf_counter() - started, 6),
+    )
 
 
 def excerpt(text: str) -> str:

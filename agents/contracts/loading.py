@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from agents.contracts.model import Contract, FallbackProof
-from agents.errors import UserError, validation_message
+from ratchet.agents.contracts.model import Contract, FallbackProof
+from ratchet.agents.errors import UserError, validation_message
 
 CONTRACTS_DIR = "contracts"
 
@@ -36,7 +36,7 @@ def load_contracts(root: Path) -> tuple[dict[str, Contract], dict[str, FallbackP
         if contract.name != path.stem:
             raise UserError(f"{path}: field 'name': {contract.name!r} must match the file name {path.stem!r}")
         if proof.status == "refuted":
-            from agents.contracts.prove import describe
+            from ratchet.agents.contracts.prove import describe
 
             raise UserError(f"{path}: {describe(proof)}; change the fallback or the clause")
         contracts[contract.name] = contract
@@ -57,6 +57,8 @@ def _checked(text: str, where: str) -> tuple[Contract, FallbackProof]:
         contract = Contract.model_validate(raw)
     except ValidationError as exc:
         raise UserError(f"{where}: {validation_message(exc)}") from exc
-    from agents.contracts.prove import prove_fallback  # z3 and hypothesis load only for artifacts with contracts
+    from ratchet.agents.contracts.prove import (
+        prove_fallback,
+    )  # z3 and hypothesis load only for artifacts with contracts
 
     return contract, prove_fallback(contract)

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agents.contracts.expr import Expr, ExprError, parse
+from ratchet.agents.contracts.expr import Expr, ExprError, parse
 
 SCHEMA_CLAUSE = "schema"
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 
-from agents.contracts.hypothesis_check import check_with_hypothesis
-from agents.contracts.model import Contract, FallbackProof
-from agents.contracts.z3_proof import OutsideFragment, prove_with_z3
+from ratchet.agents.contracts.hypothesis_check import check_with_hypothesis
+from ratchet.agents.contracts.model import Contract, FallbackProof
+from ratchet.agents.contracts.z3_proof import OutsideFragment, prove_with_z3
 
 __all__ = ["FallbackProof", "describe", "prove_fallback"]
 

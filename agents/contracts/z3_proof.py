@@ -19,22 +19,58 @@ import jsonschema
 import z3
 
 # The interpreter's own helpers, so constant parts are computed exactly as `check` computes them.
-from agents.contracts.expr import _CONSTANT_NAMES, EvalFailure, _arith, _compare, _equal, _Interpreter
-from agents.contracts.fallback import fallback_failures
-from agents.contracts.model import SCHEMA_CLAUSE, Contract, FallbackProof
-from agents.contracts.z3_terms import (
-    InputObject, Opaque, OutsideFragment, Sym, default_value, input_vars, lit, symbolic, template_value, z3_field,
+from ratchet.agents.contracts.expr import _CONSTANT_NAMES, EvalFailure, _arith, _compare, _equal, _Interpreter
+from ratchet.agents.contracts.fallback import fallback_failures
+from ratchet.agents.contracts.model import SCHEMA_CLAUSE, Contract, FallbackProof
+from ratchet.agents.contracts.z3_terms import (
+    InputObject,
+    Opaque,
+    OutsideFragment,
+    Sym,
+    default_value,
+    input_vars,
+    lit,
+    symbolic,
+    template_value,
+    z3_field,
 )
 
 TIMEOUT_MS = 2000
-_LEAF_KEYS = {"type", "enum", "const", "minLength", "maxLength", "format", "title", "description", "default",
-              "examples", "$comment"}
-_PATH_KEYS = {"type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
-              "minProperties", "maxProperties", "title", "description", "default", "examples", "$comment",
-              "$schema", "$id"}
+_LEAF_KEYS = {
+    "type",
+    "enum",
+    "const",
+    "minLength",
+    "maxLength",
+    "format",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$comment",
+}
+_PATH_KEYS = {
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$comment",
+    "$schema",
+    "$id",
+}
 
 
 # ---- z3: clauses ---------------------------------------------------------------------------------
+
 
 def _b(value: Any, where: str) -> z3.BoolRef:
     if isinstance(value, bool):
@@ -69,7 +105,7 @@ def _eq(a: Any, b: Any) -> Any:
     if isinstance(a, (InputObject, Opaque)) or isinstance(b, (InputObject, Opaque)):
         raise OutsideFragment("comparing a whole input object")
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and z3.And([_b(_eq(x, y), "==") for x, y in zip(a, b)])
+        return len(a) == len(b) and z3.And([_b(_eq(x, y), "==") for x, y in zip(a, b, strict=True)])
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and z3.And([_b(_eq(a[k], b[k]), "==") for k in a])
     if not isinstance(a, Sym) and not isinstance(b, Sym):
@@ -94,7 +130,7 @@ def _on_constants(operation: Any, op: Any, a: Any, b: Any) -> Any:
 class _Translator:
     """Turns a clause tree into a z3 boolean over the input variables; OutsideFragment if it cannot."""
 
-    def run(self, node: ast.expr, env: dict[str, Any]) -> Any:  # noqa: C901 - one case per node type
+    def run(self, node: ast.expr, env: dict[str, Any]) -> Any:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
@@ -158,7 +194,7 @@ class _Translator:
         table = {ast.Lt: x < y, ast.LtE: x <= y, ast.Gt: x > y, ast.GtE: x >= y}
         return Sym("bool", table[type(op)])
 
-    def call(self, node: ast.Call, env: dict[str, Any]) -> Any:  # noqa: C901 - one case per function
+    def call(self, node: ast.Call, env: dict[str, Any]) -> Any:
         name = node.func.id  # type: ignore[attr-defined]
         if name in ("all", "any"):
             return self.quantifier(name, node.args[0], env)  # type: ignore[arg-type]
@@ -210,6 +246,7 @@ class _Translator:
 
 # ---- z3: the output schema and the driver ---------------------------------------------------------
 
+
 def _skeleton(value: Any, leaves: list[tuple[tuple[Any, ...], Sym]], path: tuple[Any, ...] = ()) -> Any:
     """The output with each templated string replaced by "", collecting (path, term) of those strings."""
     if isinstance(value, Sym):
@@ -231,8 +268,9 @@ def _schema_goal(schema: dict[str, Any], output: Any) -> z3.BoolRef:
     leaves: list[tuple[tuple[Any, ...], Sym]] = []
     skeleton = _skeleton(output, leaves)
     paths = {path for path, _ in leaves}
-    errors = [e for e in jsonschema.Draft202012Validator(schema).iter_errors(skeleton)
-              if tuple(e.absolute_path) not in paths]
+    errors = [
+        e for e in jsonschema.Draft202012Validator(schema).iter_errors(skeleton) if tuple(e.absolute_path) not in paths
+    ]
     if errors:
         return z3.BoolVal(False)
     return z3.And([_leaf_goal(schema, path, leaf.term) for path, leaf in leaves])
@@ -247,8 +285,11 @@ def _leaf_goal(schema: Any, path: tuple[Any, ...], term: z3.ExprRef) -> z3.BoolR
         if extra := set(node) - _PATH_KEYS:
             raise OutsideFragment(f"output_schema uses {', '.join(sorted(extra))} around a templated string")
         props = node.get("properties", {})
-        node = node.get("items", True) if isinstance(key, int) else (
-            props[key] if key in props else node.get("additionalProperties", True))
+        node = (
+            node.get("items", True)
+            if isinstance(key, int)
+            else (props[key] if key in props else node.get("additionalProperties", True))
+        )
     if isinstance(node, bool):
         return z3.BoolVal(node)
     if extra := set(node) - _LEAF_KEYS:
@@ -303,14 +344,21 @@ def _refuted_by_model(contract: Contract, input: InputObject | Opaque, model: z3
     """Turn z3's model into a JSON input and re-check it: a translation gap must never be reported as a bug."""
     candidate = _model_input(contract.input_schema, input, model)
     if not jsonschema.Draft202012Validator(contract.input_schema).is_valid(candidate):
-        raise OutsideFragment(f"z3's counterexample to clause {name!r} does not match input_schema "
-                              "(a keyword the prover does not model)")
+        raise OutsideFragment(
+            f"z3's counterexample to clause {name!r} does not match input_schema (a keyword the prover does not model)"
+        )
     failures = fallback_failures(contract, candidate)
     if not failures:
         raise OutsideFragment(f"z3's counterexample to clause {name!r} does not break it (a gap in the translation)")
     failure = next((f for f in failures if f.clause == name), failures[0])
-    return FallbackProof(contract=contract.name, status="refuted", method="z3", clause=failure.clause,
-                         counterexample=candidate, detail=failure.reason)
+    return FallbackProof(
+        contract=contract.name,
+        status="refuted",
+        method="z3",
+        clause=failure.clause,
+        counterexample=candidate,
+        detail=failure.reason,
+    )
 
 
 def _model_input(schema: dict[str, Any], obj: InputObject | Opaque, model: z3.ModelRef) -> Any:

@@ -14,14 +14,16 @@ from typing import Any, Literal
 
 import z3
 
-from agents.contracts.expr import EvalFailure, _field
-from agents.contracts.fallback import template_parts
+from ratchet.agents.contracts.expr import EvalFailure, _field
+from ratchet.agents.contracts.fallback import template_parts
+
 
 class OutsideFragment(Exception):
     """The contract uses something the z3 translation does not model; the message says what."""
 
 
 # ---- z3: symbolic values -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Sym:
@@ -142,8 +144,7 @@ def template_value(value: Any, input: InputObject | Opaque) -> Any:
             leaf = z3_field(leaf, key)
         if not isinstance(leaf, Sym) or leaf.kind == "int":
             raise OutsideFragment(f"placeholder input.{'.'.join(part)} is not a string or boolean")
-        terms.append(leaf.term if leaf.kind == "str" else z3.If(leaf.term, lit("True"),
-                                                                   lit("False")))
+        terms.append(leaf.term if leaf.kind == "str" else z3.If(leaf.term, lit("True"), lit("False")))
     return Sym("str", z3.Concat(*terms) if len(terms) > 1 else terms[0])
 
 
@@ -191,6 +192,7 @@ def default_value(schema: Any) -> Any:
 
 def int_bounds(schema: dict[str, Any]) -> tuple[int | None, int | None]:
     """The least and greatest integers the schema's minimum/maximum keywords allow (None: unbounded)."""
+
     def num(key: str) -> float | None:
         value = schema.get(key)
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None

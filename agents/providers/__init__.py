@@ -2,13 +2,11 @@
 
 `sim/<world>` is the built-in OFFLINE SIMULATED model (see `worlds/humaneval.yaml`
 for its rules): deterministic, seeded, never a real LLM. Importing this package
-imports nothing heavy and registers nothing; call `register_providers()` once
-in the CLI or a flow before the first `litellm.completion(model="sim/...")`.
+imports nothing heavy and registers nothing; `ratchet.agents.setup_models()` calls
+`register_providers()` once per process, before the first `litellm.completion(model="sim/...")`.
 """
 
 from __future__ import annotations
-
-import os
 
 __all__ = ["SIM_PREFIX", "is_simulated", "register_providers"]
 
@@ -23,13 +21,11 @@ def is_simulated(model: str) -> bool:
 def register_providers() -> None:
     """Make `model="sim/<world>"` work in litellm. Idempotent.
 
-    Sets LITELLM_LOCAL_MODEL_COST_MAP=True (unless already set) before litellm is
-    imported, so that importing litellm does not fetch its price map.
+    Called by `ratchet.agents.setup_models()`, which first keeps litellm offline.
     """
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
-    from agents.providers.sim import SimProvider
+    from ratchet.agents.providers.sim import SimProvider
 
     if not any(item["provider"] == "sim" for item in litellm.custom_provider_map):
         litellm.custom_provider_map.append({"provider": "sim", "custom_handler": SimProvider()})

@@ -10,26 +10,22 @@ from a script, either a list of `ScriptedReply` consumed in order or a function
     model = register_scripted("fixer", provider)   # "scripted/fixer"
     litellm.completion(model=model, messages=[...])
 
-Importing this module imports litellm (after setting LITELLM_LOCAL_MODEL_COST_MAP);
-`agents.providers` never imports it, so nothing is registered until
-`register_scripted` is called.
+Importing this module imports litellm: call `ratchet.agents.setup_models()` (or
+`ratchet.pipeline.setup()`) first, which keeps litellm offline. `agents.providers` never imports
+it, and nothing is registered until `register_scripted` is called.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
+import litellm
+from litellm.llms.custom_llm import CustomLLMError
+from litellm.types.utils import GenericStreamingChunk, Message, ModelResponse, Usage
 from pydantic import BaseModel, ConfigDict, Field
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-import litellm  # noqa: E402  (the cost-map setting must come first)
-from litellm.llms.custom_llm import CustomLLMError  # noqa: E402
-from litellm.types.utils import GenericStreamingChunk, Message, ModelResponse, Usage  # noqa: E402
 
 __all__ = ["SCRIPTED_PREFIX", "ScriptedProvider", "ScriptedReply", "register_scripted", "unregister_scripted"]
 
@@ -113,7 +109,6 @@ class ScriptedProvider(_NoStreaming):
         return self.completion(*args, **kwargs)
 
 
-
 class _ScriptedRouter(_NoStreaming):
     """The one handler litellm knows as provider "scripted": finds the provider by name."""
 
@@ -138,7 +133,6 @@ class _ScriptedRouter(_NoStreaming):
         self, model: str, messages: list[Any], *args: Any, **kwargs: Any
     ) -> ModelResponse:
         return self.completion(model, messages, *args, **kwargs)
-
 
 
 _ROUTER = _ScriptedRouter()

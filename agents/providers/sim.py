@@ -1,6 +1,6 @@
 """`sim/<world>`: Ratchet's offline SIMULATED model as a litellm custom provider.
 
-Import this module through `agents.providers.register_providers()`, which sets
+Import this module through `ratchet.agents.setup_models()`, which sets
 `LITELLM_LOCAL_MODEL_COST_MAP` before litellm is imported. This file only
 translates between litellm's chat format and the pure behaviour in `sim_world`.
 
@@ -22,8 +22,8 @@ import litellm
 from litellm.llms.custom_llm import CustomLLMError
 from litellm.types.utils import GenericStreamingChunk, Message, ModelResponse, Usage
 
-from agents.errors import UserError
-from agents.providers import sim_qa, sim_world
+from ratchet.agents.errors import UserError
+from ratchet.agents.providers import sim_qa, sim_world
 
 SIM_FINGERPRINT_PREFIX = "ratchet-sim/"
 _NO_STREAMING = "the simulated model sim/<world> does not stream; call it without stream=True"
@@ -54,8 +54,9 @@ def read_conversation(messages: list[Any]) -> sim_world.Conversation:
     return sim_world.Conversation(tool_calls_made=calls, last_tool_result=results[-1] if results else None)
 
 
-def simulate(world_name: str, messages: list[Any], tools: list[Any] | None,
-             seed: int | None = None) -> tuple[sim_world.Reply, str | None]:
+def simulate(
+    world_name: str, messages: list[Any], tools: list[Any] | None, seed: int | None = None
+) -> tuple[sim_world.Reply, str | None]:
     """The simulated reply to one request, and the id of the task it recognised (or None).
 
     With a `seed`, the world's per-sample noise applies; the sample is the seed plus a hash of the
@@ -96,7 +97,10 @@ def _tokens(text: str) -> int:
 
 
 def build_response(
-    model_response: ModelResponse, world_name: str, messages: list[Any], tools: list[Any] | None,
+    model_response: ModelResponse,
+    world_name: str,
+    messages: list[Any],
+    tools: list[Any] | None,
     seed: int | None = None,
 ) -> ModelResponse:
     """Fill litellm's ModelResponse with the simulated reply."""
@@ -149,8 +153,9 @@ class SimProvider(litellm.CustomLLM):
         """Answer one chat request; `model` is the world's name (litellm strips "sim/")."""
         world_name = model.removeprefix("sim/")
         try:
-            return build_response(model_response, world_name, messages, optional_params.get("tools"),
-                                  optional_params.get("seed"))
+            return build_response(
+                model_response, world_name, messages, optional_params.get("tools"), optional_params.get("seed")
+            )
         except UserError as exc:
             raise litellm.BadRequestError(message=str(exc), model=f"sim/{world_name}", llm_provider="sim") from exc
 

@@ -16,8 +16,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import UserError
-from agents.providers.sim_world import WORLDS_DIR, Noise, draw, noisy_sample
+from ratchet.agents.errors import UserError
+from ratchet.agents.providers.sim_world import WORLDS_DIR, Noise, draw, noisy_sample
 
 QA_WORLDS_DIR = WORLDS_DIR / "qa"
 PACKAGES_ROOT = Path(__file__).resolve().parents[2]
@@ -98,8 +98,11 @@ def find_item(world: QaWorld, text: str) -> QaItem | None:
 
 def detect_traits(world: QaWorld, text: str) -> frozenset[str]:
     lowered = text.lower()
-    return frozenset(trait for trait, phrases in world.traits.model_dump().items()
-                     if any(phrase.lower() in lowered for phrase in phrases))
+    return frozenset(
+        trait
+        for trait, phrases in world.traits.model_dump().items()
+        if any(phrase.lower() in lowered for phrase in phrases)
+    )
 
 
 def plan_faults(world: QaWorld, item: QaItem, traits: frozenset[str], sample: str | None = None) -> frozenset[str]:

@@ -20,7 +20,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.errors import UserError
+from ratchet.agents.errors import UserError
 
 WORLDS_DIR = Path(__file__).parent / "worlds"
 
@@ -346,8 +346,9 @@ def is_repairable(world: World, tool_result: str | None) -> bool:
     return kind == "error" and rest.split(":", 1)[0].strip() in world.repair_on_errors
 
 
-def respond(world: World, task: SimTask, traits: frozenset[str], conversation: Conversation,
-            sample: str | None = None) -> Reply:
+def respond(
+    world: World, task: SimTask, traits: frozenset[str], conversation: Conversation, sample: str | None = None
+) -> Reply:
     """The model's next turn for this task, traits and conversation so far (`sample`: see plan_faults)."""
     faults = plan_faults(world, task, traits, sample)
     calls = conversation.tool_calls_made

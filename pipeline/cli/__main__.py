@@ -1,5 +1,5 @@
 """`python -m pipeline.cli` is the `ratchet` command."""
 
-from pipeline.cli.app import main
+from ratchet.pipeline.cli.app import main
 
 main()

@@ -9,11 +9,19 @@ import traceback
 import typer
 from rich.markup import escape
 
-from agents.errors import RatchetError, StateError
-from pipeline.cli import (
-    audit_cmds, cycle_cmds, gate_cmds, ledger_cmds, release_cmds, schedule_cmds, serve_cmds, workspace_cmds,
+from ratchet.agents import RatchetError, StateError
+from ratchet.pipeline.cli import (
+    audit_cmds,
+    cycle_cmds,
+    gate_cmds,
+    ledger_cmds,
+    release_cmds,
+    schedule_cmds,
+    serve_cmds,
+    workspace_cmds,
 )
-from pipeline.cli.output import console
+from ratchet.pipeline.cli.output import console
+from ratchet.pipeline.process_setup import setup
 
 app = typer.Typer(
     name="ratchet",
@@ -39,16 +47,9 @@ audit_cmds.register(app)
 schedule_cmds.register(app)
 
 
-def configure_environment() -> None:
-    """Quiet, offline defaults for the libraries we drive (set before they are imported)."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-
-
 def main() -> None:
-    configure_environment()
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the CLI prints its own progress
+    setup()
     debug = "--debug" in sys.argv
     sys.argv = [arg for arg in sys.argv if arg != "--debug"]  # accepted anywhere on the line
     if debug:
@@ -69,7 +70,7 @@ def main() -> None:
 
 def _exit_on_disk_problem(exc: BaseException, debug: bool) -> None:
     """Exit with a one-line error when the disk cannot be written; re-raise anything else."""
-    from pipeline.cli.disk_errors import disk_problem
+    from ratchet.pipeline.cli.disk_errors import disk_problem
 
     problem = disk_problem(exc)
     if problem is None:

@@ -16,11 +16,11 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.options import WorkspaceOption
-from pipeline.cli.output import console
+from ratchet.pipeline.cli.options import WorkspaceOption
+from ratchet.pipeline.cli.output import console
 
 if TYPE_CHECKING:  # the audit pulls in pandas: imported only when `verify` runs, not for every command
-    from releases.audit import AuditReport, Problem
+    from ratchet.releases import AuditReport, Problem
 
 EXIT_PROBLEMS = 1
 
@@ -38,7 +38,7 @@ def verify(
     from its stored outcomes and policy, that manual decisions name a person and a reason, and that no
     commit on main changes an agent without a release: exit 0 when all agree, 1 with the list of problems."""
     started = time.perf_counter()
-    from releases.audit import verify_workspace
+    from ratchet.releases import verify_workspace
 
     report = verify_workspace(workspace, agent)
     elapsed = time.perf_counter() - started
@@ -51,12 +51,26 @@ def verify(
 
 
 def _print(report: AuditReport, elapsed: float) -> None:
-    table = Table("agent", "ledger entries", "tags", "gate verdicts re-derived", "problems", "warnings",
-                  title=f"ratchet verify · {report.workspace} (main {report.main[:10]})", box=box.SIMPLE_HEAD)
+    table = Table(
+        "agent",
+        "ledger entries",
+        "tags",
+        "gate verdicts re-derived",
+        "problems",
+        "warnings",
+        title=f"ratchet verify · {report.workspace} (main {report.main[:10]})",
+        box=box.SIMPLE_HEAD,
+    )
     for audit in report.agents:
         problems = f"[bold red]{len(audit.problems)}[/]" if audit.problems else "0"
-        table.add_row(audit.agent, str(audit.entries), str(audit.tags), f"{audit.rederived}/{audit.gate_decisions}",
-                      problems, str(len(audit.warnings)))
+        table.add_row(
+            audit.agent,
+            str(audit.entries),
+            str(audit.tags),
+            f"{audit.rederived}/{audit.gate_decisions}",
+            problems,
+            str(len(audit.warnings)),
+        )
     console.print(table)
     problems = [p for a in report.agents for p in a.problems]
     warnings = [p for a in report.agents for p in a.warnings]
@@ -66,8 +80,10 @@ def _print(report: AuditReport, elapsed: float) -> None:
             for problem in found:
                 console.print(_line(problem), soft_wrap=True)
     if report.ok:
-        console.print(f"[bold green]OK[/]: hash chain, tags, gate verdicts, manual decisions and main's history "
-                      f"agree ({elapsed:.2f} s)")
+        console.print(
+            f"[bold green]OK[/]: hash chain, tags, gate verdicts, manual decisions and main's history "
+            f"agree ({elapsed:.2f} s)"
+        )
     else:
         console.print(f"[bold red]FAILED[/]: {len(problems)} problem(s) ({elapsed:.2f} s)")
 

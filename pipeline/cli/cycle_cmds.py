@@ -8,11 +8,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from agents.errors import UserError
-from pipeline.cli.options import AgentOption, ApiBaseOption, ModelOption, WorkspaceOption
-from pipeline.cli.output import RichReporter, console, model_label, pct, print_cycle, progress_bars
-from pipeline.cli.runner import run_cycle
-from pipeline.progress import use_reporter
+from ratchet.agents import UserError
+from ratchet.pipeline.cli.options import AgentOption, ApiBaseOption, ModelOption, WorkspaceOption
+from ratchet.pipeline.cli.output import RichReporter, console, model_label, pct, print_cycle, progress_bars
+from ratchet.pipeline.cli.runner import run_cycle
+from ratchet.pipeline.progress import use_reporter
 
 
 def register(app: typer.Typer) -> None:
@@ -41,18 +41,20 @@ def eval_release(
     workspace: Path = WorkspaceOption,
 ) -> None:
     """Run a release on one split of its suite and print the pass rate."""
-    from pipeline import stages
+    from ratchet.pipeline import context, stages
 
     agent = _agent_of(release)
-    ctx = stages.open_context(workspace, agent, model_override=model, api_base=api_base)
+    ctx = context.open_context(workspace, agent, model_override=model, api_base=api_base)
     rev = release if release.startswith("rc/") else f"refs/tags/{release}"
-    state = stages.checkout_artifact(ctx, rev, release)
+    state = context.checkout_artifact(ctx, rev, release)
     with progress_bars() as bars, use_reporter(RichReporter(bars)):
         evaluation = stages.run_split(ctx, state, split, trials)
     summary = evaluation.summary
-    console.print(f"{release} on {ctx.suite.name}/{split}: {summary.passed}/{summary.runs} passed "
-                  f"({pct(summary.pass_rate)}); model {model_label(summary.model, summary.simulated)}"
-                  f"; {summary.reused} run(s) reused from the run store")
+    console.print(
+        f"{release} on {ctx.suite.name}/{split}: {summary.passed}/{summary.runs} passed "
+        f"({pct(summary.pass_rate)}); model {model_label(summary.model, summary.simulated)}"
+        f"; {summary.reused} run(s) reused from the run store"
+    )
     errors = evaluation.outcome_table().query("not passed")["error_type"].value_counts()
     if len(errors):
         table = Table("error type", "runs", title="Failures")
@@ -69,27 +71,43 @@ def flaky_tasks(
     workspace: Path = WorkspaceOption,
 ) -> None:
     """Tasks whose stored runs look like noise rather than stable outcomes (gates.flakiness), most likely first."""
-    from gates.flakiness import flaky
-    from gates.statistics import FLAKY_DIVISOR
-    from pipeline import stages
+    from ratchet.gates import FLAKY_DIVISOR, flaky
+    from ratchet.pipeline import context, stages
 
-    ctx = stages.open_context(workspace, agent, model_override=model, api_base=api_base)
+    ctx = context.open_context(workspace, agent, model_override=model, api_base=api_base)
     _, base = stages.resolve_release(ctx)
     table = stages.flakiness_history(ctx, base, ctx.suite.split(split))
     found = flaky(table)
     if table.empty:
-        console.print(f"no stored runs of {ctx.suite.name}/{split} for {agent}'s model yet; run a cycle or "
-                      f"`ratchet eval {base.label} --split {split} --trials 2` first")
+        console.print(
+            f"no stored runs of {ctx.suite.name}/{split} for {agent}'s model yet; run a cycle or "
+            f"`ratchet eval {base.label} --split {split} --trials 2` first"
+        )
         return
     repeated = int((table["versions"] > 0).sum())
-    console.print(f"{ctx.suite.name}/{split}: {len(found)} flaky task(s) among {len(table)} with stored runs "
-                  f"({repeated} run more than once by one version); a flaky task weighs 1/{FLAKY_DIVISOR} of a stable one in the gate's share of alpha")
+    console.print(
+        f"{ctx.suite.name}/{split}: {len(found)} flaky task(s) among {len(table)} with stored runs "
+        f"({repeated} run more than once by one version); a flaky task weighs 1/{FLAKY_DIVISOR} of a stable one in the gate's share of alpha"
+    )
     if found:
-        rows = Table("task", "p(flaky)", "versions mixed / repeated", "swings across versions", "runs", "pass rate",
-                     title="Flaky tasks")
+        rows = Table(
+            "task",
+            "p(flaky)",
+            "versions mixed / repeated",
+            "swings across versions",
+            "runs",
+            "pass rate",
+            title="Flaky tasks",
+        )
         for row in table[table["task_id"].isin(found)].itertuples():
-            rows.add_row(str(row.task_id), f"{row.p_flaky:.2f}", f"{row.mixed_versions} / {row.versions}",
-                         str(row.swings), str(row.runs), pct(row.pass_rate))
+            rows.add_row(
+                str(row.task_id),
+                f"{row.p_flaky:.2f}",
+                f"{row.mixed_versions} / {row.versions}",
+                str(row.swings),
+                str(row.runs),
+                pct(row.pass_rate),
+            )
         console.print(rows)
 
 

@@ -36,8 +36,10 @@ def disk_problem(exc: BaseException) -> str | None:
             code, where = found
             what, fix = _CONDITIONS[code]
             place = f" (writing {where})" if where else ""
-            return (f"{what}{place}; {fix}, then run the same command again: finished work is kept "
-                    f"in .ratchet/ and nothing half-written was recorded")
+            return (
+                f"{what}{place}; {fix}, then run the same command again: finished work is kept "
+                f"in .ratchet/ and nothing half-written was recorded"
+            )
         current = current.__cause__ or current.__context__
     return None
 

@@ -18,12 +18,14 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from agents.errors import RatchetError, UserError
-from pipeline.cli.options import WorkspaceOption
-from pipeline.cli.output import console
+from ratchet.agents import RatchetError, UserError
+from ratchet.pipeline.cli.options import WorkspaceOption
+from ratchet.pipeline.cli.output import console
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ratchet.gates import TaskClass
 
 EXIT_CODES = {"promote": 0, "reject": 1, "hold": 2}
 VERSION = re.compile(r"(?:rc/)?([a-z][a-z0-9_-]*)/v?\d+")
@@ -35,12 +37,19 @@ def register(app: typer.Typer) -> None:
 
 
 def gate(
-    baseline: str = typer.Option(..., "--baseline", help="Results of the current release: a JSONL file "
-                                                          "(docs/formats.md) or a version such as coder/v2."),
-    candidate: str = typer.Option(..., "--candidate", help="Results of the candidate: a JSONL file or a version "
-                                                            "such as rc/coder/3."),
-    policy: Path | None = typer.Option(None, "--policy", help="Gate policy YAML (gates/<name>.yaml); default: "
-                                                               "0 confirmed regressions, 0 fixes required, alpha 0.05."),
+    baseline: str = typer.Option(
+        ...,
+        "--baseline",
+        help="Results of the current release: a JSONL file (docs/formats.md) or a version such as coder/v2.",
+    ),
+    candidate: str = typer.Option(
+        ..., "--candidate", help="Results of the candidate: a JSONL file or a version such as rc/coder/3."
+    ),
+    policy: Path | None = typer.Option(
+        None,
+        "--policy",
+        help="Gate policy YAML (gates/<name>.yaml); default: 0 confirmed regressions, 0 fixes required, alpha 0.05.",
+    ),
     junit: Path | None = typer.Option(None, "--junit", help="Also write JUnit XML: one testcase per regression."),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict and the flips as JSON instead of a table."),
     split: str = typer.Option("gate", "--split", help="For versions: which split's stored runs to compare."),
@@ -48,62 +57,75 @@ def gate(
 ) -> None:
     """Compare two evaluations task by task and decide: exit 0 promote, 1 reject, 2 hold, 3 error."""
     # imported here: pandas and the statistics are for this command only, not every `ratchet` start-up
-    from gates.junit import write_junit
-    from gates.policy import GatePolicy, decide_on_trials, load_policy_file
-    from gates.statistics import classify, paired_counts
+    from ratchet.gates import GatePolicy, JudgedSplit, judge, load_policy_file, paired_counts, write_junit
 
     try:
         chosen = load_policy_file(policy) if policy else GatePolicy(name="ci", min_fixes=0)
         pairs = paired_counts(_results(baseline, workspace, split), _results(candidate, workspace, split))
         if pairs.empty:
             raise RatchetError(f"{baseline} and {candidate} share no task id; nothing to compare")
-        classified = classify(pairs, chosen.alpha)
-        verdict = decide_on_trials(classified, chosen)
+        judged = judge(chosen, JudgedSplit(pairs))
         if junit is not None:
-            write_junit(junit, classified, verdict)
+            write_junit(junit, judged.gate, judged.verdict)
     except RatchetError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(EXIT_ERROR)
-    flipped = classified[~classified["flip"].isin(["stable_pass", "stable_fail"])]
+    flipped = judged.gate.changed()
     if as_json:
-        payload = {"verdict": verdict.model_dump(mode="json"),
-                   "flips": flipped.drop(columns=["b_rate", "c_rate"]).to_dict(orient="records")}
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        rows = [{k: v for k, v in row._asdict().items() if k not in ("b_rate", "c_rate")} for row in flipped]
+        sys.stdout.write(
+            json.dumps({"verdict": judged.verdict.model_dump(mode="json"), "flips": rows}, indent=2) + "\n"
+        )
     else:
-        _print(classified, flipped, verdict.explanation)
-    sys.exit(EXIT_CODES[verdict.decision])
+        _print(len(judged.gate), flipped, judged.verdict.explanation)
+    sys.exit(EXIT_CODES[judged.verdict.decision])
 
 
 def _results(source: str, workspace: Path, split: str) -> pd.DataFrame:
     """A results file, or the stored runs of a version (`coder/v2`, `rc/coder/3`) on one split."""
-    from gates.results_file import read_results
+    from ratchet.gates import read_results
 
     path = Path(source)
     if path.is_file() or not VERSION.fullmatch(source):
         return read_results(path)
-    from gates.evaluation import stored_evaluation
-    from pipeline import stages
+    from ratchet.gates import stored_evaluation
+    from ratchet.pipeline import context
 
     agent = VERSION.fullmatch(source).group(1)  # type: ignore[union-attr]
-    ctx = stages.open_context(workspace, agent)
+    ctx = context.open_context(workspace, agent)
     rev = source if source.startswith("rc/") else f"refs/tags/{source}"
-    state = stages.checkout_artifact(ctx, rev, source)
-    client = stages.client_for(ctx, state.artifact)
+    state = context.checkout_artifact(ctx, rev, source)
+    client = context.client_for(ctx, state.artifact)
     evaluation = stored_evaluation(state.artifact, client, ctx.suite, ctx.suite.split(split), ctx.store, split)
     if not evaluation.records:
-        raise UserError(f"{source}: no stored runs on {ctx.suite.name}/{split}; run "
-                        f"`ratchet eval {source} --split {split} --trials 2` first")
+        raise UserError(
+            f"{source}: no stored runs on {ctx.suite.name}/{split}; run "
+            f"`ratchet eval {source} --split {split} --trials 2` first"
+        )
     return evaluation.outcome_table()[["task_id", "trial", "passed", "score"]]
 
 
-def _print(classified, flipped, explanation: str) -> None:  # noqa: ANN001
-    table = Table("task", "flip", "baseline", "candidate", "p (regression)", "p (fix)",
-                  title=f"{len(classified)} tasks compared; {len(flipped)} changed majority outcome",
-                  box=box.SIMPLE_HEAD)
+def _print(compared: int, flipped: list[TaskClass], explanation: str) -> None:
+    table = Table(
+        "task",
+        "flip",
+        "baseline",
+        "candidate",
+        "p (regression)",
+        "p (fix)",
+        title=f"{compared} tasks compared; {len(flipped)} changed majority outcome",
+        box=box.SIMPLE_HEAD,
+    )
     order = {"regression": 0, "unconfirmed_regression": 1, "fix": 2, "unconfirmed_fix": 3}
-    for row in sorted(flipped.itertuples(), key=lambda r: (order[r.flip], str(r.task_id))):
-        table.add_row(str(row.task_id), row.flip.replace("_", " "), f"{row.b_pass}/{row.b_n}",
-                      f"{row.c_pass}/{row.c_n}", f"{row.p_regression:.3g}", f"{row.p_fix:.3g}")
+    for row in sorted(flipped, key=lambda r: (order[r.flip], r.task_id)):
+        table.add_row(
+            row.task_id,
+            row.flip.replace("_", " "),
+            f"{row.b_pass}/{row.b_n}",
+            f"{row.c_pass}/{row.c_n}",
+            f"{row.p_regression:.3g}",
+            f"{row.p_fix:.3g}",
+        )
     if len(flipped):
         console.print(table)
     console.print(explanation, soft_wrap=True, highlight=False)

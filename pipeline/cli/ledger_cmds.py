@@ -13,19 +13,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from agents.errors import UserError
-from pipeline.cli.options import WorkspaceOption
-from pipeline.cli.output import console
-from releases.gitstore import GitStore
+from ratchet.agents import UserError
+from ratchet.pipeline.cli.options import WorkspaceOption
+from ratchet.pipeline.cli.output import console
+from ratchet.releases import GitStore
 
 if TYPE_CHECKING:  # these pull in pandas: imported when `diff` or `why` runs, not at every `ratchet` start-up
-    from gates.flips import Flip
-    from pipeline.release_outcomes import ReleaseDiff, ReleaseLine, TaskHistory
+    from ratchet.gates import Flip
+    from ratchet.pipeline.release_outcomes import ReleaseDiff, ReleaseLine, TaskHistory
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
 COLLAPSE_AFTER = 8  # `ratchet why` shows longer runs of unchanged outcomes as one line (all of them with --all)
-PATCH_STYLES = (("diff --git", "bold"), ("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green"),
-                ("-", "red"))
+PATCH_STYLES = (("diff --git", "bold"), ("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green"), ("-", "red"))
 
 
 def register(app: typer.Typer) -> None:
@@ -36,8 +35,8 @@ def register(app: typer.Typer) -> None:
 @contextmanager
 def release_line(workspace: Path, agent: str) -> Iterator[ReleaseLine]:
     """The agent's ledger (read once) and evidence reader over one open repository."""
-    from pipeline.evidence import EvidenceReader
-    from pipeline.release_outcomes import ReleaseLine
+    from ratchet.pipeline.release_outcomes import ReleaseLine
+    from ratchet.releases import EvidenceReader
 
     with GitStore(workspace) as git:
         reader = EvidenceReader(git)
@@ -55,7 +54,7 @@ def diff(
     as_json: bool = JsonOption,
 ) -> None:
     """The artifact diff between two releases, then the flips between their stored gate outcomes."""
-    from pipeline.release_outcomes import parse_release, release_diff
+    from ratchet.pipeline.release_outcomes import parse_release, release_diff
 
     (agent, _), (other, _) = parse_release(old), parse_release(new)
     if agent != other:
@@ -86,28 +85,48 @@ def print_flips(result: ReleaseDiff) -> None:
         console.print(f"no flip table: {escape(result.missing)}", soft_wrap=True)
         return
     assert result.old_outcomes and result.new_outcomes
-    console.print(f"stored gate outcomes: {result.old}: {escape(result.old_outcomes.describe())}; "
-                  f"{result.new}: {escape(result.new_outcomes.describe())}", soft_wrap=True)
+    console.print(
+        f"stored gate outcomes: {result.old}: {escape(result.old_outcomes.describe())}; "
+        f"{result.new}: {escape(result.new_outcomes.describe())}",
+        soft_wrap=True,
+    )
     counts = ", ".join(f"{kind} {n}" for kind, n in result.counts.items())
     confirmed = ", ".join(f"{kind} {n}" for kind, n in result.confirmed.items())
-    console.print(f"flips {result.old} -> {result.new}: {counts}; confirmed (one-sided Fisher, "
-                  f"alpha {result.alpha:g}): {confirmed}")
+    console.print(
+        f"flips {result.old} -> {result.new}: {counts}; confirmed (one-sided Fisher, "
+        f"alpha {result.alpha:g}): {confirmed}"
+    )
     if not result.flips:
         console.print("no task changed its majority outcome")
         return
-    table = Table("task", "kind", "runs", "confirmed", "p", "error before", "error after",
-                  title=f"{result.agent}: tasks that changed, {result.old} -> {result.new}", box=box.SIMPLE_HEAD)
+    table = Table(
+        "task",
+        "kind",
+        "runs",
+        "confirmed",
+        "p",
+        "error before",
+        "error after",
+        title=f"{result.agent}: tasks that changed, {result.old} -> {result.new}",
+        box=box.SIMPLE_HEAD,
+    )
     for flip in result.flips:
-        table.add_row(flip.task_id, flip.kind, _flip_runs(flip), _yes_no(flip.confirmed),
-                      f"{flip.p_value:.4f}" if flip.p_value is not None else "",
-                      flip.baseline_error or "", flip.candidate_error or "")
+        table.add_row(
+            flip.task_id,
+            flip.kind,
+            _flip_runs(flip),
+            _yes_no(flip.confirmed),
+            f"{flip.p_value:.4f}" if flip.p_value is not None else "",
+            flip.baseline_error or "",
+            flip.candidate_error or "",
+        )
     console.print(table)
 
 
 def _flip_runs(flip: Flip) -> str:
     if flip.baseline_runs is None or flip.candidate_runs is None:
         return ""
-    from pipeline.evidence import TaskRuns
+    from ratchet.releases import TaskRuns
 
     before = TaskRuns(passes=round(flip.baseline_pass_rate * flip.baseline_runs), runs=flip.baseline_runs)
     after = TaskRuns(passes=round(flip.candidate_pass_rate * flip.candidate_runs), runs=flip.candidate_runs)
@@ -123,12 +142,16 @@ def why(
     task_id: str = typer.Argument(..., help="A gate task id, e.g. HumanEval/11."),
     workspace: Path = WorkspaceOption,
     as_json: bool = JsonOption,
-    every: bool = typer.Option(False, "--all", help=f"List every decision; by default runs of more than "
-                                                    f"{COLLAPSE_AFTER} unchanged outcomes are shown as one line."),
+    every: bool = typer.Option(
+        False,
+        "--all",
+        help=f"List every decision; by default runs of more than "
+        f"{COLLAPSE_AFTER} unchanged outcomes are shown as one line.",
+    ),
 ) -> None:
     """A task's gate outcome across every decision and release: when it broke, when it was fixed, by which RC."""
     with release_line(workspace, agent) as line:
-        from pipeline.release_outcomes import task_history
+        from ratchet.pipeline.release_outcomes import task_history
 
         history = task_history(line, task_id)
     if as_json:
@@ -138,16 +161,33 @@ def why(
 
 
 def print_task_history(history: TaskHistory, every: bool = False) -> None:
-    rows = [[str(d.seq), d.decision, d.rc, d.release or "", d.remediation or d.intent, d.base_release or "",
-             f"{d.baseline or '-'} -> {d.candidate or '-'}", d.kind or "", _yes_no(d.confirmed)]
-            for d in history.decisions]
-    print_rows(f"{history.agent}: {history.task_id} in every gate evaluation",
-               ["#", "decision", "RC", "made", "change", "base", "passed/runs", "kind", "confirmed"],
-               rows if every else _collapse_stable(rows, kind_column=7), shrink=4)
+    rows = [
+        [
+            str(d.seq),
+            d.decision,
+            d.rc,
+            d.release or "",
+            d.remediation or d.intent,
+            d.base_release or "",
+            f"{d.baseline or '-'} -> {d.candidate or '-'}",
+            d.kind or "",
+            _yes_no(d.confirmed),
+        ]
+        for d in history.decisions
+    ]
+    print_rows(
+        f"{history.agent}: {history.task_id} in every gate evaluation",
+        ["#", "decision", "RC", "made", "change", "base", "passed/runs", "kind", "confirmed"],
+        rows if every else _collapse_stable(rows, kind_column=7),
+        shrink=4,
+    )
     line = ", ".join(f"{s.release} {s.runs} {s.runs.letter}" for s in history.canonical[-COLLAPSE_AFTER:])
     skipped = len(history.canonical) - COLLAPSE_AFTER
-    console.print(f"releases: {f'... {skipped} earlier, ' if skipped > 0 else ''}{line or 'none measured'}" + (
-        f" (no stored outcomes: {', '.join(history.unmeasured)})" if history.unmeasured else ""), soft_wrap=True)
+    console.print(
+        f"releases: {f'... {skipped} earlier, ' if skipped > 0 else ''}{line or 'none measured'}"
+        + (f" (no stored outcomes: {', '.join(history.unmeasured)})" if history.unmeasured else ""),
+        soft_wrap=True,
+    )
     console.print(escape(history.summary), soft_wrap=True)
 
 
@@ -181,7 +221,11 @@ def print_rows(title: str, headers: list[str], rows: list[list[str]], shrink: in
         total = 4 + sum(widths) + 3 * (len(widths) - 1)
 
     def line(cells: list[str]) -> str:
-        return "  " + "   ".join(_fit(cell, width).ljust(width) for cell, width in zip(cells, widths, strict=True)) + "  \n"
+        return (
+            "  "
+            + "   ".join(_fit(cell, width).ljust(width) for cell, width in zip(cells, widths, strict=True))
+            + "  \n"
+        )
 
     text = Text(title.center(total).rstrip() + "\n\n", style="italic")
     text.append(line(headers), style="bold")
@@ -191,4 +235,4 @@ def print_rows(title: str, headers: list[str], rows: list[list[str]], shrink: in
 
 
 def _fit(cell: str, width: int) -> str:
-    return cell if len(cell) <= width else cell[:width - 1] + "\u2026"
+    return cell if len(cell) <= width else cell[: width - 1] + "\u2026"

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from pipeline.cycle_result import CycleResult
-
+from ratchet.pipeline.cycle_result import CycleResult
 
 
 def _width() -> int | None:
@@ -41,8 +40,12 @@ class RichReporter:
 
 def progress_bars() -> Progress:
     return Progress(
-        TextColumn("  [dim]run[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        TextColumn("  [dim]run[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     )
 
 
@@ -76,13 +79,19 @@ def print_cycle(number: int, result: CycleResult) -> None:
         flips = ", ".join(f"{kind} {n}" for kind, n in result.counts.items())
         console.print(f"gate flips: {flips}")
         confirmed = ", ".join(f"{kind} {n}" for kind, n in result.confirmed.items())
-        console.print(f"confirmed (one-sided Fisher): {confirmed}; {result.trials} trial(s) per task, "
-                      f"{result.confirmation_runs} confirmation run(s) on {result.in_doubt} task(s) in doubt")
-        console.print(f"gate pass rate {pct(result.baseline_gate_pass_rate)} -> {pct(result.gate_pass_rate)}"
-                      f" · holdout {pct(result.baseline_holdout_pass_rate)} -> {pct(result.holdout_pass_rate)} (report only)")
+        console.print(
+            f"confirmed (one-sided Fisher): {confirmed}; {result.trials} trial(s) per task, "
+            f"{result.confirmation_runs} confirmation run(s) on {result.in_doubt} task(s) in doubt"
+        )
+        console.print(
+            f"gate pass rate {pct(result.baseline_gate_pass_rate)} -> {pct(result.gate_pass_rate)}"
+            f" · holdout {pct(result.baseline_holdout_pass_rate)} -> {pct(result.holdout_pass_rate)} (report only)"
+        )
     color = {"promote": "green", "reject": "red", "hold": "yellow"}[result.decision or "hold"]
     stage = {"validate": " before evaluation", "smoke": " before the gate"}.get(result.stage or "", "")
-    console.print(f"verdict: [bold {color}]{(result.decision or '').upper()}[/]{stage}: {escape('; '.join(result.reasons))}")
+    console.print(
+        f"verdict: [bold {color}]{(result.decision or '').upper()}[/]{stage}: {escape('; '.join(result.reasons))}"
+    )
     if result.new_tag:
         console.print(f"new release: [bold]{result.new_tag}[/]")
     if result.rejected_tag:
@@ -111,5 +120,6 @@ def hide_run_tracebacks() -> None:
     for name in ("", "prefect"):
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler) and not any(
-                    isinstance(f, _NoTraceback) for f in handler.filters):
+                isinstance(f, _NoTraceback) for f in handler.filters
+            ):
                 handler.addFilter(_NoTraceback())

@@ -10,16 +10,15 @@ from typing import get_args
 import typer
 from rich.markdown import Markdown
 
-from agents.errors import UserError
-from pipeline.cli.ledger_cmds import print_rows
-from pipeline.cli.options import AgentOption, WorkspaceOption
-from pipeline.cli.output import console, pct
-from pipeline.decisions import decide_manually, resolve_actor, roll_back
-from releases.gitstore import GitStore
-from releases.ledger import DecisionKind, LedgerEntry
-from releases.registry import Registry
+from ratchet.agents import UserError
+from ratchet.pipeline.cli.ledger_cmds import print_rows
+from ratchet.pipeline.cli.options import AgentOption, WorkspaceOption
+from ratchet.pipeline.cli.output import console, pct
+from ratchet.pipeline.decisions import decide_manually, resolve_actor, roll_back
+from ratchet.releases import SPEC_MD, DecisionKind, GitStore, LedgerEntry, Registry
 
 DECISIONS: tuple[str, ...] = get_args(DecisionKind)
+DECISIONS_HELP = f"Only these decisions ({', '.join(DECISIONS)}); repeat the option or separate with commas."
 
 
 def register(app: typer.Typer) -> None:
@@ -34,10 +33,18 @@ def register(app: typer.Typer) -> None:
 def history(
     workspace: Path = WorkspaceOption,
     agent: str = AgentOption,
-    since: str = typer.Option(None, "--since", help="Only entries at or after this ISO date or datetime (UTC unless "
-                                                     "it names a zone), e.g. 2025-06-01 or 2025-06-01T12:00."),
-    decisions: list[str] = typer.Option(None, "--decision", "--verdict", help=f"Only these decisions "
-                                        f"({', '.join(DECISIONS)}); repeat the option or separate with commas."),
+    since: str = typer.Option(
+        None,
+        "--since",
+        help="Only entries at or after this ISO date or datetime (UTC unless "
+        "it names a zone), e.g. 2025-06-01 or 2025-06-01T12:00.",
+    ),
+    decisions: list[str] = typer.Option(
+        None,
+        "--decision",
+        "--verdict",
+        help=DECISIONS_HELP,
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the entries as a JSON list instead of a table."),
 ) -> None:
     """Every decision on the agent's version line, from the ledger on main."""
@@ -51,12 +58,27 @@ def history(
     if not entries:
         console.print(f"no ledger entry of {agent} matches the filters")
         return
-    rows = [[str(e.seq), e.timestamp[5:16].replace("T", " "), e.decision, e.release or e.rc or "", e.remediation or "",
-             str(e.fixes), str(e.regressions),
-             f"{pct(e.baseline_gate_pass_rate)} -> {pct(e.gate_pass_rate)}" if e.gate_pass_rate is not None else "",
-             pct(e.holdout_pass_rate) if e.holdout_pass_rate is not None else "", _who(e.actor)] for e in entries]
-    print_rows(f"{agent}: release history", ["#", "when (UTC)", "decision", "version", "change", "fixes", "regr.",
-                                              "gate pass rate", "holdout", "by"], rows, shrink=4)
+    rows = [
+        [
+            str(e.seq),
+            e.timestamp[5:16].replace("T", " "),
+            e.decision,
+            e.release or e.rc or "",
+            e.remediation or "",
+            str(e.fixes),
+            str(e.regressions),
+            f"{pct(e.baseline_gate_pass_rate)} -> {pct(e.gate_pass_rate)}" if e.gate_pass_rate is not None else "",
+            pct(e.holdout_pass_rate) if e.holdout_pass_rate is not None else "",
+            _who(e.actor),
+        ]
+        for e in entries
+    ]
+    print_rows(
+        f"{agent}: release history",
+        ["#", "when (UTC)", "decision", "version", "change", "fixes", "regr.", "gate pass rate", "holdout", "by"],
+        rows,
+        shrink=4,
+    )
 
 
 def parse_since(value: str) -> datetime:
@@ -64,8 +86,9 @@ def parse_since(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError as exc:
-        raise UserError(f"--since {value!r}: expected an ISO date or datetime, e.g. 2025-06-01 or "
-                        f"2025-06-01T12:00") from exc
+        raise UserError(
+            f"--since {value!r}: expected an ISO date or datetime, e.g. 2025-06-01 or 2025-06-01T12:00"
+        ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -79,8 +102,12 @@ def parse_decisions(values: list[str]) -> set[str]:
 
 
 def filter_entries(entries: list[LedgerEntry], since: datetime | None, decisions: set[str]) -> list[LedgerEntry]:
-    return [e for e in entries if (not decisions or e.decision in decisions)
-            and (since is None or datetime.fromisoformat(e.timestamp) >= since)]
+    return [
+        e
+        for e in entries
+        if (not decisions or e.decision in decisions)
+        and (since is None or datetime.fromisoformat(e.timestamp) >= since)
+    ]
 
 
 def _who(actor: str) -> str:
@@ -97,9 +124,15 @@ def show(
         if notes is None:
             known = ", ".join(git.tag_names("*")) or "none"
             raise UserError(f"no release tag {release!r}; tags: {known}")
-        entry = next((e for e in Registry(workspace).ledger(release.split("/")[0]) if e.release == release
-                      or (e.rc and release.endswith(f"rc{e.rc.rsplit('/', 1)[1]}-rejected"))), None)
-        spec = git.read(f"refs/tags/{release}", f"{entry.evidence}/spec.md") if entry and entry.evidence else None
+        entry = next(
+            (
+                e
+                for e in Registry(workspace).ledger(release.split("/")[0])
+                if e.release == release or (e.rc and release.endswith(f"rc{e.rc.rsplit('/', 1)[1]}-rejected"))
+            ),
+            None,
+        )
+        spec = git.read(f"refs/tags/{release}", f"{entry.evidence}/{SPEC_MD}") if entry and entry.evidence else None
     console.print(Markdown(notes))
     if spec:
         console.print(Markdown(spec.decode()))
@@ -107,12 +140,17 @@ def show(
 
 def report(
     agent: str = typer.Argument(..., help="The agent, e.g. coder."),
-    html: Path = typer.Option(..., "--html", help="Where to write the page, e.g. report.html; the PNGs go next to it.",
-                              dir_okay=False, resolve_path=True),
+    html: Path = typer.Option(
+        ...,
+        "--html",
+        help="Where to write the page, e.g. report.html; the PNGs go next to it.",
+        dir_okay=False,
+        resolve_path=True,
+    ),
     workspace: Path = WorkspaceOption,
 ) -> None:
     """One static HTML page with plots (pass rate per release, fixes and regressions per cycle, flip matrix)."""
-    from pipeline.report import write_report  # matplotlib is slow to import: only for this command
+    from ratchet.pipeline.report import write_report  # matplotlib is slow to import: only for this command
 
     for path in write_report(workspace, agent, html):
         console.print(f"wrote {path}", soft_wrap=True)
@@ -140,8 +178,10 @@ def rollback(
 ) -> None:
     """Make a new release whose artifact equals an earlier one (nothing is deleted or rewritten)."""
     entry = roll_back(workspace, agent, to, reason, resolve_actor(workspace, actor))
-    console.print(f"rolled {agent} back to {entry.rollback_to}: new release {entry.release} "
-                  f"(ledger entry {entry.seq}, by {entry.actor})")
+    console.print(
+        f"rolled {agent} back to {entry.rollback_to}: new release {entry.release} "
+        f"(ledger entry {entry.seq}, by {entry.actor})"
+    )
 
 
 def reject(

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.cli.output import RichReporter, hide_run_tracebacks, progress_bars
-from pipeline.cycle_result import CycleResult
-from pipeline.progress import use_reporter
+from ratchet.pipeline.cli.output import RichReporter, hide_run_tracebacks, progress_bars
+from ratchet.pipeline.cycle_result import CycleResult
+from ratchet.pipeline.progress import use_reporter
 
 
 def run_cycle(workspace: Path, agent: str, model: str | None = None, api_base: str | None = None) -> CycleResult:
-    from pipeline.locking import check_unlocked
-    from pipeline.settings import load_settings
-    from releases.registry import Registry
+    from ratchet.pipeline.locking import check_unlocked
+    from ratchet.pipeline.settings import load_settings
+    from ratchet.releases import Registry
 
     load_settings(workspace)  # a clear error for a folder that is no workspace, before Prefect starts
     check_unlocked(workspace, agent)
     Registry(workspace).require_consistent()  # tags, ledger and main agree (the flow checks again at each write)
-    from pipeline.flows import improve_cycle  # Prefect is imported only when a flow runs
+    from ratchet.pipeline.flows import improve_cycle  # Prefect is imported only when a flow runs
 
     hide_run_tracebacks()
 

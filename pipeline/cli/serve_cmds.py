@@ -11,9 +11,9 @@ from types import FrameType
 import typer
 from pydantic import ValidationError
 
-from agents.errors import UserError
-from pipeline.cli.output import console
-from pipeline.serving import ServeOptions, VllmServer
+from ratchet.agents import UserError
+from ratchet.pipeline.cli.output import console
+from ratchet.pipeline.serving import ServeOptions, VllmServer
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -25,30 +25,51 @@ def register(app: typer.Typer) -> None:
 def serve_model(
     model: str = typer.Argument(..., help="Model folder or Hugging Face name."),
     extra_args: list[str] = typer.Argument(
-        None, help="Further vLLM flags, after `--` (e.g. -- --enforce-eager).", show_default=False,
+        None,
+        help="Further vLLM flags, after `--` (e.g. -- --enforce-eager).",
+        show_default=False,
     ),
-    served_name: str = typer.Option("model", "--served-name", help="Name clients use: litellm model `hosted_vllm/<name>`."),
+    served_name: str = typer.Option(
+        "model", "--served-name", help="Name clients use: litellm model `hosted_vllm/<name>`."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on; 0 picks a free one."),
     max_model_len: int = typer.Option(None, "--max-model-len", min=1, help="Context length in tokens."),
     gpu_memory_utilization: float = typer.Option(
-        None, "--gpu-memory-utilization", min=0.01, max=1.0, help="Share of GPU memory vLLM may use.",
+        None,
+        "--gpu-memory-utilization",
+        min=0.01,
+        max=1.0,
+        help="Share of GPU memory vLLM may use.",
     ),
     tensor_parallel_size: int = typer.Option(None, "--tensor-parallel-size", min=1, help="GPUs per model replica."),
     dtype: str = typer.Option(None, "--dtype", help="auto, float16, bfloat16, float32, ..."),
     command: str = typer.Option(
-        "vllm serve", "--command",
+        "vllm serve",
+        "--command",
         help="Command prefix (split like a shell). vLLM's CPU build: 'VENV/bin/python -m vllm.entrypoints.openai.api_server'.",
     ),
-    log_file: Path = typer.Option(None, "--log-file", dir_okay=False, help="Server log; default: a new file in the temp folder."),
-    startup_timeout: float = typer.Option(180.0, "--startup-timeout", min=1.0, help="Seconds to wait for GET /health = 200."),
+    log_file: Path = typer.Option(
+        None, "--log-file", dir_okay=False, help="Server log; default: a new file in the temp folder."
+    ),
+    startup_timeout: float = typer.Option(
+        180.0, "--startup-timeout", min=1.0, help="Seconds to wait for GET /health = 200."
+    ),
 ) -> None:
     """Start a vLLM server, wait until it is healthy, print how to use it, and serve until Ctrl-C or SIGTERM."""
     try:
         options = ServeOptions(
-            model=model, served_name=served_name, host=host, port=port, max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
-            command=shlex.split(command), extra_args=list(extra_args or []), startup_timeout_s=startup_timeout,
+            model=model,
+            served_name=served_name,
+            host=host,
+            port=port,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+            dtype=dtype,
+            command=shlex.split(command),
+            extra_args=list(extra_args or []),
+            startup_timeout_s=startup_timeout,
             log_file=log_file.resolve() if log_file else None,
         )
     except (ValidationError, ValueError) as exc:
@@ -68,8 +89,11 @@ def serve_model(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not ready:
-        console.print(f"interrupted before the server became healthy; stopped it (log: {server.log_path})",
-                      markup=False, soft_wrap=True)
+        console.print(
+            f"interrupted before the server became healthy; stopped it (log: {server.log_path})",
+            markup=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(130)
     console.print(f"vLLM server stopped (exit code {code})", markup=False)
 
@@ -96,7 +120,9 @@ def _print_ready(server: VllmServer) -> None:
     console.print(f"log file:      {server.log_path}", markup=False, soft_wrap=True)
     console.print("add to ratchet.toml:", markup=False)
     console.print(server.toml_snippet(), markup=False, soft_wrap=True, end="")
-    console.print(f"or run with: --model {server.litellm_model} --api-base {server.base_url}", markup=False, soft_wrap=True)
+    console.print(
+        f"or run with: --model {server.litellm_model} --api-base {server.base_url}", markup=False, soft_wrap=True
+    )
     console.print("serving; press Ctrl-C (or send SIGTERM) to stop", markup=False)
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from agents.errors import UserError
-from pipeline.cli.output import console, print_cycle
-from pipeline.cli.runner import run_cycle
-from pipeline.workspace import init_workspace
+from ratchet.agents import UserError
+from ratchet.pipeline.cli.output import console, print_cycle
+from ratchet.pipeline.cli.runner import run_cycle
+from ratchet.pipeline.workspace import init_workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +31,9 @@ def quickstart(
     """Create a demo workspace and run improvement cycles until one is rejected or nothing is left to fix."""
     target = directory.resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UserError(f"{directory}: already exists and is not empty; remove it or pass --dir NEW_DIR (nothing was changed)")
+        raise UserError(
+            f"{directory}: already exists and is not empty; remove it or pass --dir NEW_DIR (nothing was changed)"
+        )
     init_workspace(target)
     console.print(f"demo workspace: {directory} (agent coder, suite humaneval, release coder/v1)")
     for number in range(1, max_cycles + 1):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from agents.artifact import ModelParams
-from agents.models import ModelClient
-from critics.diagnosis import EngineeringSpec
-from pipeline.synthesis.candidate import Proposal
-from pipeline.synthesis.llm import propose_with_llm
-from pipeline.synthesis.playbook import LlmSettings, load_meta, propose_from_playbook
+from ratchet.agents import ModelClient, ModelParams
+from ratchet.critics import EngineeringSpec
+from ratchet.pipeline.synthesis.candidate import Proposal
+from ratchet.pipeline.synthesis.llm import propose_with_llm
+from ratchet.pipeline.synthesis.playbook import LlmSettings, load_meta, propose_from_playbook
 
 __all__ = ["Proposal", "synthesize"]
 
@@ -18,9 +17,14 @@ ClientFactory = Callable[[str, ModelParams], ModelClient]
 Validator = Callable[[dict[str, str | None]], str | None]
 
 
-def synthesize(spec: EngineeringSpec, files: dict[str, str], rejected: set[str],
-               client_for: ClientFactory | None = None, validate: Validator | None = None,
-               history: list[str] | None = None) -> Proposal | None:
+def synthesize(
+    spec: EngineeringSpec,
+    files: dict[str, str],
+    rejected: set[str],
+    client_for: ClientFactory | None = None,
+    validate: Validator | None = None,
+    history: list[str] | None = None,
+) -> Proposal | None:
     """Exactly one proposal from the first strategy that has one, or None (no RC this cycle).
 
     Strategy order and budgets come from the release's own `meta/synthesizer.yaml`. The llm
@@ -33,15 +37,29 @@ def synthesize(spec: EngineeringSpec, files: dict[str, str], rejected: set[str],
         if strategy == "playbook":
             proposal = propose_from_playbook(spec, files, settings, playbook, rejected)
         else:
-            proposal = _llm(spec, files, rejected if settings.skip_rejected else set(), settings.llm,
-                            client_for, validate, history or [])
+            proposal = _llm(
+                spec,
+                files,
+                rejected if settings.skip_rejected else set(),
+                settings.llm,
+                client_for,
+                validate,
+                history or [],
+            )
         if proposal is not None:
             return proposal
     return None
 
 
-def _llm(spec: EngineeringSpec, files: dict[str, str], rejected: set[str], llm: LlmSettings | None,
-         client_for: ClientFactory | None, validate: Validator | None, history: list[str]) -> Proposal | None:
+def _llm(
+    spec: EngineeringSpec,
+    files: dict[str, str],
+    rejected: set[str],
+    llm: LlmSettings | None,
+    client_for: ClientFactory | None,
+    validate: Validator | None,
+    history: list[str],
+) -> Proposal | None:
     assert llm is not None  # SynthesizerSettings requires it with strategy llm
     if client_for is None or validate is None:
         raise ValueError("the llm strategy needs client_for and validate")

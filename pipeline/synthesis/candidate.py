@@ -6,7 +6,7 @@ import difflib
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.contracts.guarded import GuardedCallRecord
+from ratchet.agents import GuardedCallRecord
 
 
 class Proposal(BaseModel):
@@ -23,7 +23,8 @@ class Proposal(BaseModel):
     changes: dict[str, str | None] = Field(description="Workspace-relative path -> new text (None deletes).")
     diff: str = ""
     synthesis_call: GuardedCallRecord | None = Field(
-        default=None, description="The LLM synthesizer's guarded call (llm strategy only).")
+        default=None, description="The LLM synthesizer's guarded call (llm strategy only)."
+    )
 
     @property
     def meta_edits(self) -> list[str]:
@@ -35,14 +36,14 @@ class Proposal(BaseModel):
         return (
             f"RC for {self.agent}: {self.remediation}\n\n{self.intent}\n\n"
             f"Targets: {', '.join(self.targets)}\nExpected fixes (dev): {len(self.expected_fixes)} tasks\n"
-            f"Strategy: {self.strategy}\n"
-            + (f"Meta-edits: {', '.join(self.meta_edits)}\n" if self.meta_edits else "")
+            f"Strategy: {self.strategy}\n" + (f"Meta-edits: {', '.join(self.meta_edits)}\n" if self.meta_edits else "")
         )
 
 
 def unified_diff(path: str, old: str | None, new: str | None) -> str:
     lines = difflib.unified_diff(
-        (old or "").splitlines(keepends=True), (new or "").splitlines(keepends=True),
+        (old or "").splitlines(keepends=True),
+        (new or "").splitlines(keepends=True),
         fromfile=f"a/{path}" if old is not None else "/dev/null",
         tofile=f"b/{path}" if new is not None else "/dev/null",
     )

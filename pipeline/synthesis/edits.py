@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from agents.errors import UserError
+from ratchet.agents import UserError
 
 OPERATIONS = ("add_instruction", "remove_instruction", "enable_tool", "disable_tool", "set", "write_file")
 
@@ -53,8 +53,11 @@ def apply_edits(agent: str, files: dict[str, str], edits: list[Edit]) -> dict[st
     if yaml.safe_load(new_spec) != yaml.safe_load(spec_text):
         changed[f"agents/{agent}/agent.yaml"] = new_spec
     prefix = f"agents/{agent}/"
-    return {path: text for path, text in changed.items()
-            if not path.startswith(prefix) or text != files.get(path[len(prefix):])}
+    return {
+        path: text
+        for path, text in changed.items()
+        if not path.startswith(prefix) or text != files.get(path[len(prefix) :])
+    }
 
 
 def _apply_to_spec(data: dict[str, Any], edit: Edit) -> None:

@@ -23,15 +23,19 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import ValidationError
 
-from agents.contracts.guarded import GuardedCallRecord, guarded_call
-from agents.contracts.model import Contract
-from agents.errors import UserError
-from agents.models import ModelClient
-from agents.redaction import redact, redact_record
-from agents.trace import Message
-from critics.diagnosis import EngineeringSpec
-from pipeline.synthesis.candidate import Proposal, unified_diff
-from pipeline.synthesis.edits import Edit, apply_edits
+from ratchet.agents import (
+    Contract,
+    GuardedCallRecord,
+    Message,
+    ModelClient,
+    UserError,
+    guarded_call,
+    redact,
+    redact_record,
+)
+from ratchet.critics import EngineeringSpec
+from ratchet.pipeline.synthesis.candidate import Proposal, unified_diff
+from ratchet.pipeline.synthesis.edits import Edit, apply_edits
 
 HERE = Path(__file__).parent
 PROMPT_FILE = "meta/prompts/synthesizer.md.j2"
@@ -41,17 +45,24 @@ _ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trai
 
 @cache
 def synthesizer_contract() -> Contract:
-    return Contract.model_validate(yaml.safe_load((HERE / "contracts" / "synthesizer.yaml").read_text(encoding="utf-8")))
+    return Contract.model_validate(
+        yaml.safe_load((HERE / "contracts" / "synthesizer.yaml").read_text(encoding="utf-8"))
+    )
 
 
-def synthesizer_messages(spec: EngineeringSpec, files: dict[str, str], rejected: set[str],
-                         history: list[str] | None = None) -> list[Message]:
+def synthesizer_messages(
+    spec: EngineeringSpec, files: dict[str, str], rejected: set[str], history: list[str] | None = None
+) -> list[Message]:
     """The prompt, rendered from the release's own template when it has one."""
     source = files.get(PROMPT_FILE) or (HERE / "templates" / "synthesizer.md.j2").read_text(encoding="utf-8")
     try:
         prompt = _ENV.from_string(source).render(
-            agent=spec.agent, spec_markdown=spec.markdown(), files=dict(sorted(files.items())),
-            memory=files.get(MEMORY_FILE, ""), rejected=sorted(rejected), history=history or [],
+            agent=spec.agent,
+            spec_markdown=spec.markdown(),
+            files=dict(sorted(files.items())),
+            memory=files.get(MEMORY_FILE, ""),
+            rejected=sorted(rejected),
+            history=history or [],
         )
     except jinja2.TemplateError as exc:
         raise UserError(f"agents/{spec.agent}/{PROMPT_FILE}: cannot render: {exc}") from exc
@@ -59,32 +70,53 @@ def synthesizer_messages(spec: EngineeringSpec, files: dict[str, str], rejected:
 
 
 async def propose_with_llm(
-    spec: EngineeringSpec, files: dict[str, str], rejected: set[str], client: ModelClient, samples: int,
-    validate: Callable[[dict[str, str | None]], str | None], history: list[str] | None = None,
+    spec: EngineeringSpec,
+    files: dict[str, str],
+    rejected: set[str],
+    client: ModelClient,
+    samples: int,
+    validate: Callable[[dict[str, str | None]], str | None],
+    history: list[str] | None = None,
 ) -> tuple[Proposal | None, GuardedCallRecord]:
     """One proposal from the model, or None when no sample passed (the record says why)."""
     checks = {
         "edits_well_formed": lambda value: _edits(value)[1],
-        "changes_something": lambda value: None if not value["edits"] or _changes(spec, files, value)
-        else "the edits change nothing or do not apply to these files",
+        "changes_something": lambda value: (
+            None
+            if not value["edits"] or _changes(spec, files, value)
+            else "the edits change nothing or do not apply to these files"
+        ),
         "edit_surface_and_loads": lambda value: validate(_changes(spec, files, value)) if value["edits"] else None,
     }
     contract_input = {"labels": [p.label for p in spec.patterns], "rejected": sorted(rejected)}
-    result = await guarded_call(client, synthesizer_messages(spec, files, rejected, history), synthesizer_contract(),
-                                contract_input, samples=samples, checks=checks)
+    result = await guarded_call(
+        client,
+        synthesizer_messages(spec, files, rejected, history),
+        synthesizer_contract(),
+        contract_input,
+        samples=samples,
+        checks=checks,
+    )
     value, record = result.value, redact_record(result.record)  # the record and the intent go to git
     if not value["edits"]:
         return None, record
     changes = _changes(spec, files, value)
     prefix = f"agents/{spec.agent}/"
     diff = "".join(
-        unified_diff(path, files.get(path[len(prefix):]) if path.startswith(prefix) else None, text)
+        unified_diff(path, files.get(path[len(prefix) :]) if path.startswith(prefix) else None, text)
         for path, text in sorted(changes.items())
     )
     expected = list(dict.fromkeys(t for p in spec.patterns if p.label in value["targets"] for t in p.task_ids))
     proposal = Proposal(
-        agent=spec.agent, strategy="llm", remediation=value["remediation"], targets=value["targets"],
-        intent=redact(value["intent"]), expected_fixes=expected, changes=changes, diff=diff, synthesis_call=record,
+        agent=spec.agent,
+        strategy="llm",
+        remediation=value["remediation"],
+        targets=value["targets"],
+        intent=redact(value["intent"]),
+        expected_fixes=expected,
+        changes=changes,
+        diff=diff,
+        synthesis_call=record,
     )
     return proposal, record
 

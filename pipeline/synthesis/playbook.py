@@ -11,10 +11,10 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agents.errors import UserError, validation_message
-from critics.diagnosis import EngineeringSpec, Pattern
-from pipeline.synthesis.candidate import Proposal, unified_diff
-from pipeline.synthesis.edits import Edit, apply_edits
+from ratchet.agents import UserError, validation_message
+from ratchet.critics import EngineeringSpec, Pattern
+from ratchet.pipeline.synthesis.candidate import Proposal, unified_diff
+from ratchet.pipeline.synthesis.edits import Edit, apply_edits
 
 PLAYBOOK_FILE = "meta/playbook.yaml"
 SETTINGS_FILE = "meta/synthesizer.yaml"
@@ -66,7 +66,10 @@ def load_meta(agent: str, files: dict[str, str]) -> tuple[SynthesizerSettings, P
 
 
 def propose_from_playbook(
-    spec: EngineeringSpec, files: dict[str, str], settings: SynthesizerSettings, playbook: Playbook,
+    spec: EngineeringSpec,
+    files: dict[str, str],
+    settings: SynthesizerSettings,
+    playbook: Playbook,
     rejected: set[str],
 ) -> Proposal | None:
     """The first applicable remediation for the most frequent pattern that has one."""
@@ -82,19 +85,25 @@ def propose_from_playbook(
     return None
 
 
-def _proposal(spec: EngineeringSpec, pattern: Pattern, remedy: Remediation, files: dict[str, str],
-              changes: dict[str, str | None]) -> Proposal:
+def _proposal(
+    spec: EngineeringSpec, pattern: Pattern, remedy: Remediation, files: dict[str, str], changes: dict[str, str | None]
+) -> Proposal:
     prefix = f"agents/{spec.agent}/"
     diff = "".join(
-        unified_diff(path, files.get(path[len(prefix):]) if path.startswith(prefix) else None, text)
+        unified_diff(path, files.get(path[len(prefix) :]) if path.startswith(prefix) else None, text)
         for path, text in sorted(changes.items())
     )
     covered = [p for p in spec.patterns if p.label in remedy.targets]
     expected = list(dict.fromkeys(t for p in covered for t in p.task_ids))
     return Proposal(
-        agent=spec.agent, strategy="playbook", remediation=remedy.id,
-        targets=[p.label for p in covered] or [pattern.label], intent=remedy.intent,
-        expected_fixes=expected, changes=changes, diff=diff,
+        agent=spec.agent,
+        strategy="playbook",
+        remediation=remedy.id,
+        targets=[p.label for p in covered] or [pattern.label],
+        intent=remedy.intent,
+        expected_fixes=expected,
+        changes=changes,
+        diff=diff,
     )
 
 

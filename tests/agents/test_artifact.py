@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.artifact import AgentSpec, artifact_files, content_hash, load_artifact
-from agents.errors import UserError
-from pipeline.workspace import DEMO
+from ratchet.agents.artifact import AgentSpec, artifact_files, content_hash, load_artifact
+from ratchet.agents.errors import UserError
+from ratchet.pipeline.workspace import DEMO
 
 DEMO_AGENT = DEMO / "agents" / "coder"
 
@@ -235,7 +235,8 @@ def test_a_contract_outside_the_fragment_is_tested_and_a_bad_one_named(workspace
     root = workspace / "agents/coder"
     (root / "contracts").mkdir()
     regex = WRONG_FALLBACK.replace("steps: 3,", "steps: 0,").replace(
-        "mentions_task: input.task in output.note", 'mentions_task: matches(output.note, "(?s)no plan for .*")')
+        "mentions_task: input.task in output.note", 'mentions_task: matches(output.note, "(?s)no plan for .*")'
+    )
     (root / "contracts/budget.yaml").write_text(regex)
     proof = load_artifact(root).proofs["budget"]  # (without (?s), hypothesis finds a task with a newline)
     assert proof.status == "tested" and proof.method == "hypothesis" and proof.examples > 0

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from agents.artifact import ModelParams
-from agents.errors import ModelBackendError, UserError
-from agents.model_config import Deployment, ModelConfig, resolve_model
-from agents.models import ModelClient
-from agents.structured import complete_json, parse_and_validate
-from agents.trace import Message
+from ratchet.agents.artifact import ModelParams
+from ratchet.agents.errors import ModelBackendError, UserError
+from ratchet.agents.model_config import Deployment, ModelConfig, resolve_model
+from ratchet.agents.models import ModelClient
+from ratchet.agents.structured import complete_json, parse_and_validate
+from ratchet.agents.trace import Message
 from tests.agents.openai_stub import StubServer, completion, error, text
 
 MESSAGES = [Message(role="system", content="be terse"), Message(role="user", content="hi")]
@@ -24,7 +24,7 @@ FAST = dict(retries=3, backoff_s=0.01, backoff_max_s=0.05)
 def stub() -> Iterator[StubServer]:
     servers: list[StubServer] = []
 
-    def make(behaviour):  # noqa: ANN001, ANN202
+    def make(behaviour):
         server = StubServer(behaviour).start()
         servers.append(server)
         return server
@@ -35,21 +35,24 @@ def stub() -> Iterator[StubServer]:
 
 
 @pytest.fixture(params=["openai-http", "litellm"])
-def transport(request) -> str:  # noqa: ANN001
+def transport(request) -> str:
     """Every behaviour below holds for both ways a request can travel."""
     return request.param
 
 
-def client(server: StubServer, transport: str, **config) -> ModelClient:  # noqa: ANN003
-    c = ModelClient(ModelConfig(model="hosted_vllm/tiny", api_base=server.base_url, transport=transport,
-                                **{**FAST, **config}), ModelParams(max_tokens=16, timeout_s=5))
+def client(server: StubServer, transport: str, **config) -> ModelClient:
+    c = ModelClient(
+        ModelConfig(model="hosted_vllm/tiny", api_base=server.base_url, transport=transport, **{**FAST, **config}),
+        ModelParams(max_tokens=16, timeout_s=5),
+    )
     assert c.transport == transport
     return c
 
 
-def run(c: ModelClient, awaitable):  # noqa: ANN001, ANN201
+def run(c: ModelClient, awaitable):
     """Await in a fresh event loop, then close the client's connections in it."""
-    async def once():  # noqa: ANN202
+
+    async def once():
         try:
             return await awaitable
         finally:
@@ -58,8 +61,8 @@ def run(c: ModelClient, awaitable):  # noqa: ANN001, ANN201
     return asyncio.run(once())
 
 
-def call(c: ModelClient, close: bool = True):  # noqa: ANN201
-    async def once():  # noqa: ANN202
+def call(c: ModelClient, close: bool = True):
+    async def once():
         try:
             return await c.complete(MESSAGES, [], 0)
         finally:
@@ -69,7 +72,7 @@ def call(c: ModelClient, close: bool = True):  # noqa: ANN201
     return asyncio.run(once())
 
 
-def test_transient_errors_are_retried_then_succeed(stub, transport) -> None:  # noqa: ANN001
+def test_transient_errors_are_retried_then_succeed(stub, transport) -> None:
     script = {0: error(500), 1: error(429, "slow down"), 2: error(503), 3: text(200, "{not json")}
     server = stub(lambda n, body: script.get(n, completion("done")))
     reply = call(client(server, transport, retries=5))
@@ -78,7 +81,7 @@ def test_transient_errors_are_retried_then_succeed(stub, transport) -> None:  # 
     assert reply.call.usage.prompt_tokens == 11 and reply.call.usage.completion_tokens == 7
 
 
-def test_client_errors_are_never_retried(stub, transport) -> None:  # noqa: ANN001
+def test_client_errors_are_never_retried(stub, transport) -> None:
     server = stub(lambda n, body: error(400, "bad request: prompt too long"))
     with pytest.raises(ModelBackendError, match="BadRequestError|HTTP 400") as info:
         call(client(server, transport))
@@ -86,28 +89,28 @@ def test_client_errors_are_never_retried(stub, transport) -> None:  # noqa: ANN0
     assert "\n" not in str(info.value)
 
 
-def test_persistent_outage_fails_clearly_after_the_retries(stub, transport) -> None:  # noqa: ANN001
+def test_persistent_outage_fails_clearly_after_the_retries(stub, transport) -> None:
     server = stub(lambda n, body: error(502))
     with pytest.raises(ModelBackendError, match="after 4 attempts"):
         call(client(server, transport))
     assert len(server.requests) == 4
 
 
-def test_request_timeout_is_a_transient_error(stub, transport) -> None:  # noqa: ANN001
+def test_request_timeout_is_a_transient_error(stub, transport) -> None:
     server = stub(lambda n, body: None if n == 0 else completion("second try"))
     c = client(server, transport, timeout_s=0.5)
     reply = call(c)
     assert reply.message.content == "second try" and reply.call.retries == 1
 
 
-def test_connection_refused_is_retried_then_reported(stub, transport) -> None:  # noqa: ANN001
+def test_connection_refused_is_retried_then_reported(stub, transport) -> None:
     server = stub(lambda n, body: completion("x"))
     server.stop()
     with pytest.raises(ModelBackendError, match="attempts"):
         call(client(server, transport, retries=2))
 
 
-def test_key_comes_from_the_named_variable_and_is_never_recorded(stub, monkeypatch, transport) -> None:  # noqa: ANN001
+def test_key_comes_from_the_named_variable_and_is_never_recorded(stub, monkeypatch, transport) -> None:
     secret = "sk-test-abcdefghijklmnop"
     monkeypatch.setenv("STUB_KEY", secret)
     server = stub(lambda n, body: error(401, f"invalid key {secret}") if n == 0 else completion("ok"))
@@ -120,20 +123,26 @@ def test_key_comes_from_the_named_variable_and_is_never_recorded(stub, monkeypat
         client(server, transport, api_key_env="STUB_KEY")
 
 
-def test_cost_is_accounted_at_configured_prices(stub, transport) -> None:  # noqa: ANN001
+def test_cost_is_accounted_at_configured_prices(stub, transport) -> None:
     server = stub(lambda n, body: completion("x", prompt_tokens=100, completion_tokens=10))
     reply = call(client(server, transport, input_cost_per_token=1e-6, output_cost_per_token=2e-6))
     assert reply.call.cost_usd == pytest.approx(100e-6 + 20e-6)
     assert call(client(server, transport)).call.cost_usd is None
 
 
-def test_router_spreads_over_deployments_and_survives_one_down(stub) -> None:  # noqa: ANN001
+def test_router_spreads_over_deployments_and_survives_one_down(stub) -> None:
     good = stub(lambda n, body: completion("from good"))
     bad = stub(lambda n, body: error(503))
-    config = ModelConfig(model="tiny-pool", deployments=[
-        Deployment(model="hosted_vllm/tiny", api_base=good.base_url),
-        Deployment(model="hosted_vllm/tiny", api_base=bad.base_url),
-    ], retries=8, backoff_s=0.01, backoff_max_s=0.02)
+    config = ModelConfig(
+        model="tiny-pool",
+        deployments=[
+            Deployment(model="hosted_vllm/tiny", api_base=good.base_url),
+            Deployment(model="hosted_vllm/tiny", api_base=bad.base_url),
+        ],
+        retries=8,
+        backoff_s=0.01,
+        backoff_max_s=0.02,
+    )
     c = ModelClient(config, ModelParams(max_tokens=8, timeout_s=5))
 
     async def many() -> list:
@@ -144,7 +153,7 @@ def test_router_spreads_over_deployments_and_survives_one_down(stub) -> None:  #
     assert len(good.requests) == 12 and len(bad.requests) >= 1
 
 
-def test_structured_outputs_use_response_format_on_vllm(stub, transport) -> None:  # noqa: ANN001
+def test_structured_outputs_use_response_format_on_vllm(stub, transport) -> None:
     schema = {"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}
     server = stub(lambda n, body: completion(json.dumps({"label": "ok"}) if n == 0 else '{"nope": 1}'))
     c = client(server, transport)
@@ -156,7 +165,7 @@ def test_structured_outputs_use_response_format_on_vllm(stub, transport) -> None
     assert not second.valid and "label" in second.error
 
 
-def test_structured_outputs_fall_back_to_the_prompt_when_unsupported(stub, transport) -> None:  # noqa: ANN001
+def test_structured_outputs_fall_back_to_the_prompt_when_unsupported(stub, transport) -> None:
     server = stub(lambda n, body: completion('```json\n{"n": 3}\n```'))
     c = client(server, transport, structured_outputs=False)
     answer = run(c, complete_json(c, MESSAGES, {"type": "object", "required": ["n"]}))
@@ -191,12 +200,13 @@ def test_auto_transport_is_http_for_a_vllm_endpoint_and_litellm_otherwise() -> N
         ModelConfig(model="hosted_vllm/tiny", transport="openai-http")
 
 
-def test_tool_calls_and_the_served_name_travel_over_http(stub, transport) -> None:  # noqa: ANN001
-    def behaviour(n, body):  # noqa: ANN001, ANN202
+def test_tool_calls_and_the_served_name_travel_over_http(stub, transport) -> None:
+    def behaviour(n, body):
         if n == 0:
             answer = completion(None)
             answer["choices"][0]["message"]["tool_calls"] = [
-                {"id": "call_1", "type": "function", "function": {"name": "python", "arguments": '{"code": "1"}'}}]
+                {"id": "call_1", "type": "function", "function": {"name": "python", "arguments": '{"code": "1"}'}}
+            ]
             answer["choices"][0]["finish_reason"] = "tool_calls"
             return answer
         return completion("final")
@@ -211,13 +221,13 @@ def test_tool_calls_and_the_served_name_travel_over_http(stub, transport) -> Non
     assert server.requests[0]["max_tokens"] == 16
 
 
-def test_a_200_without_choices_is_retried_as_malformed(stub, transport) -> None:  # noqa: ANN001
+def test_a_200_without_choices_is_retried_as_malformed(stub, transport) -> None:
     server = stub(lambda n, body: {"object": "error page"} if n == 0 else completion("fine"))
     reply = call(client(server, transport))
     assert reply.message.content == "fine" and reply.call.retries == 1
 
 
-def test_one_client_serves_several_event_loops_and_closes_cleanly(stub) -> None:  # noqa: ANN001
+def test_one_client_serves_several_event_loops_and_closes_cleanly(stub) -> None:
     server = stub(lambda n, body: completion(f"answer {n}"))
     c = client(server, "openai-http")
 

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from agents.artifact import Artifact, ModelParams, load_artifact
-from agents.errors import ModelBackendError, UserError
-from agents.models import ModelClient
-from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted, unregister_scripted
-from agents.runtime import run_agent
-from agents.tools import Tool
-from agents.trace import Trace
-from pipeline.workspace import DEMO
+from ratchet.agents.artifact import Artifact, ModelParams, load_artifact
+from ratchet.agents.errors import ModelBackendError, UserError
+from ratchet.agents.models import ModelClient
+from ratchet.agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted, unregister_scripted
+from ratchet.agents.runtime import run_agent
+from ratchet.agents.tools import Tool
+from ratchet.agents.trace import Trace
+from ratchet.pipeline.workspace import DEMO
 
 SECRET = "sk-test-abcdef123456"
 _names = itertools.count()
@@ -73,8 +73,12 @@ def scripted() -> Iterator[Callable[[Any], tuple[ModelClient, ScriptedProvider]]
         unregister_scripted(name)
 
 
-def _run(artifact: Artifact, client: ModelClient, tools: dict[str, Tool] | None = None,
-         task_input: str = "What colour is it?") -> Trace:
+def _run(
+    artifact: Artifact,
+    client: ModelClient,
+    tools: dict[str, Tool] | None = None,
+    task_input: str = "What colour is it?",
+) -> Trace:
     return asyncio.run(run_agent(artifact, "demo/1", task_input, client, tools=tools, trial=2))
 
 
@@ -87,11 +91,13 @@ def _call(name: str, arguments: dict[str, Any] | str) -> ScriptedReply:
 
 def test_multi_turn_run_with_a_tool(tmp_path: Path, scripted: Any) -> None:
     artifact = _artifact(tmp_path, tools=["lookup"])
-    client, provider = scripted([
-        ScriptedReply(content="Let me check.", tool_calls=[("lookup", {"key": "colour"})]),
-        _call("lookup", {"key": "size"}),
-        ScriptedReply(content="It is blue and large."),
-    ])
+    client, provider = scripted(
+        [
+            ScriptedReply(content="Let me check.", tool_calls=[("lookup", {"key": "colour"})]),
+            _call("lookup", {"key": "size"}),
+            ScriptedReply(content="It is blue and large."),
+        ]
+    )
     tool = LookupTool()
     trace = _run(artifact, client, {"lookup": tool, "unused": LookupTool()})
 
@@ -116,8 +122,10 @@ def test_multi_turn_run_with_a_tool(tmp_path: Path, scripted: Any) -> None:
     assert [c.id for c in trace.tool_calls] == [trace.messages[2].tool_calls[0].id, trace.messages[4].tool_calls[0].id]
 
     assert [(c.turn, c.finish_reason) for c in trace.model_calls] == [(0, "tool_calls"), (1, "tool_calls"), (2, "stop")]
-    assert all(c.model == client.model and c.usage.prompt_tokens > 0 and c.usage.completion_tokens > 0
-               for c in trace.model_calls)
+    assert all(
+        c.model == client.model and c.usage.prompt_tokens > 0 and c.usage.completion_tokens > 0
+        for c in trace.model_calls
+    )
     assert trace.usage.prompt_tokens == sum(c.usage.prompt_tokens for c in trace.model_calls)
     assert trace.usage.completion_tokens == sum(c.usage.completion_tokens for c in trace.model_calls)
     assert trace.model_calls[2].usage.prompt_tokens > trace.model_calls[0].usage.prompt_tokens  # history grows
@@ -140,9 +148,9 @@ def test_answer_without_tools_is_one_turn(tmp_path: Path, scripted: Any) -> None
 
 
 def test_run_with_the_real_python_tool_on_humaneval(tmp_path: Path, scripted: Any) -> None:
-    from gates.python_tool import PythonExamplesTool
-    from gates.suite import builtin_humaneval_tasks
-    from gates.verifier import verify
+    from ratchet.gates.python_tool import PythonExamplesTool
+    from ratchet.gates.suite import builtin_humaneval_tasks
+    from ratchet.gates.verifier import verify
 
     task = next(t for t in builtin_humaneval_tasks() if t.id == "HumanEval/0")
     body = (
@@ -161,8 +169,15 @@ def test_run_with_the_real_python_tool_on_humaneval(tmp_path: Path, scripted: An
         return ScriptedReply(content=fixed)
 
     client, _ = scripted(script)
-    trace = asyncio.run(run_agent(_artifact(tmp_path, tools=["python"]), task.id, task.input, client,
-                                  tools={"python": PythonExamplesTool(task)}))
+    trace = asyncio.run(
+        run_agent(
+            _artifact(tmp_path, tools=["python"]),
+            task.id,
+            task.input,
+            client,
+            tools={"python": PythonExamplesTool(task)},
+        )
+    )
     assert [c.arguments["code"] for c in trace.tool_calls] == [draft, fixed]
     first, second = (c.result for c in trace.tool_calls)
     assert first.startswith("error: NameError") and "List" in first
@@ -296,14 +311,14 @@ def test_scripted_module_is_not_imported_by_the_providers_package() -> None:
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    code = "import sys, agents.providers; assert 'agents.providers.scripted' not in sys.modules"
+    code = "import sys, ratchet.agents.providers; assert 'ratchet.agents.providers.scripted' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={"PYTHONPATH": str(root)}, timeout=60)
 
 
 def test_the_fast_secret_check_never_misses_what_the_walk_would_mask() -> None:
     import json as _json
 
-    from agents.redaction import SECRET_SHAPES, might_hold_secrets
+    from ratchet.agents.redaction import SECRET_SHAPES, might_hold_secrets
 
     samples = ["plain text", "line\nsk-abcdefgh12345678", 'quote " then ghp_' + "a" * 24, "tab\thf_" + "b" * 20]
     for text in samples:
@@ -339,10 +354,11 @@ def _contract_artifact(tmp_path: Path) -> Artifact:
     return _artifact(tmp_path, answer_contract="answer")
 
 
-def test_an_answer_that_breaks_its_contract_is_resampled_with_the_reason(tmp_path: Path, scripted) -> None:  # noqa: ANN001
+def test_an_answer_that_breaks_its_contract_is_resampled_with_the_reason(tmp_path: Path, scripted) -> None:
     artifact = _contract_artifact(tmp_path)
-    client, provider = scripted([ScriptedReply(content="Yes, probably."),
-                                 ScriptedReply(content='{"label": "yes", "why": "it is blue"}')])
+    client, provider = scripted(
+        [ScriptedReply(content="Yes, probably."), ScriptedReply(content='{"label": "yes", "why": "it is blue"}')]
+    )
     trace = _run(artifact, client)
     assert json.loads(trace.final_output) == {"label": "yes", "why": "it is blue"}
     guard = trace.answer_guard
@@ -353,17 +369,22 @@ def test_an_answer_that_breaks_its_contract_is_resampled_with_the_reason(tmp_pat
     assert trace.usage.total_tokens >= sum(c.usage.total_tokens for c in trace.model_calls)
 
 
-def test_when_every_answer_breaks_the_contract_the_fallback_answers_and_the_critic_sees_it(tmp_path: Path,
-                                                                                         scripted) -> None:  # noqa: ANN001
-    from critics.detectors import detect
-    from critics.view import blind_view
-    from gates.outcome import Outcome
-    from gates.task import ExactMatchVerifier, Task
+def test_when_every_answer_breaks_the_contract_the_fallback_answers_and_the_critic_sees_it(
+    tmp_path: Path, scripted
+) -> None:
+    from ratchet.critics.detectors import detect
+    from ratchet.critics.view import blind_view
+    from ratchet.gates.outcome import Outcome
+    from ratchet.gates.task import ExactMatchVerifier, Task
 
     artifact = _contract_artifact(tmp_path)
-    client, provider = scripted([ScriptedReply(content='{"label": "maybe", "why": "?"}'),
-                                 ScriptedReply(content='{"label": "yes", "why": ""}'),
-                                 ScriptedReply(content="no JSON at all")])
+    client, provider = scripted(
+        [
+            ScriptedReply(content='{"label": "maybe", "why": "?"}'),
+            ScriptedReply(content='{"label": "yes", "why": ""}'),
+            ScriptedReply(content="no JSON at all"),
+        ]
+    )
     trace = _run(artifact, client)
     assert json.loads(trace.final_output) == {"label": "unsure", "why": "no valid answer"}
     assert trace.answer_guard.source == "fallback" and len(provider.requests) == 3

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from agents.errors import UserError
-from agents.providers import is_simulated, register_providers
-from agents.providers import sim_world as sw
+from ratchet.agents.errors import UserError
+from ratchet.agents.providers import is_simulated, register_providers
+from ratchet.agents.providers import sim_world as sw
 
 MODEL = "sim/humaneval"
 BARE = "You are a coding assistant."

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
-import fggm_fuzz as fuzz  # noqa: E402
+import fggm_fuzz as fuzz
 
 
 def test_guarded_calls_never_return_a_contract_violation(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_guarded_calls_never_return_a_contract_violation(tmp_path: Path) -> None
 
 def test_the_oracles_agree_with_the_contracts_on_adversarial_values() -> None:
     """The independent oracles are only worth something if they judge like `check` does."""
-    from agents.contracts.model import check
+    from ratchet.agents.contracts.model import check
 
     r = random.Random(11)
     table = fuzz.contracts()
@@ -34,6 +34,8 @@ def test_the_oracles_agree_with_the_contracts_on_adversarial_values() -> None:
         name = r.choice(sorted(table))
         contract, make_input, oracle = table[name]
         inp = make_input(r)
-        value = fuzz.near_miss(fuzz.valid_answer(name, inp, r), r) if r.random() < 0.7 else fuzz.valid_answer(name, inp, r)
+        value = (
+            fuzz.near_miss(fuzz.valid_answer(name, inp, r), r) if r.random() < 0.7 else fuzz.valid_answer(name, inp, r)
+        )
         assert oracle(inp, value) == (check(contract, inp, value) == []), (name, value)
     assert asyncio.iscoroutinefunction(fuzz.fuzz)

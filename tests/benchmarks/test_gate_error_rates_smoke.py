@@ -9,7 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
-import gate_error_rates as bench  # noqa: E402
+import gate_error_rates as bench
 
 
 def test_scenarios_change_what_they_say() -> None:

@@ -41,8 +41,12 @@ def test_fixed_latency_server_speaks_openai_chat(bench: ModuleType) -> None:
         assert _get(base_url.removesuffix("/v1") + "/health")[0] == 200
         assert json.loads(_get(base_url + "/models")[1])["data"][0]["id"] == "fixed"
         body = json.dumps({"model": "fixed", "messages": [{"role": "user", "content": "hi there"}], "max_tokens": 4})
-        request = urllib.request.Request(base_url + "/chat/completions", data=body.encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            base_url + "/chat/completions",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             completion = json.loads(response.read())
     assert completion["object"] == "chat.completion"
@@ -52,8 +56,16 @@ def test_fixed_latency_server_speaks_openai_chat(bench: ModuleType) -> None:
 
 
 def test_tiny_benchmark_writes_every_row(bench: ModuleType, tmp_path: Path) -> None:
-    cfg = bench.BenchConfig(tasks=20, concurrency=4, max_tokens=8, latency_s=0.01, repeats=1, inspect=False,
-                            out_dir=tmp_path / "results", store_dir=tmp_path)
+    cfg = bench.BenchConfig(
+        tasks=20,
+        concurrency=4,
+        max_tokens=8,
+        latency_s=0.01,
+        repeats=1,
+        inspect=False,
+        out_dir=tmp_path / "results",
+        store_dir=tmp_path,
+    )
     result = bench.run_benchmark(cfg)
 
     written = json.loads((tmp_path / "results" / "runner_throughput.json").read_text())

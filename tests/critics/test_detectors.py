@@ -6,19 +6,21 @@ import asyncio
 
 import pytest
 
-from agents.trace import Message, Trace, ToolCallRequest
-from critics.detectors import detect, detector
-from critics.symptoms import TAXONOMY, SymptomReport
-from critics.view import BlindView, blind_view
-from gates.outcome import Outcome
-from gates.task import PythonTestsVerifier, Task
-from gates.verifier import verify
+from ratchet.agents.trace import Message, ToolCallRequest, Trace
+from ratchet.critics.detectors import detect, detector
+from ratchet.critics.symptoms import TAXONOMY, SymptomReport
+from ratchet.critics.view import BlindView, blind_view
+from ratchet.gates.outcome import Outcome
+from ratchet.gates.task import PythonTestsVerifier, Task
+from ratchet.gates.verifier import verify
 
 TASK = Task(
-    id="toy/inc", input='def inc(x):\n    """Return x + 1.\n    >>> inc(1)\n    2\n    """\n',
+    id="toy/inc",
+    input='def inc(x):\n    """Return x + 1.\n    >>> inc(1)\n    2\n    """\n',
     rubric="inc(x) == x + 1",
-    verifier=PythonTestsVerifier(test="def check(f):\n    assert f(1) == 2\n    assert f(-1) == 0\n",
-                                 entry_point="inc", timeout_s=0.5),
+    verifier=PythonTestsVerifier(
+        test="def check(f):\n    assert f(1) == 2\n    assert f(-1) == 0\n", entry_point="inc", timeout_s=0.5
+    ),
 )
 GOOD = "def inc(x):\n    return x + 1\n"
 
@@ -45,9 +47,19 @@ def _trace(answer: str, tool_call: bool = False, error: str | None = None) -> Tr
             Message(role="tool", content="error: NameError: name 'x' is not defined", tool_call_id="c1", name="python"),
         ]
     messages.append(Message(role="assistant", content=answer or None))
-    return Trace(task_id=TASK.id, trial=0, agent="coder", artifact_hash="0" * 64, model="scripted/x", simulated=False,
-                 messages=messages, final_output=answer, error=error, started_at="2025-01-01T00:00:00+00:00",
-                 duration_s=0.1)
+    return Trace(
+        task_id=TASK.id,
+        trial=0,
+        agent="coder",
+        artifact_hash="0" * 64,
+        model="scripted/x",
+        simulated=False,
+        messages=messages,
+        final_output=answer,
+        error=error,
+        started_at="2025-01-01T00:00:00+00:00",
+        duration_s=0.1,
+    )
 
 
 def _view(answer: str, tool_call: bool = False) -> BlindView:
@@ -62,8 +74,15 @@ def views() -> dict[str, BlindView]:
 
 def _quotable(view: BlindView) -> list[str]:
     """Where a quote may come from: the view's JSON text or any of its text fields, verbatim."""
-    fields = [view.task_input, view.rubric, view.final_output, view.verifier_message, view.run_error or "",
-              view.error_type or "", *(step.text for step in view.steps)]
+    fields = [
+        view.task_input,
+        view.rubric,
+        view.final_output,
+        view.verifier_message,
+        view.run_error or "",
+        view.error_type or "",
+        *(step.text for step in view.steps),
+    ]
     return [view.text(), *fields]
 
 

@@ -6,18 +6,21 @@ import re
 
 import pytest
 
-from critics.diagnosis import EngineeringSpec, diagnose, symptom_frame
-from critics.symptoms import TAXONOMY, Symptom, SymptomReport
+from ratchet.critics.diagnosis import EngineeringSpec, diagnose, symptom_frame
+from ratchet.critics.symptoms import TAXONOMY, Symptom, SymptomReport
 
 
-def _report(task: str, label: str | None, error_type: str | None = None, tools: bool = False,
-            evidence: str = "", trial: int = 0) -> SymptomReport:
+def _report(
+    task: str, label: str | None, error_type: str | None = None, tools: bool = False, evidence: str = "", trial: int = 0
+) -> SymptomReport:
     if label is None:
         return SymptomReport(task_id=task, trial=trial, passed=True, used_tools=tools)
-    symptom = Symptom(label=label, description=TAXONOMY.get(label, "?"), evidence=[evidence or f"{label} in {task}"],
-                      detector="test")
-    return SymptomReport(task_id=task, trial=trial, passed=False, error_type=error_type, used_tools=tools,
-                         symptoms=[symptom])
+    symptom = Symptom(
+        label=label, description=TAXONOMY.get(label, "?"), evidence=[evidence or f"{label} in {task}"], detector="test"
+    )
+    return SymptomReport(
+        task_id=task, trial=trial, passed=False, error_type=error_type, used_tools=tools, symptoms=[symptom]
+    )
 
 
 @pytest.fixture
@@ -29,7 +32,10 @@ def reports() -> list[SymptomReport]:
         _report("T/4", "non_code_output", "SyntaxError", evidence="```python"),
         _report("T/5", "undefined_name", "NameError", tools=True, evidence="NameError: name 'List' is not defined"),
         _report("T/6", "wrong_answer", "AssertionError"),
-        _report("T/7", None), _report("T/8", None), _report("T/9", None), _report("T/10", None),
+        _report("T/7", None),
+        _report("T/8", None),
+        _report("T/9", None),
+        _report("T/10", None),
         _report("T/2", "non_code_output", "IndentationError", trial=1, evidence="```"),
         _report("T/11", "timeout", "Timeout"),
     ]
@@ -38,7 +44,10 @@ def reports() -> list[SymptomReport]:
 def test_patterns_are_ordered_by_count_then_label(reports: list[SymptomReport]) -> None:
     spec = diagnose(reports, agent="coder", release="coder/v1", split="dev")
     assert [(p.label, p.count) for p in spec.patterns] == [
-        ("non_code_output", 4), ("undefined_name", 2), ("timeout", 1), ("wrong_answer", 1),
+        ("non_code_output", 4),
+        ("undefined_name", 2),
+        ("timeout", 1),
+        ("wrong_answer", 1),
     ]
     assert (spec.agent, spec.release, spec.split, spec.runs, spec.failed) == ("coder", "coder/v1", "dev", 12, 8)
     assert spec.pass_rate == pytest.approx(4 / 12, abs=1e-4)
@@ -113,9 +122,9 @@ def test_symptom_frame_ignores_passed_runs(reports: list[SymptomReport]) -> None
 def test_detect_then_diagnose_end_to_end() -> None:
     import asyncio
 
-    from critics.detectors import detect
-    from critics.view import blind_view
-    from gates.verifier import verify
+    from ratchet.critics.detectors import detect
+    from ratchet.critics.view import blind_view
+    from ratchet.gates.verifier import verify
     from tests.critics.test_detectors import CASES, TASK, _trace
 
     answers = [CASES[name][0] for name in ("fences", "prose_at_error_line", "name_error")]

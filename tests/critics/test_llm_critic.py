@@ -6,14 +6,14 @@ import asyncio
 import json
 from pathlib import Path
 
-from agents.artifact import ModelParams, load_artifact
-from agents.models import ModelClient
-from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted
-from critics.llm_critic import critic_contract, llm_critique, render_view
-from critics.view import blind_view
-from gates.evaluation import run_one
-from gates.run_store import RunKey
-from gates.suite import load_suite
+from ratchet.agents.artifact import ModelParams, load_artifact
+from ratchet.agents.models import ModelClient
+from ratchet.agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted
+from ratchet.critics.llm_critic import critic_contract, llm_critique, render_view
+from ratchet.critics.view import blind_view
+from ratchet.gates.evaluation import run_one
+from ratchet.gates.run_store import RunKey
+from ratchet.gates.suite import load_suite
 
 KEY = RunKey(artifact_hash="a", suite_hash="s", model_config_hash="m")
 
@@ -31,7 +31,7 @@ def failed_views(workspace: Path, count: int = 6) -> list:
     return [blind_view(r.trace, suite.tasks[r.task_id], r.outcome) for r in records[:count]]
 
 
-def critic(name: str, script) -> tuple[ModelClient, ScriptedProvider]:  # noqa: ANN001
+def critic(name: str, script) -> tuple[ModelClient, ScriptedProvider]:
     provider = ScriptedProvider(script)
     return ModelClient(register_scripted(name, provider), ModelParams(temperature=0.0)), provider
 
@@ -39,10 +39,19 @@ def critic(name: str, script) -> tuple[ModelClient, ScriptedProvider]:  # noqa: 
 def test_a_grounded_report_is_accepted_and_an_ungrounded_one_is_not(workspace: Path) -> None:
     view = failed_views(workspace, 1)[0]
     quote = view.final_output.strip().splitlines()[0]
-    grounded = {"symptoms": [{"label": "wrong_answer", "new_label": False, "description": "tests fail",
-                              "evidence": [quote]}]}
-    invented = {"symptoms": [{"label": "wrong_answer", "new_label": False, "description": "tests fail",
-                              "evidence": ["the agent clearly forgot to think"]}]}
+    grounded = {
+        "symptoms": [{"label": "wrong_answer", "new_label": False, "description": "tests fail", "evidence": [quote]}]
+    }
+    invented = {
+        "symptoms": [
+            {
+                "label": "wrong_answer",
+                "new_label": False,
+                "description": "tests fail",
+                "evidence": ["the agent clearly forgot to think"],
+            }
+        ]
+    }
     client, _ = critic("critic-grounded", [ScriptedReply(content=json.dumps(grounded))])
     report, record = asyncio.run(llm_critique(client, view))
     assert report.source == "llm" and record.source == "sample"
@@ -60,11 +69,11 @@ def test_a_grounded_report_is_accepted_and_an_ungrounded_one_is_not(workspace: P
 def test_a_new_label_must_be_flagged(workspace: Path) -> None:
     view = failed_views(workspace, 1)[0]
     quote = view.verifier_message[:20]
-    unflagged = {"symptoms": [{"label": "weird_output", "new_label": False, "description": "odd",
-                               "evidence": [quote]}]}
+    unflagged = {"symptoms": [{"label": "weird_output", "new_label": False, "description": "odd", "evidence": [quote]}]}
     flagged = {"symptoms": [{"label": "weird_output", "new_label": True, "description": "odd", "evidence": [quote]}]}
-    client, _ = critic("critic-labels", [ScriptedReply(content=json.dumps(unflagged)),
-                                         ScriptedReply(content=json.dumps(flagged))])
+    client, _ = critic(
+        "critic-labels", [ScriptedReply(content=json.dumps(unflagged)), ScriptedReply(content=json.dumps(flagged))]
+    )
     report, record = asyncio.run(llm_critique(client, view))
     assert [f.clause for f in record.samples[0].failures] == ["known_or_flagged"]
     assert report.symptoms[0].label == "weird_output" and report.symptoms[0].new_label
@@ -74,8 +83,13 @@ def test_the_critic_prompt_holds_nothing_from_the_artifact(workspace: Path) -> N
     """What the model receives, byte for byte, contains no line of any artifact file or rendered prompt."""
     root = workspace / "agents/coder"
     artifact = load_artifact(root)
-    secrets = {line.strip() for path in root.rglob("*") if path.is_file()
-               for line in path.read_text().splitlines() if len(line.strip()) >= 12}
+    secrets = {
+        line.strip()
+        for path in root.rglob("*")
+        if path.is_file()
+        for line in path.read_text().splitlines()
+        if len(line.strip()) >= 12
+    }
     secrets |= {line.strip() for line in artifact.render("system").splitlines() if len(line.strip()) >= 12}
     secrets |= set(artifact.spec.instructions)
     assert len(secrets) > 10

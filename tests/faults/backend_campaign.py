@@ -49,8 +49,21 @@ QA_ALIAS = "faulty-qa"
 KEY_ENV = "RATCHET_FAULTY_BACKEND_KEY"
 KEY_VALUE = "sk-faulty-backend-0123456789abcdef"  # a fake key: must never be recorded
 SMOKE_LINE = 'smoke_model = "sim/tqb"'
-LEDGER_FIELDS = ("rc", "decision", "release", "base_release", "remediation", "stage", "fixes", "regressions",
-                 "flip_counts", "gate_pass_rate", "baseline_gate_pass_rate", "holdout_pass_rate", "policy_hash")
+LEDGER_FIELDS = (
+    "rc",
+    "decision",
+    "release",
+    "base_release",
+    "remediation",
+    "stage",
+    "fixes",
+    "regressions",
+    "flip_counts",
+    "gate_pass_rate",
+    "baseline_gate_pass_rate",
+    "holdout_pass_rate",
+    "policy_hash",
+)
 
 
 @dataclass(frozen=True)
@@ -95,14 +108,25 @@ def point_workspace_at(ws: Path, api_base: str, settings: BackendSettings) -> No
         raise RuntimeError(f"{path}: expected the demo's line {SMOKE_LINE!r}; the demo workspace changed")
     text = text.replace(SMOKE_LINE, f'smoke_model = "{QA_ALIAS}"')
     for alias, world in ((CODER_ALIAS, "humaneval"), (QA_ALIAS, "tqb")):
-        text += (f'\n[models.{alias}]\nmodel = "hosted_vllm/{world}"\napi_base = "{api_base}"\n'
-                 f'api_key_env = "{KEY_ENV}"\ntransport = "{settings.transport}"\ntimeout_s = {settings.timeout_s}\n'
-                 f'retries = {settings.retries}\nbackoff_s = {settings.backoff_s}\n'
-                 f'backoff_max_s = {settings.backoff_max_s}\n')
+        text += (
+            f'\n[models.{alias}]\nmodel = "hosted_vllm/{world}"\napi_base = "{api_base}"\n'
+            f'api_key_env = "{KEY_ENV}"\ntransport = "{settings.transport}"\ntimeout_s = {settings.timeout_s}\n'
+            f"retries = {settings.retries}\nbackoff_s = {settings.backoff_s}\n"
+            f"backoff_max_s = {settings.backoff_max_s}\n"
+        )
     path.write_text(text, encoding="utf-8")
     git(ws, "add", "ratchet.toml")
-    git(ws, "-c", "user.name=Fault Campaign", "-c", "user.email=faults@ratchet.invalid", "commit", "-q", "-m",
-        "Models: the faulty OpenAI-compatible test server")
+    git(
+        ws,
+        "-c",
+        "user.name=Fault Campaign",
+        "-c",
+        "user.email=faults@ratchet.invalid",
+        "commit",
+        "-q",
+        "-m",
+        "Models: the faulty OpenAI-compatible test server",
+    )
 
 
 def git(ws: Path, *args: str) -> str:
@@ -110,23 +134,40 @@ def git(ws: Path, *args: str) -> str:
 
 
 def cycle_env(prefect_url: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_url,
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
-           "COLUMNS": "120", KEY_ENV: KEY_VALUE}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PREFECT_API_URL": prefect_url,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "COLUMNS": "120",
+        KEY_ENV: KEY_VALUE,
+    }
     env.pop("RATCHET_CRASH_AT", None)
     return env
 
 
 def run_cycle(ws: Path, prefect_url: str, timeout: float = 600) -> tuple[int, str]:
     """One `ratchet cycle --model CODER_ALIAS` process: (returncode, stdout and stderr)."""
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "cycle", "--workspace", str(ws),
-                           "--model", CODER_ALIAS], env=cycle_env(prefect_url), capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "ratchet.pipeline.cli", "cycle", "--workspace", str(ws), "--model", CODER_ALIAS],
+        env=cycle_env(prefect_url),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return done.returncode, done.stdout + done.stderr
 
 
-def backend_cycle(template: Path, ws: Path, plan: FaultPlan, prefect_url: str,
-                  settings: BackendSettings = BackendSettings(), max_restarts: int = 2) -> CycleRun:
+def backend_cycle(
+    template: Path,
+    ws: Path,
+    plan: FaultPlan,
+    prefect_url: str,
+    settings: BackendSettings = BackendSettings(),
+    max_restarts: int = 2,
+) -> CycleRun:
     """Copy the demo `template` to `ws`, serve its models with `plan`'s faults, and run one cycle; a
     cycle that ends with a model backend error (exit 3) is restarted, up to `max_restarts` times."""
     shutil.copytree(template, ws, symlinks=True)
@@ -143,22 +184,22 @@ def backend_cycle(template: Path, ws: Path, plan: FaultPlan, prefect_url: str,
                 break
         counts = server.counts()
         authorizations = set(server.authorizations)
-    return CycleRun(ws, time.monotonic() - started, codes, "\n".join(outputs), counts, verdict_of(ws),
-                    authorizations)
+    return CycleRun(ws, time.monotonic() - started, codes, "\n".join(outputs), counts, verdict_of(ws), authorizations)
 
 
 def verdict_of(ws: Path) -> dict[str, Any] | None:
     """The cycle's recorded decision (the last ledger entry, if it decides an RC) with every number it was
     decided on, and its outcome tables (evidence CSVs on the RC branch) as rows."""
-    from releases.registry import Registry
+    from ratchet.releases.registry import Registry
 
     entries = Registry(ws).ledger(AGENT)
     if not entries or entries[-1].rc is None:
         return None
     entry = entries[-1]
     verdict: dict[str, Any] = {name: getattr(entry, name) for name in LEDGER_FIELDS}
-    verdict["outcomes"] = {name: outcome_rows(ws, entry.rc, entry.evidence, name)
-                           for name in sorted(entry.outcome_hashes)}
+    verdict["outcomes"] = {
+        name: outcome_rows(ws, entry.rc, entry.evidence, name) for name in sorted(entry.outcome_hashes)
+    }
     return verdict
 
 
@@ -182,7 +223,8 @@ def leaks(run: CycleRun) -> list[str]:
         if KEY_VALUE.encode() in path.read_bytes():
             found.append(f"the API key is in {path.relative_to(run.workspace)}")
     history = git(run.workspace, "log", "--all", "-p", "--format=%B") + git(
-        run.workspace, "for-each-ref", "--format=%(contents)", "refs/tags")
+        run.workspace, "for-each-ref", "--format=%(contents)", "refs/tags"
+    )
     if KEY_VALUE in history:
         found.append("the API key is in the git history")
     return found
@@ -192,9 +234,13 @@ def differences(reference: dict[str, Any] | None, verdict: dict[str, Any] | None
     """What differs between two verdicts, one line per field or outcome table."""
     if reference is None or verdict is None:
         return [f"no recorded decision (reference: {reference is not None}, faulty: {verdict is not None})"]
-    return [f"{key}: {verdict.get(key)!r} instead of {reference.get(key)!r}" if key != "outcomes"
-            else f"outcome tables differ: {_table_difference(reference[key], verdict.get(key) or {})}"
-            for key in reference if verdict.get(key) != reference[key]]
+    return [
+        f"{key}: {verdict.get(key)!r} instead of {reference.get(key)!r}"
+        if key != "outcomes"
+        else f"outcome tables differ: {_table_difference(reference[key], verdict.get(key) or {})}"
+        for key in reference
+        if verdict.get(key) != reference[key]
+    ]
 
 
 def _table_difference(reference: dict[str, list[list[str]]], tables: dict[str, list[list[str]]]) -> str:
@@ -214,16 +260,30 @@ def campaign_row(seed: int, run: CycleRun, reference: CycleRun) -> dict[str, Any
     problems = differences(reference.verdict, run.verdict) + leaks(run)
     if not run.completed:
         problems.insert(0, f"the cycle failed (exit codes {run.exit_codes}): {run.output.strip()[-600:]}")
-    return {"seed": seed, "requests": run.counts["requests"], "answered": run.counts["answered"],
-            "faults": dict(run.counts["faults"]), "faulted": sum(run.counts["faults"].values()),
-            "restarts": run.restarts, "seconds": round(run.seconds, 1),
-            "reference_seconds": round(reference.seconds, 1), "reference_requests": reference.counts["requests"],
-            "decision": (run.verdict or {}).get("decision"), "same_verdict": not problems, "problems": problems}
+    return {
+        "seed": seed,
+        "requests": run.counts["requests"],
+        "answered": run.counts["answered"],
+        "faults": dict(run.counts["faults"]),
+        "faulted": sum(run.counts["faults"].values()),
+        "restarts": run.restarts,
+        "seconds": round(run.seconds, 1),
+        "reference_seconds": round(reference.seconds, 1),
+        "reference_requests": reference.counts["requests"],
+        "decision": (run.verdict or {}).get("decision"),
+        "same_verdict": not problems,
+        "problems": problems,
+    }
 
 
-def run_backend_campaign(seeds: list[int], rate: float, workdir: Path, prefect_url: str | None = None,
-                         settings: BackendSettings = BackendSettings(),
-                         template: Path | None = None) -> list[dict[str, Any]]:
+def run_backend_campaign(
+    seeds: list[int],
+    rate: float,
+    workdir: Path,
+    prefect_url: str | None = None,
+    settings: BackendSettings = BackendSettings(),
+    template: Path | None = None,
+) -> list[dict[str, Any]]:
     """For each seed, a cycle against the server failing `rate` of requests, compared with one fault-free
     reference cycle (same server, rate 0). Returns one row per seed (see `campaign_row`).
 
@@ -231,15 +291,16 @@ def run_backend_campaign(seeds: list[int], rate: float, workdir: Path, prefect_u
     running Prefect API (default: a temporary test server for the campaign)."""
     workdir.mkdir(parents=True, exist_ok=True)
     if template is None:
-        from pipeline.workspace import init_workspace
+        from ratchet.pipeline.workspace import init_workspace
 
         template = workdir / "template"
         init_workspace(template)
     with _prefect(prefect_url) as url:
         reference = backend_cycle(template, workdir / "reference", FaultPlan(rate=0.0), url, settings)
         if not reference.completed or reference.verdict is None:
-            raise RuntimeError(f"the fault-free reference cycle failed ({reference.exit_codes}): "
-                               f"{reference.output[-3000:]}")
+            raise RuntimeError(
+                f"the fault-free reference cycle failed ({reference.exit_codes}): {reference.output[-3000:]}"
+            )
         rows = []
         for seed in seeds:
             plan = FaultPlan(rate=rate, seed=seed, hang_s=settings.hang_s)
@@ -269,11 +330,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for row in rows:
         kinds = " | ".join(str(row["faults"][kind]) for kind in FAULT_KINDS)
-        lines.append(f"| {row['seed']} | {row['requests']} | {row['faulted']} | {kinds} | {row['restarts']} | "
-                     f"{row['seconds']} | {row['decision']} | {'yes' if row['same_verdict'] else 'NO'} |")
+        lines.append(
+            f"| {row['seed']} | {row['requests']} | {row['faulted']} | {kinds} | {row['restarts']} | "
+            f"{row['seconds']} | {row['decision']} | {'yes' if row['same_verdict'] else 'NO'} |"
+        )
     if rows:
-        lines.append(f"\nfault-free reference: {rows[0]['reference_requests']} requests, "
-                     f"{rows[0]['reference_seconds']} s")
+        lines.append(
+            f"\nfault-free reference: {rows[0]['reference_requests']} requests, {rows[0]['reference_seconds']} s"
+        )
     lines.append(f"fault-injected runs / same verdict: {len(rows)}/{sum(row['same_verdict'] for row in rows)}")
     return "\n".join(lines)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.faults.kill_campaign import decision_of, run_cycle, stored_runs  # noqa: E402
+from tests.faults.kill_campaign import decision_of, run_cycle, stored_runs
 
 FULL_DISK_KB = 1536  # the demo workspace is ~0.5 MB; a cycle writes ~2 MB (run store, git, checkouts)
 
@@ -31,7 +31,7 @@ def mount(*args: str) -> None:
 
 def state(ws: Path) -> dict[str, object]:
     """What must survive the failure untouched: the ledger, git's integrity, a readable run store."""
-    from releases.registry import Registry
+    from ratchet.releases.registry import Registry
 
     fsck = subprocess.run(["git", "-C", str(ws), "fsck", "--strict", "--no-dangling"], capture_output=True, text=True)
     readable = True
@@ -41,9 +41,13 @@ def state(ws: Path) -> dict[str, object]:
                 json.loads(line)
     except ValueError:
         readable = False
-    return {"ledger": [(e.rc, e.decision) for e in Registry(ws).ledger("coder")],
-            "fsck_clean": fsck.returncode == 0, "runs": sum(stored_runs(ws).values()), "runs_readable": readable,
-            "tags": subprocess.run(["git", "-C", str(ws), "tag"], capture_output=True, text=True).stdout.split()}
+    return {
+        "ledger": [(e.rc, e.decision) for e in Registry(ws).ledger("coder")],
+        "fsck_clean": fsck.returncode == 0,
+        "runs": sum(stored_runs(ws).values()),
+        "runs_readable": readable,
+        "tags": subprocess.run(["git", "-C", str(ws), "tag"], capture_output=True, text=True).stdout.split(),
+    }
 
 
 def scenario(kind: str, template: Path, workdir: Path, prefect_url: str) -> dict[str, object]:

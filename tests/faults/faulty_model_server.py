@@ -81,8 +81,12 @@ class ServerCounts:
     bad_requests: int = 0
 
     def snapshot(self) -> dict[str, Any]:
-        return {"requests": self.requests, "answered": self.answered, "bad_requests": self.bad_requests,
-                "faults": {kind: self.faults[kind] for kind in FAULT_KINDS}}
+        return {
+            "requests": self.requests,
+            "answered": self.answered,
+            "bad_requests": self.bad_requests,
+            "faults": {kind: self.faults[kind] for kind in FAULT_KINDS},
+        }
 
 
 def completion_for(body: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +95,7 @@ def completion_for(body: dict[str, Any]) -> dict[str, Any]:
     Raises UserError for an unknown world, like the provider."""
     from litellm.types.utils import ModelResponse
 
-    from agents.providers.sim import build_response
+    from ratchet.agents.providers.sim import build_response
 
     world = str(body.get("model", "")).removeprefix("sim/")
     response = build_response(ModelResponse(), world, body.get("messages") or [], body.get("tools"), body.get("seed"))
@@ -124,8 +128,9 @@ class FaultyModelServer:
     def start(self) -> FaultyModelServer:
         ready = threading.Event()
         failure: list[BaseException] = []
-        self._thread = threading.Thread(target=self._serve, args=(ready, failure), daemon=True,
-                                        name="faulty-model-server")
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready, failure), daemon=True, name="faulty-model-server"
+        )
         self._thread.start()
         if not ready.wait(30) or failure:
             raise RuntimeError(f"the faulty model server did not start: {failure or 'timeout'}")
@@ -154,7 +159,7 @@ class FaultyModelServer:
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", 0)
             loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 (aiohttp has no public getter)
+            self.port = site._server.sockets[0].getsockname()[1]
         except BaseException as exc:  # reported to start()
             failure.append(exc)
             ready.set()
@@ -186,7 +191,7 @@ class FaultyModelServer:
     def _answer(self, raw: bytes) -> web.Response:
         try:
             completion = completion_for(json.loads(raw))
-        except Exception as exc:  # noqa: BLE001 (a client error, answered as such)
+        except Exception as exc:
             with self._lock:
                 self._counts.bad_requests += 1
             return _error(400, f"{type(exc).__name__}: {exc}")
@@ -211,7 +216,7 @@ class FaultyModelServer:
         """The full answer's JSON bytes (a truncated reply is a prefix of what a good one would be)."""
         try:
             return json.dumps(completion_for(json.loads(raw))).encode()
-        except Exception:  # noqa: BLE001
+        except Exception:
             return b'{"error": {"message": "bad request"}}'
 
 

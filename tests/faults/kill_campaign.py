@@ -46,8 +46,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from releases.crashpoints import POINTS
-from releases.ledger import LedgerEntry
+from ratchet.releases.crashpoints import POINTS
+from ratchet.releases.ledger import LedgerEntry
 from tests.faults.backend_campaign import outcome_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,22 +101,34 @@ class Reference:
 
 
 def cycle_env(prefect_url: str, crash_at: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_url, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "COLUMNS": "120"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PREFECT_API_URL": prefect_url,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "COLUMNS": "120",
+    }
     env.pop("RATCHET_CRASH_AT", None)
     if crash_at:
         env["RATCHET_CRASH_AT"] = crash_at
     return env
 
 
-def run_cycle(ws: Path, prefect_url: str, kill_after: float | None = None, crash_at: str | None = None,
-              timeout: float = 600) -> tuple[int, str]:
+def run_cycle(
+    ws: Path, prefect_url: str, kill_after: float | None = None, crash_at: str | None = None, timeout: float = 600
+) -> tuple[int, str]:
     """Run one cycle process; SIGKILL its process group after `kill_after` seconds. (returncode, output)."""
     log = ws.parent / f"{ws.name}-cycle.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "cycle", "--workspace", str(ws)],
-                                   env=cycle_env(prefect_url, crash_at), stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ratchet.pipeline.cli", "cycle", "--workspace", str(ws)],
+            env=cycle_env(prefect_url, crash_at),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             process.wait(timeout=kill_after if kill_after is not None else timeout)
         except subprocess.TimeoutExpired:
@@ -129,7 +141,7 @@ def run_cycle(ws: Path, prefect_url: str, kill_after: float | None = None, crash
 def stage_at_kill(ws: Path, reference: Reference) -> str:
     """Where the killed cycle was, read from what it left: the furthest run of the reference's order
     (by the reference's start times) that is stored, named by side and split, or the git step."""
-    from releases.registry import Registry
+    from ratchet.releases.registry import Registry
 
     if decision_of(ws) is not None:
         return "record: after main moved"
@@ -163,14 +175,19 @@ def stored_runs(ws: Path) -> Counter[tuple[str, str, int]]:
 
 def decision_of(ws: Path) -> dict[str, object] | None:
     """The recorded decision on rc/coder/1, with every number the gate decided it on."""
-    from releases.registry import Registry
+    from ratchet.releases.registry import Registry
 
     for entry in Registry(ws).ledger(AGENT):
         if entry.rc == RC:
-            return {"decision": entry.decision, "release": entry.release, "fixes": entry.fixes,
-                    "regressions": entry.regressions, "flip_counts": entry.flip_counts,
-                    "outcomes": {name: outcome_digest(ws, entry, name) for name in sorted(entry.outcome_hashes)},
-                    "policy_hash": entry.policy_hash}
+            return {
+                "decision": entry.decision,
+                "release": entry.release,
+                "fixes": entry.fixes,
+                "regressions": entry.regressions,
+                "flip_counts": entry.flip_counts,
+                "outcomes": {name: outcome_digest(ws, entry, name) for name in sorted(entry.outcome_hashes)},
+                "policy_hash": entry.policy_hash,
+            }
     return None
 
 
@@ -218,8 +235,14 @@ def run_order(ws: Path) -> tuple[list[tuple[str, str, int]], dict[tuple[str, str
     return order, labels
 
 
-def run_seed(seed: int, kills: int, template: Path, workdir: Path, prefect_url: str, reference: Reference,
-             ) -> SeedResult:
+def run_seed(
+    seed: int,
+    kills: int,
+    template: Path,
+    workdir: Path,
+    prefect_url: str,
+    reference: Reference,
+) -> SeedResult:
     """Kill one workspace's cycle `kills` times at seeded points, let it finish, and check it."""
     rng = random.Random(seed)
     ws = workdir / f"seed-{seed}"
@@ -255,7 +278,7 @@ def run_seed(seed: int, kills: int, template: Path, workdir: Path, prefect_url: 
 
 def _finish(ws: Path, prefect_url: str, result: SeedResult) -> None:
     """Restart after the last kill: complete the cycle, or (decision already recorded) just recover."""
-    from releases.registry import Registry
+    from ratchet.releases.registry import Registry
 
     if decision_of(ws) is None:
         code, output = run_cycle(ws, prefect_url)
@@ -265,7 +288,7 @@ def _finish(ws: Path, prefect_url: str, result: SeedResult) -> None:
 
 
 def _check(ws: Path, reference: Reference, held: Counter[tuple[str, str, int]], result: SeedResult) -> None:
-    from releases.audit import verify_workspace
+    from ratchet.releases.audit import verify_workspace
 
     decision = decision_of(ws)
     result.same_verdict = decision == reference.decision
@@ -277,13 +300,14 @@ def _check(ws: Path, reference: Reference, held: Counter[tuple[str, str, int]], 
     if result.runs_repeated:
         result.problems.append(f"{result.runs_repeated} finished run(s) were run again after a restart")
     if result.runs_missing or set(final) != set(reference.runs):
-        result.problems.append(f"the run store differs from the reference's: {result.runs_missing} missing, "
-                               f"{len(set(final) - set(reference.runs))} extra")
+        result.problems.append(
+            f"the run store differs from the reference's: {result.runs_missing} missing, "
+            f"{len(set(final) - set(reference.runs))} extra"
+        )
     lost = [run for run in held if final[run] != 1]
     if lost:
         result.problems.append(f"{len(lost)} run(s) stored before a kill are not stored exactly once at the end")
-    fsck = subprocess.run(["git", "-C", str(ws), "fsck", "--strict", "--no-dangling"], capture_output=True,
-                          text=True)
+    fsck = subprocess.run(["git", "-C", str(ws), "fsck", "--strict", "--no-dangling"], capture_output=True, text=True)
     result.fsck_clean = fsck.returncode == 0 and "error" not in fsck.stdout + fsck.stderr
     if not result.fsck_clean:
         result.problems.append(f"git fsck: {(fsck.stdout + fsck.stderr)[-500:]}")

@@ -54,8 +54,10 @@ for folder in ("/proc/self/fd", "/dev/fd", "/proc/self/task/1/fd"):
                 handle.write(b"finished\\n")
         except Exception:
             pass
-""" + FAIL,
-    "a finalizer on another thread writes the verdict": FD_SCAN + """
+"""
+    + FAIL,
+    "a finalizer on another thread writes the verdict": FD_SCAN
+    + """
 import gc, threading
 gc.set_threshold(1)
 class Trap:
@@ -68,15 +70,18 @@ def litter():
         Trap()
 for _ in range(4):
     threading.Thread(target=litter, daemon=True).start()
-""" + FAIL,
-    "threads keep writing the verdict after the failure": FD_SCAN + """
+"""
+    + FAIL,
+    "threads keep writing the verdict after the failure": FD_SCAN
+    + """
 import threading
 def forever():
     while True:
         scan(3, 64)
 for _ in range(2):
     threading.Thread(target=forever, daemon=True).start()
-""" + FAIL,
+"""
+    + FAIL,
     "release every lock other threads' frames hold": """
 import sys
 try:
@@ -92,7 +97,8 @@ try:
             frame = frame.f_back
 except Exception:
     pass
-""" + FAIL,
+"""
+    + FAIL,
     "release every lock the garbage collector knows": """
 import gc
 try:
@@ -104,7 +110,8 @@ try:
             pass
 except Exception:
     pass
-""" + FAIL,
+"""
+    + FAIL,
     "switch the guard off through its traceback, then the garbage collector": """
 import gc
 try:
@@ -127,7 +134,8 @@ try:
                 pass
 except Exception:
     pass
-""" + FAIL,
+"""
+    + FAIL,
     "hand the guard a hostile object to run code inside it": """
 import sys, gc
 class Hostile:
@@ -159,7 +167,8 @@ try:
             obj.release()
 except Exception:
     pass
-""" + FAIL,
+"""
+    + FAIL,
     "trace the runner to jump over its error handling": """
 import sys
 def tracer(frame, event, arg):
@@ -174,7 +183,8 @@ try:
     sys._getframe(1).f_trace = tracer
 except Exception:
     pass
-""" + FAIL,
+"""
+    + FAIL,
     "replace builtins the harness looks up": """
 import builtins, os
 class NotAnException(Exception):
@@ -185,14 +195,16 @@ builtins.len = lambda *a: 0
 builtins.type = lambda *a: str
 os._exit = lambda code: None
 os.write = lambda fd, data: len(data)
-""" + FAIL,
+"""
+    + FAIL,
     "rewrite the runner's namespace": """
 import sys
 frame = sys._getframe(1)
 frame.f_globals["flush_output"] = lambda: None
 frame.f_globals["report_error"] = lambda *a: None
 frame.f_locals["exit_now"] = lambda code: None
-""" + FAIL,
+"""
+    + FAIL,
     "interrupt the main thread, then exit quietly": """
 import _thread, os, signal
 _thread.interrupt_main()
@@ -209,7 +221,8 @@ targets = [parent, -os.getpgid(parent) if parent > 1 else parent]
 """
 
 SIGNAL_ATTACKS: dict[str, str] = {
-    "fcntl F_SETOWN + F_SETSIG SIGKILL + O_ASYNC on inherited descriptors": SIGNAL_ROUTING + """
+    "fcntl F_SETOWN + F_SETSIG SIGKILL + O_ASYNC on inherited descriptors": SIGNAL_ROUTING
+    + """
 for fd in range(0, 32):
     try:
         fcntl.fcntl(fd, fcntl.F_SETOWN, parent)
@@ -219,8 +232,10 @@ for fd in range(0, 32):
         pass
 print("x" * 200000, flush=True)
 time.sleep(0.3)
-""" + FAIL,
-    "fcntl F_SETOWN_EX (the owner as a struct)": SIGNAL_ROUTING + """
+"""
+    + FAIL,
+    "fcntl F_SETOWN_EX (the owner as a struct)": SIGNAL_ROUTING
+    + """
 for fd in range(0, 32):
     try:
         fcntl.fcntl(fd, 15, struct.pack("ii", 1, parent))  # F_SETOWN_EX, F_OWNER_PID
@@ -230,8 +245,10 @@ for fd in range(0, 32):
         pass
 print("x" * 200000, flush=True)
 time.sleep(0.3)
-""" + FAIL,
-    "ioctl FIOSETOWN / SIOCSPGRP on descriptors and a socket": SIGNAL_ROUTING + """
+"""
+    + FAIL,
+    "ioctl FIOSETOWN / SIOCSPGRP on descriptors and a socket": SIGNAL_ROUTING
+    + """
 fds = list(range(0, 32))
 try:
     pair = socket.socketpair()
@@ -253,16 +270,20 @@ for s in pair:
         pass
 print("x" * 200000, flush=True)
 time.sleep(0.3)
-""" + FAIL,
-    "pidfd_open + pidfd_send_signal": SIGNAL_ROUTING + """
+"""
+    + FAIL,
+    "pidfd_open + pidfd_send_signal": SIGNAL_ROUTING
+    + """
 try:
     fd = os.pidfd_open(parent)
     signal.pidfd_send_signal(fd, signal.SIGKILL)
 except Exception:
     pass
 time.sleep(0.2)
-""" + FAIL,
-    "kill and killpg the parent and its group": SIGNAL_ROUTING + """
+"""
+    + FAIL,
+    "kill and killpg the parent and its group": SIGNAL_ROUTING
+    + """
 for target in targets:
     for send in (lambda: os.kill(target, signal.SIGKILL), lambda: os.killpg(abs(target), signal.SIGKILL)):
         try:
@@ -270,18 +291,19 @@ for target in targets:
         except Exception:
             pass
 time.sleep(0.2)
-""" + FAIL,
+"""
+    + FAIL,
 }
 
 HONEST = "assert sum(range(10)) == 45\nprint('honest')\n"
 MODES = ("all layers", "seccomp + guard", "guard only", "kernel only", "control: shared descriptor table")
 
 # Runs in the child: the evaluator for one protection mode. Prints one JSON line per attack.
-_CHILD = r'''
+_CHILD = r"""
 import asyncio, json, sys
 from pathlib import Path
-from gates import sandbox
-from gates.sandbox import Isolation, SandboxLimits, run_python
+from ratchet.gates import sandbox
+from ratchet.gates.sandbox import Isolation, SandboxLimits, run_python
 
 mode, attacks = json.loads(sys.stdin.read())
 host = sandbox.available_isolation()
@@ -304,7 +326,7 @@ for name, program in attacks:
     print(json.dumps({"attack": name, "status": result.status, "error_type": result.error_type,
                       "message": result.message[:200], "violations": result.violations[:3]}), flush=True)
 print(json.dumps({"alive": True}), flush=True)
-'''
+"""
 
 
 @dataclass
@@ -328,8 +350,15 @@ def run_mode(mode: str, attacks: dict[str, str], workdir: Path, timeout_s: float
     workdir.mkdir(parents=True, exist_ok=True)
     payload = json.dumps([mode, [*attacks.items(), ("honest program", HONEST)]])
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(_CHILD), str(workdir)], input=payload,
-                          capture_output=True, text=True, timeout=timeout_s, cwd=ROOT, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_CHILD), str(workdir)],
+        input=payload,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=ROOT,
+        env=env,
+    )
     run = ModeRun(mode=mode, returncode=done.returncode, stderr=done.stderr[-2000:])
     for line in done.stdout.splitlines():
         try:
@@ -352,10 +381,19 @@ def campaign(workdir: Path, modes: tuple[str, ...] = MODES) -> dict[str, object]
         run = run_mode(mode, {**FORGERIES, **SIGNAL_ATTACKS}, workdir / mode.replace(" ", "-").replace(":", ""))
         forged = [name for name in FORGERIES if run.passed(name)]
         unanswered = [name for name in {**FORGERIES, **SIGNAL_ATTACKS} if name not in run.results]
-        rows.append({"mode": mode, "isolation": run.isolation, "guard": run.guard,
-                     "forgeries": len(FORGERIES), "forged_passes": forged,
-                     "signal_attacks": len(SIGNAL_ATTACKS), "evaluator_died": not run.alive,
-                     "evaluator_returncode": run.returncode, "unanswered": unanswered,
-                     "honest_program_passed": run.passed("honest program"),
-                     "results": run.results})
+        rows.append(
+            {
+                "mode": mode,
+                "isolation": run.isolation,
+                "guard": run.guard,
+                "forgeries": len(FORGERIES),
+                "forged_passes": forged,
+                "signal_attacks": len(SIGNAL_ATTACKS),
+                "evaluator_died": not run.alive,
+                "evaluator_returncode": run.returncode,
+                "unanswered": unanswered,
+                "honest_program_passed": run.passed("honest program"),
+                "results": run.results,
+            }
+        )
     return {"rows": rows}

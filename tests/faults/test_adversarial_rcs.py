@@ -42,20 +42,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.artifact import ModelParams, load_artifact
-from agents.models import ModelClient
-from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted, unregister_scripted
-from agents.runtime import run_agent
-from critics.detectors import detect
-from critics.view import blind_view
-from gates import sandbox
-from gates.python_tool import PythonExamplesTool
-from gates.sandbox import Isolation, SandboxLimits, SandboxResult, run_python
-from gates.suite import builtin_humaneval_tasks
-from gates.verifier import verify
-from pipeline.validate import validate_proposal
-from pipeline.workspace import DEMO, demo_files
-from releases.registry import Registry, initialize
+from ratchet.agents.artifact import ModelParams, load_artifact
+from ratchet.agents.models import ModelClient
+from ratchet.agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted, unregister_scripted
+from ratchet.agents.runtime import run_agent
+from ratchet.critics.detectors import detect
+from ratchet.critics.view import blind_view
+from ratchet.gates import sandbox
+from ratchet.gates.python_tool import PythonExamplesTool
+from ratchet.gates.sandbox import Isolation, SandboxLimits, SandboxResult, run_python
+from ratchet.gates.suite import builtin_humaneval_tasks
+from ratchet.gates.verifier import verify
+from ratchet.pipeline.validate import validate_proposal
+from ratchet.pipeline.workspace import DEMO, demo_files
+from ratchet.releases.registry import Registry, initialize
 from tests.gates.test_sandbox import processes_mentioning, record_sandbox_folders, require
 
 NONE = Isolation(network=False, filesystem=False, processes=False)
@@ -101,8 +101,10 @@ def test_sockets_reach_nothing(mode: str) -> None:
         require("network")
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
-        result = run(f"import socket\ns = socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', {port}))\n"
-                     f"s.sendall(b'exfiltrated')\ns.close()\n")
+        result = run(
+            f"import socket\ns = socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', {port}))\n"
+            f"s.sendall(b'exfiltrated')\ns.close()\n"
+        )
         server.settimeout(0.2)
         try:
             connection, _ = server.accept()
@@ -212,9 +214,9 @@ FORK_BOMB = "import os\nwhile True:\n    if os.fork() == 0:\n        os.setsid()
 # control shows is the process itself, not the output pipes it would also hold.
 LEAVE_THE_GROUP = {  # {marker}: makes the `sleep` command line unique to this test run
     "fork": "import os, time\nif os.fork() == 0:\n    os.setsid()\n    os.close(1)\n    os.close(2)\n"
-            "    time.sleep(60)\n",
+    "    time.sleep(60)\n",
     "subprocess": "import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True,\n"
-                  "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n",
+    "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n",
 }
 
 
@@ -322,13 +324,18 @@ def test_refusals_reach_the_trace_and_the_critic_labels_them(final: str, workspa
     spec = yaml.safe_load((root / "agent.yaml").read_text())
     spec.update(tools=["python"], model="scripted/adversarial-agent")
     (root / "agent.yaml").write_text(yaml.safe_dump(spec))
-    provider = ScriptedProvider([ScriptedReply(tool_calls=[("python", {"code": probe_network})]),
-                                 ScriptedReply(tool_calls=[("python", {"code": probe_holdout})]),
-                                 ScriptedReply(content=answer)])
+    provider = ScriptedProvider(
+        [
+            ScriptedReply(tool_calls=[("python", {"code": probe_network})]),
+            ScriptedReply(tool_calls=[("python", {"code": probe_holdout})]),
+            ScriptedReply(content=answer),
+        ]
+    )
     client = ModelClient(register_scripted("adversarial-agent", provider), ModelParams())
     try:
-        trace = asyncio.run(run_agent(load_artifact(root), task.id, task.input, client,
-                                      tools={"python": PythonExamplesTool(task)}))
+        trace = asyncio.run(
+            run_agent(load_artifact(root), task.id, task.input, client, tools={"python": PythonExamplesTool(task)})
+        )
     finally:
         unregister_scripted("adversarial-agent")
     results = [m.content or "" for m in trace.messages if m.role == "tool"]
@@ -343,51 +350,65 @@ def test_refusals_reach_the_trace_and_the_critic_labels_them(final: str, workspa
     view = blind_view(trace, task, outcome)
     (symptom,) = detect(view).symptoms
     assert symptom.label == "sandbox_violation" and symptom.detector == "sandbox_refusal"
-    assert symptom.evidence and all(quote in view.text() or any(quote in s.text for s in view.steps)
-                                    or quote in view.verifier_message for quote in symptom.evidence)
+    assert symptom.evidence and all(
+        quote in view.text() or any(quote in s.text for s in view.steps) or quote in view.verifier_message
+        for quote in symptom.evidence
+    )
     assert any("network access" in quote for quote in symptom.evidence)
 
 
 # ---------------------------------------------------------------------------------------------- proposals
 
-BASE = {rel.removeprefix("agents/coder/"): data.decode() for rel, data in demo_files().items()
-        if rel.startswith("agents/coder/")}
+BASE = {
+    rel.removeprefix("agents/coder/"): data.decode()
+    for rel, data in demo_files().items()
+    if rel.startswith("agents/coder/")
+}
 BASE_WITH_LINK = {**BASE, "link": "../../gates"}  # a symlink committed earlier: git stores its target as a blob
 
 
-@pytest.mark.parametrize(("changes", "reason"), [
-    ({"gates/default.yaml": "max_regressions: 99\n"}, "RC edits protected path 'gates/default.yaml'"),
-    ({"gates/default.yaml": None}, "RC edits protected path 'gates/default.yaml'"),
-    ({"suites/humaneval/splits.json": "{}"}, "protected path 'suites/humaneval/splits.json'"),
-    ({"releases/coder/ledger.jsonl": ""}, "protected path 'releases/coder/ledger.jsonl'"),
-    ({"agents/reviewer/agent.yaml": "x"}, "protected path 'agents/reviewer/agent.yaml'"),
-    ({"critics/detectors.py": "x"}, "protected path 'critics/detectors.py'"),
-    ({"agents/coder": "x"}, "protected path 'agents/coder'"),
-    ({"../outside.txt": "x"}, "leaves the workspace"),
-    ({"agents/coder/../../gates/default.yaml": "x"}, "is not in normal form ('gates/default.yaml')"),
-    ({"agents/coder/link/../../gates/x": "x"}, "is not in normal form ('agents/gates/x')"),
-    ({"agents/coder/./agent.yaml": "x"}, "is not in normal form"),
-    ({"/etc/passwd": "x"}, "is absolute"),
-    ({"agents/coder/a\0b": "x"}, "control character"),
-    ({"agents/coder/a\nb": "x"}, "control character"),
-    ({"agents\\coder\\..\\..\\gates\\default.yaml": "x"}, "backslash"),
-    ({"agents/coder/.git/config": "x"}, "names git metadata"),
-    ({"agents/coder/.GIT/hooks/pre-commit": "x"}, "names git metadata"),
-    ({"agents/coder/link/default.yaml": "x"}, "goes through 'agents/coder/link', which is a symlink or file"),
-    ({"agents/coder/agent.yaml/x": "x"}, "goes through 'agents/coder/agent.yaml'"),
-    ({"agents/coder/notes": "x", "agents/coder/notes/x": "y"}, "goes through 'agents/coder/notes', which is a file"),
-    ({"agents/coder/meta/playbook.yaml": None, "agents/coder/meta/playbook.yaml/x": "x"}, "does not load"),
-])
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"gates/default.yaml": "max_regressions: 99\n"}, "RC edits protected path 'gates/default.yaml'"),
+        ({"gates/default.yaml": None}, "RC edits protected path 'gates/default.yaml'"),
+        ({"suites/humaneval/splits.json": "{}"}, "protected path 'suites/humaneval/splits.json'"),
+        ({"releases/coder/ledger.jsonl": ""}, "protected path 'releases/coder/ledger.jsonl'"),
+        ({"agents/reviewer/agent.yaml": "x"}, "protected path 'agents/reviewer/agent.yaml'"),
+        ({"critics/detectors.py": "x"}, "protected path 'critics/detectors.py'"),
+        ({"agents/coder": "x"}, "protected path 'agents/coder'"),
+        ({"../outside.txt": "x"}, "leaves the workspace"),
+        ({"agents/coder/../../gates/default.yaml": "x"}, "is not in normal form ('gates/default.yaml')"),
+        ({"agents/coder/link/../../gates/x": "x"}, "is not in normal form ('agents/gates/x')"),
+        ({"agents/coder/./agent.yaml": "x"}, "is not in normal form"),
+        ({"/etc/passwd": "x"}, "is absolute"),
+        ({"agents/coder/a\0b": "x"}, "control character"),
+        ({"agents/coder/a\nb": "x"}, "control character"),
+        ({"agents\\coder\\..\\..\\gates\\default.yaml": "x"}, "backslash"),
+        ({"agents/coder/.git/config": "x"}, "names git metadata"),
+        ({"agents/coder/.GIT/hooks/pre-commit": "x"}, "names git metadata"),
+        ({"agents/coder/link/default.yaml": "x"}, "goes through 'agents/coder/link', which is a symlink or file"),
+        ({"agents/coder/agent.yaml/x": "x"}, "goes through 'agents/coder/agent.yaml'"),
+        (
+            {"agents/coder/notes": "x", "agents/coder/notes/x": "y"},
+            "goes through 'agents/coder/notes', which is a file",
+        ),
+        ({"agents/coder/meta/playbook.yaml": None, "agents/coder/meta/playbook.yaml/x": "x"}, "does not load"),
+    ],
+)
 def test_a_proposal_outside_its_edit_surface_is_refused(changes: dict[str, str | None], reason: str) -> None:
     problem = validate_proposal("coder", BASE_WITH_LINK, changes)
     assert problem is not None and reason in problem, problem
 
 
-@pytest.mark.parametrize("changes", [
-    {"agents/coder/prompts/system.md.j2": "You write Python.\n{% for i in instructions %}- {{ i }}\n{% endfor %}"},
-    {"agents/coder/link": None, "agents/coder/link/notes.md": "a folder where the symlink was"},
-    {"agents/coder/meta/memory.md": "- tried nothing yet\n"},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"agents/coder/prompts/system.md.j2": "You write Python.\n{% for i in instructions %}- {{ i }}\n{% endfor %}"},
+        {"agents/coder/link": None, "agents/coder/link/notes.md": "a folder where the symlink was"},
+        {"agents/coder/meta/memory.md": "- tried nothing yet\n"},
+    ],
+)
 def test_a_proposal_on_its_edit_surface_is_accepted(changes: dict[str, str | None]) -> None:
     """The control: the rules above refuse attacks, not ordinary edits."""
     assert validate_proposal("coder", BASE_WITH_LINK, changes) is None
@@ -423,9 +444,17 @@ UNCOMMITTABLE = [
 def attack_workspace(path: Path, attacks: list[tuple[str, str, str]]) -> Path:
     """The demo workspace whose release coder/v1 proposes `attacks` (one RC per cycle, in order) and holds a
     symlink `agents/coder/link -> ../../gates` (committed by a person, as RCs cannot make symlinks)."""
-    playbook = {"remediations": [
-        {"id": rid, "targets": ["non_code_output"], "intent": f"Adversarial: {rid}.",
-         "edits": [{"write_file": {"path": target, "content": "pwned\n"}}]} for rid, target, _ in attacks]}
+    playbook = {
+        "remediations": [
+            {
+                "id": rid,
+                "targets": ["non_code_output"],
+                "intent": f"Adversarial: {rid}.",
+                "edits": [{"write_file": {"path": target, "content": "pwned\n"}}],
+            }
+            for rid, target, _ in attacks
+        ]
+    }
     files = demo_files()
     files["agents/coder/meta/playbook.yaml"] = yaml.safe_dump(playbook).encode()
     initialize(path, files, ["coder"], "adversarial workspace")
@@ -438,15 +467,19 @@ def attack_workspace(path: Path, attacks: list[tuple[str, str, str]]) -> Path:
     return path
 
 
-def run_attacks(ws: Path, attacks: list[tuple[str, str, str]], cli) -> list[str]:  # noqa: ANN001
+def run_attacks(ws: Path, attacks: list[tuple[str, str, str]], cli) -> list[str]:
     """One cycle per attack; each must be rejected at validation, with its reason recorded everywhere."""
-    from pipeline.flows import improve_cycle
+    from ratchet.pipeline.flows import improve_cycle
 
     contained = []
     for rid, _, reason in attacks:
         result = improve_cycle(str(ws), "coder")
-        assert (result.status, result.remediation, result.decision, result.stage) == ("decided", rid, "reject",
-                                                                                       "validate"), result
+        assert (result.status, result.remediation, result.decision, result.stage) == (
+            "decided",
+            rid,
+            "reject",
+            "validate",
+        ), result
         assert reason in result.reasons[0], result.reasons
         assert result.counts == {} and result.gate_pass_rate is None, "nothing was evaluated on the gate split"
         entry = Registry(ws).ledger("coder")[-1]
@@ -473,7 +506,7 @@ def assert_untouched(ws: Path, outside_before: list[str]) -> None:
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_adversarial_proposals_are_rejected_before_evaluation(tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_adversarial_proposals_are_rejected_before_evaluation(tmp_path: Path, cli) -> None:
     ws = attack_workspace(tmp_path / "ws", ATTACKS)
     outside = sorted(p.name for p in tmp_path.iterdir())
     contained = run_attacks(ws, ATTACKS, cli)
@@ -482,7 +515,7 @@ def test_adversarial_proposals_are_rejected_before_evaluation(tmp_path: Path, cl
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_proposals_git_cannot_hold_are_rejected_not_crashed(tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_proposals_git_cannot_hold_are_rejected_not_crashed(tmp_path: Path, cli) -> None:
     ws = attack_workspace(tmp_path / "ws", UNCOMMITTABLE)
     outside = sorted(p.name for p in tmp_path.iterdir())
     run_attacks(ws, UNCOMMITTABLE, cli)

@@ -18,13 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from agents.artifact import ModelParams
-from agents.errors import ModelBackendError
-from agents.model_config import ModelConfig
-from agents.models import ModelClient
-from agents.trace import Message
+from ratchet.agents.artifact import ModelParams
+from ratchet.agents.errors import ModelBackendError
+from ratchet.agents.model_config import ModelConfig
+from ratchet.agents.models import ModelClient
+from ratchet.agents.trace import Message
 from tests.faults.backend_campaign import (
-    KEY_VALUE, BackendSettings, CycleRun, backend_cycle, differences, leaks,
+    KEY_VALUE,
+    BackendSettings,
+    CycleRun,
+    backend_cycle,
+    differences,
+    leaks,
 )
 from tests.faults.faulty_model_server import FAULT_KINDS, FaultPlan, FaultyModelServer
 
@@ -33,11 +38,23 @@ SEED = 7
 RATE = 0.3
 
 
-def ask(server: FaultyModelServer, transport: str, retries: int, world: str = "humaneval",
-        prompt: str = "Complete this function.") -> Message:
+def ask(
+    server: FaultyModelServer,
+    transport: str,
+    retries: int,
+    world: str = "humaneval",
+    prompt: str = "Complete this function.",
+) -> Message:
     """One chat completion through Ratchet's client against the server."""
-    config = ModelConfig(model=f"hosted_vllm/{world}", api_base=server.base_url, transport=transport, timeout_s=0.5,
-                         retries=retries, backoff_s=0.01, backoff_max_s=0.05)
+    config = ModelConfig(
+        model=f"hosted_vllm/{world}",
+        api_base=server.base_url,
+        transport=transport,
+        timeout_s=0.5,
+        retries=retries,
+        backoff_s=0.01,
+        backoff_max_s=0.05,
+    )
     client = ModelClient(config, ModelParams())
 
     async def once() -> Message:
@@ -71,10 +88,13 @@ def test_fault_decisions_are_seeded_reproducible_and_near_the_rate() -> None:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_answers_are_the_simulated_models_whatever_faults_came_before(transport: str, demo_template: Path) -> None:
-    from gates.suite import load_suite
+    from ratchet.gates.suite import load_suite
 
-    prompts = [(world, task.input) for world in ("humaneval", "tqb")
-               for task in load_suite(demo_template, world).split("gate")[:3]]
+    prompts = [
+        (world, task.input)
+        for world in ("humaneval", "tqb")
+        for task in load_suite(demo_template, world).split("gate")[:3]
+    ]
     with FaultyModelServer(FaultPlan(rate=0.5, seed=SEED, hang_s=2.0)) as server:
         answers = [ask(server, transport, retries=12, world=world, prompt=prompt) for world, prompt in prompts]
         counts = server.counts()
@@ -108,8 +128,9 @@ def prefect_url(prefect_server: None) -> str:
 @pytest.fixture(scope="module")
 def reference(demo_template: Path, tmp_path_factory: pytest.TempPathFactory, prefect_url: str) -> CycleRun:
     """The demo cycle with its models served by the server, fault-free."""
-    run = backend_cycle(demo_template, tmp_path_factory.mktemp("backend") / "reference", FaultPlan(rate=0.0),
-                        prefect_url)
+    run = backend_cycle(
+        demo_template, tmp_path_factory.mktemp("backend") / "reference", FaultPlan(rate=0.0), prefect_url
+    )
     assert run.exit_codes == [0], run.output[-3000:]
     assert run.verdict is not None and run.verdict["decision"] == "promote", run.verdict
     assert run.counts["requests"] == run.counts["answered"] > 0 and not any(run.counts["faults"].values())
@@ -118,7 +139,8 @@ def reference(demo_template: Path, tmp_path_factory: pytest.TempPathFactory, pre
 
 @pytest.mark.slow
 def test_a_cycle_with_30_percent_backend_faults_reaches_the_fault_free_verdict(
-        reference: CycleRun, demo_template: Path, tmp_path: Path, prefect_url: str) -> None:
+    reference: CycleRun, demo_template: Path, tmp_path: Path, prefect_url: str
+) -> None:
     settings = BackendSettings()  # openai-http, the transport of hosted_vllm/ models (litellm: ~50% slower)
     plan = FaultPlan(rate=RATE, seed=SEED, hang_s=settings.hang_s)
     run = backend_cycle(demo_template, tmp_path / "ws", plan, prefect_url, settings)

@@ -103,26 +103,32 @@ def append(rel: str, data: bytes) -> Damage:
 
 def replace(rel: str, old: str, new: str) -> Damage:
     """Replace the first `old` in a workspace file (which must hold it)."""
+
     def damage(ws: Path) -> None:
         text = (ws / rel).read_text(encoding="utf-8")
         assert old in text, f"{rel} no longer holds {old!r}: update the case"
         (ws / rel).write_text(text.replace(old, new, 1), encoding="utf-8")
+
     return damage
 
 
 def write(rel: str, data: bytes) -> Damage:
     """Write a workspace file, folders included."""
+
     def damage(ws: Path) -> None:
         (ws / rel).parent.mkdir(parents=True, exist_ok=True)
         (ws / rel).write_bytes(data)
+
     return damage
 
 
 def chain(*damages: Damage) -> Damage:
     """Several damages, in order."""
+
     def damage(ws: Path) -> None:
         for one in damages:
             one(ws)
+
     return damage
 
 
@@ -135,19 +141,27 @@ def task_line(task_id: str, expected: str = "yes", text: str = "Say yes.") -> by
 MINE_TASKS = task_line("t1") + task_line("t2", "no", "Say no.")
 
 
-def own_suite(tasks: bytes = MINE_TASKS, source: str = "tasks.jsonl",
-              splits: bytes = b'{"dev": ["t1"], "gate": ["t2"], "holdout": []}\n') -> Damage:
+def own_suite(
+    tasks: bytes = MINE_TASKS,
+    source: str = "tasks.jsonl",
+    splits: bytes = b'{"dev": ["t1"], "gate": ["t2"], "holdout": []}\n',
+) -> Damage:
     """The agent's suite becomes `suites/mine/`, read from a task file of ours."""
-    return chain(replace("ratchet.toml", 'suite = "humaneval"', 'suite = "mine"'),
-                 write("suites/mine/suite.yaml", f"name: mine\nsource: {source}\n".encode()),
-                 write(f"suites/mine/{source}", tasks), write("suites/mine/splits.json", splits))
+    return chain(
+        replace("ratchet.toml", 'suite = "humaneval"', 'suite = "mine"'),
+        write("suites/mine/suite.yaml", f"name: mine\nsource: {source}\n".encode()),
+        write(f"suites/mine/{source}", tasks),
+        write("suites/mine/splits.json", splits),
+    )
 
 
 def results(bad: bytes) -> Damage:
     """Two results files next to the workspace for `ratchet gate`: a good baseline and `bad`."""
+
     def damage(ws: Path) -> None:
         (ws.parent / "base.jsonl").write_bytes(b'{"task_id": "a", "pass": true}\n{"task_id": "b", "pass": false}\n')
         (ws.parent / "bad.jsonl").write_bytes(bad)
+
     return damage
 
 
@@ -157,86 +171,232 @@ GATE = ("gate", "--baseline", "{dir}/base.jsonl", "--candidate", "{dir}/bad.json
 NOT_UTF8 = b"# caf\xe9 (latin-1)\n"
 TOML, SUITE, POLICY = "ratchet.toml", "suites/humaneval/suite.yaml", "gates/default.yaml"
 ERROR_CASES = [
-    ErrorCase("ratchet-toml-syntax", "exit 2, names ratchet.toml and the line",
-              replace(TOML, "concurrency = 8", "concurrency = = 8"), CYCLE, 2,
-              ("ratchet.toml", "not valid TOML", "line ")),
-    ErrorCase("ratchet-toml-field-type", "exit 2, names ratchet.toml and run.concurrency",
-              replace(TOML, "concurrency = 8", 'concurrency = "eight"'), CYCLE, 2,
-              ("ratchet.toml", "'run.concurrency'")),
-    ErrorCase("ratchet-toml-unknown-field", "exit 2, names ratchet.toml and the unknown field",
-              replace(TOML, "concurrency = 8", "concurency = 8"), CYCLE, 2,
-              ("ratchet.toml", "'run.concurency'", "unknown field")),
-    ErrorCase("ratchet-toml-not-utf8", "exit 2, names ratchet.toml, says UTF-8", append(TOML, NOT_UTF8), CYCLE, 2,
-              ("ratchet.toml", "not UTF-8", "byte ")),
-    ErrorCase("suite-yaml-syntax", "exit 2, names suite.yaml and the line",
-              write(SUITE, b"name: humaneval\nsource: [builtin\n"), CYCLE, 2, (SUITE, "invalid YAML", "line ")),
-    ErrorCase("suite-yaml-field-type", "exit 2, names suite.yaml and field source",
-              replace(SUITE, "source: builtin:humaneval", "source: [1, 2]"), CYCLE, 2, (SUITE, "field 'source'")),
-    ErrorCase("suite-yaml-not-utf8", "exit 2, names suite.yaml, says UTF-8", append(SUITE, NOT_UTF8), CYCLE, 2,
-              (SUITE, "not UTF-8", "byte ")),
-    ErrorCase("policy-yaml-syntax", "exit 2, names the policy file and the line", append(POLICY, b"trials: [2\n"),
-              CYCLE, 2, (POLICY, "not valid YAML", "line ")),
-    ErrorCase("policy-yaml-field-type", "exit 2, names the policy file and field trials",
-              replace(POLICY, "trials: 2 ", "trials: many "), CYCLE, 2, (POLICY, "field 'trials'")),
-    ErrorCase("policy-yaml-unknown-field", "exit 2, names the policy file and the unknown field",
-              replace(POLICY, "max_regressions:", "max_regresions:"), CYCLE, 2,
-              (POLICY, "'max_regresions'", "unknown field")),
-    ErrorCase("policy-yaml-not-utf8", "exit 2, names the policy file, says UTF-8", append(POLICY, NOT_UTF8), CYCLE, 2,
-              (POLICY, "not UTF-8", "byte ")),
-    ErrorCase("task-jsonl-syntax", "exit 2, names the task file and line",
-              own_suite(task_line("t1") + b'{"id": "t2",\n'), EVAL, 2,
-              ("suites/mine/tasks.jsonl line 2", "invalid JSON")),
-    ErrorCase("task-yaml-syntax", "exit 2, names the YAML task file and line",
-              own_suite(b"- id: t1\n  input: [Say yes.\n", source="tasks.yaml"), EVAL, 2,
-              ("suites/mine/tasks.yaml", "invalid YAML", "line ")),
-    ErrorCase("task-duplicate-id", "exit 2, names the task file, both lines and field id",
-              own_suite(MINE_TASKS + task_line("t1", "again")), CYCLE, 2,
-              ("suites/mine/tasks.jsonl line 3", "field 'id'", "duplicate task id 't1'", "line 1")),
-    ErrorCase("task-field-type", "exit 2, names the task file, line and field",
-              own_suite(task_line("t1") + task_line("t2").replace(b'["yes"]', b'"yes"')), EVAL, 2,
-              ("suites/mine/tasks.jsonl line 2", "'verifier.expected'")),
-    ErrorCase("task-not-utf8", "exit 2, names the task file, says UTF-8",
-              own_suite(MINE_TASKS + task_line("t3", text="caf\xe9").replace("é".encode(), b"\xe9")), CYCLE, 2,
-              ("suites/mine/tasks.jsonl", "not UTF-8", "byte ")),
-    ErrorCase("splits-json-syntax", "exit 2, names splits.json and the line", own_suite(splits=b'{"dev": [\n'), EVAL,
-              2, ("suites/mine/splits.json", "invalid JSON", "line 2")),
-    ErrorCase("splits-json-unknown-task", "exit 2, names splits.json, field and task id",
-              own_suite(splits=b'{"dev": ["t1"], "gate": ["t2", "t9"], "holdout": []}'), EVAL, 2,
-              ("suites/mine/splits.json", "field 'gate'", "'t9'")),
-    ErrorCase("splits-json-not-utf8", "exit 2, names splits.json, says UTF-8",
-              own_suite(splits=b'{"dev": ["t1"], "gate": ["t2"], "holdout": []}\xff'), EVAL, 2,
-              ("suites/mine/splits.json", "not UTF-8")),
-    ErrorCase("smoke-suite-yaml-syntax", "exit 2, names the smoke suite's suite.yaml; nothing written",
-              write("suites/tqb/suite.yaml", b"name: tqb\nsource: [builtin\n"), CYCLE, 2,
-              ("suites/tqb/suite.yaml", "invalid YAML", "line ")),
-    ErrorCase("results-broken-line", "exit 3, names the results file and line",
-              results(b'{"task_id": "a", "pass": true}\n{"task_id": "b", "pass": \n'), GATE, 3,
-              ("bad.jsonl line 2", "not JSON")),
-    ErrorCase("results-duplicate-run", "exit 3, names the file, both lines, task and trial",
-              results(b'{"task_id": "a", "trial": 0, "pass": true}\n{"task_id": "a", "trial": 0, "pass": false}\n'),
-              GATE, 3, ("bad.jsonl line 2", "task 'a' trial 0 appears twice", "line 1")),
-    ErrorCase("results-not-utf8", "exit 3, names the results file, says UTF-8",
-              results(b'{"task_id": "caf\xe9", "pass": true}\n'), GATE, 3, ("bad.jsonl", "not UTF-8")),
-    ErrorCase("results-not-an-object", "exit 3, names the file and line",
-              results(b'{"task_id": "a", "pass": true}\n["b", true]\n'), GATE, 3, ("bad.jsonl line 2", "JSON object")),
-    ErrorCase("results-field-type", "exit 3, names the file, line and field",
-              results(b'{"task_id": "a", "pass": "yes"}\n'), GATE, 3, ("bad.jsonl line 1", "field 'pass'")),
-    ErrorCase("gate-policy-not-utf8", "exit 3, names the --policy file, says UTF-8",
-              chain(results(b'{"task_id": "a", "pass": true}\n'),
-                    lambda ws: (ws.parent / "p.yaml").write_bytes(NOT_UTF8)),
-              (*GATE, "--policy", "{dir}/p.yaml"), 3, ("p.yaml", "not UTF-8")),
+    ErrorCase(
+        "ratchet-toml-syntax",
+        "exit 2, names ratchet.toml and the line",
+        replace(TOML, "concurrency = 8", "concurrency = = 8"),
+        CYCLE,
+        2,
+        ("ratchet.toml", "not valid TOML", "line "),
+    ),
+    ErrorCase(
+        "ratchet-toml-field-type",
+        "exit 2, names ratchet.toml and run.concurrency",
+        replace(TOML, "concurrency = 8", 'concurrency = "eight"'),
+        CYCLE,
+        2,
+        ("ratchet.toml", "'run.concurrency'"),
+    ),
+    ErrorCase(
+        "ratchet-toml-unknown-field",
+        "exit 2, names ratchet.toml and the unknown field",
+        replace(TOML, "concurrency = 8", "concurency = 8"),
+        CYCLE,
+        2,
+        ("ratchet.toml", "'run.concurency'", "unknown field"),
+    ),
+    ErrorCase(
+        "ratchet-toml-not-utf8",
+        "exit 2, names ratchet.toml, says UTF-8",
+        append(TOML, NOT_UTF8),
+        CYCLE,
+        2,
+        ("ratchet.toml", "not UTF-8", "byte "),
+    ),
+    ErrorCase(
+        "suite-yaml-syntax",
+        "exit 2, names suite.yaml and the line",
+        write(SUITE, b"name: humaneval\nsource: [builtin\n"),
+        CYCLE,
+        2,
+        (SUITE, "invalid YAML", "line "),
+    ),
+    ErrorCase(
+        "suite-yaml-field-type",
+        "exit 2, names suite.yaml and field source",
+        replace(SUITE, "source: builtin:humaneval", "source: [1, 2]"),
+        CYCLE,
+        2,
+        (SUITE, "field 'source'"),
+    ),
+    ErrorCase(
+        "suite-yaml-not-utf8",
+        "exit 2, names suite.yaml, says UTF-8",
+        append(SUITE, NOT_UTF8),
+        CYCLE,
+        2,
+        (SUITE, "not UTF-8", "byte "),
+    ),
+    ErrorCase(
+        "policy-yaml-syntax",
+        "exit 2, names the policy file and the line",
+        append(POLICY, b"trials: [2\n"),
+        CYCLE,
+        2,
+        (POLICY, "not valid YAML", "line "),
+    ),
+    ErrorCase(
+        "policy-yaml-field-type",
+        "exit 2, names the policy file and field trials",
+        replace(POLICY, "trials: 2 ", "trials: many "),
+        CYCLE,
+        2,
+        (POLICY, "field 'trials'"),
+    ),
+    ErrorCase(
+        "policy-yaml-unknown-field",
+        "exit 2, names the policy file and the unknown field",
+        replace(POLICY, "max_regressions:", "max_regresions:"),
+        CYCLE,
+        2,
+        (POLICY, "'max_regresions'", "unknown field"),
+    ),
+    ErrorCase(
+        "policy-yaml-not-utf8",
+        "exit 2, names the policy file, says UTF-8",
+        append(POLICY, NOT_UTF8),
+        CYCLE,
+        2,
+        (POLICY, "not UTF-8", "byte "),
+    ),
+    ErrorCase(
+        "task-jsonl-syntax",
+        "exit 2, names the task file and line",
+        own_suite(task_line("t1") + b'{"id": "t2",\n'),
+        EVAL,
+        2,
+        ("suites/mine/tasks.jsonl line 2", "invalid JSON"),
+    ),
+    ErrorCase(
+        "task-yaml-syntax",
+        "exit 2, names the YAML task file and line",
+        own_suite(b"- id: t1\n  input: [Say yes.\n", source="tasks.yaml"),
+        EVAL,
+        2,
+        ("suites/mine/tasks.yaml", "invalid YAML", "line "),
+    ),
+    ErrorCase(
+        "task-duplicate-id",
+        "exit 2, names the task file, both lines and field id",
+        own_suite(MINE_TASKS + task_line("t1", "again")),
+        CYCLE,
+        2,
+        ("suites/mine/tasks.jsonl line 3", "field 'id'", "duplicate task id 't1'", "line 1"),
+    ),
+    ErrorCase(
+        "task-field-type",
+        "exit 2, names the task file, line and field",
+        own_suite(task_line("t1") + task_line("t2").replace(b'["yes"]', b'"yes"')),
+        EVAL,
+        2,
+        ("suites/mine/tasks.jsonl line 2", "'verifier.expected'"),
+    ),
+    ErrorCase(
+        "task-not-utf8",
+        "exit 2, names the task file, says UTF-8",
+        own_suite(MINE_TASKS + task_line("t3", text="caf\xe9").replace("é".encode(), b"\xe9")),
+        CYCLE,
+        2,
+        ("suites/mine/tasks.jsonl", "not UTF-8", "byte "),
+    ),
+    ErrorCase(
+        "splits-json-syntax",
+        "exit 2, names splits.json and the line",
+        own_suite(splits=b'{"dev": [\n'),
+        EVAL,
+        2,
+        ("suites/mine/splits.json", "invalid JSON", "line 2"),
+    ),
+    ErrorCase(
+        "splits-json-unknown-task",
+        "exit 2, names splits.json, field and task id",
+        own_suite(splits=b'{"dev": ["t1"], "gate": ["t2", "t9"], "holdout": []}'),
+        EVAL,
+        2,
+        ("suites/mine/splits.json", "field 'gate'", "'t9'"),
+    ),
+    ErrorCase(
+        "splits-json-not-utf8",
+        "exit 2, names splits.json, says UTF-8",
+        own_suite(splits=b'{"dev": ["t1"], "gate": ["t2"], "holdout": []}\xff'),
+        EVAL,
+        2,
+        ("suites/mine/splits.json", "not UTF-8"),
+    ),
+    ErrorCase(
+        "smoke-suite-yaml-syntax",
+        "exit 2, names the smoke suite's suite.yaml; nothing written",
+        write("suites/tqb/suite.yaml", b"name: tqb\nsource: [builtin\n"),
+        CYCLE,
+        2,
+        ("suites/tqb/suite.yaml", "invalid YAML", "line "),
+    ),
+    ErrorCase(
+        "results-broken-line",
+        "exit 3, names the results file and line",
+        results(b'{"task_id": "a", "pass": true}\n{"task_id": "b", "pass": \n'),
+        GATE,
+        3,
+        ("bad.jsonl line 2", "not JSON"),
+    ),
+    ErrorCase(
+        "results-duplicate-run",
+        "exit 3, names the file, both lines, task and trial",
+        results(b'{"task_id": "a", "trial": 0, "pass": true}\n{"task_id": "a", "trial": 0, "pass": false}\n'),
+        GATE,
+        3,
+        ("bad.jsonl line 2", "task 'a' trial 0 appears twice", "line 1"),
+    ),
+    ErrorCase(
+        "results-not-utf8",
+        "exit 3, names the results file, says UTF-8",
+        results(b'{"task_id": "caf\xe9", "pass": true}\n'),
+        GATE,
+        3,
+        ("bad.jsonl", "not UTF-8"),
+    ),
+    ErrorCase(
+        "results-not-an-object",
+        "exit 3, names the file and line",
+        results(b'{"task_id": "a", "pass": true}\n["b", true]\n'),
+        GATE,
+        3,
+        ("bad.jsonl line 2", "JSON object"),
+    ),
+    ErrorCase(
+        "results-field-type",
+        "exit 3, names the file, line and field",
+        results(b'{"task_id": "a", "pass": "yes"}\n'),
+        GATE,
+        3,
+        ("bad.jsonl line 1", "field 'pass'"),
+    ),
+    ErrorCase(
+        "gate-policy-not-utf8",
+        "exit 3, names the --policy file, says UTF-8",
+        chain(results(b'{"task_id": "a", "pass": true}\n'), lambda ws: (ws.parent / "p.yaml").write_bytes(NOT_UTF8)),
+        (*GATE, "--policy", "{dir}/p.yaml"),
+        3,
+        ("p.yaml", "not UTF-8"),
+    ),
 ]
 
 # ---- verifier probes ---------------------------------------------------------------------------
 
 PROBE_PROMPT_OF = "HumanEval/24"  # its prompt makes the simulated model answer code that compiles and passes
 REFUSED = frozenset({"pass", "SandboxViolation", "PermissionError", "BlockingIOError", "OSError", "Crash"})
-ORPHANS = ("import os, time\ndef check(candidate):\n    for _ in range(3):\n        if os.fork() == 0:\n"
-           "            time.sleep(120)\n            os._exit(0)\n")
-FORK_LOOP = ("import os, time\ndef check(candidate):\n    for _ in range(50):\n        if os.fork() == 0:\n"
-             "            time.sleep(30)\n            os._exit(0)\n")
-ESCAPE = ("import os, time\ndef check(candidate):\n    if os.fork() == 0:\n        os.setsid()\n"
-          "        if os.fork() == 0:\n            time.sleep(120)\n        os._exit(0)\n")
+ORPHANS = (
+    "import os, time\ndef check(candidate):\n    for _ in range(3):\n        if os.fork() == 0:\n"
+    "            time.sleep(120)\n            os._exit(0)\n"
+)
+FORK_LOOP = (
+    "import os, time\ndef check(candidate):\n    for _ in range(50):\n        if os.fork() == 0:\n"
+    "            time.sleep(30)\n            os._exit(0)\n"
+)
+ESCAPE = (
+    "import os, time\ndef check(candidate):\n    if os.fork() == 0:\n        os.setsid()\n"
+    "        if os.fork() == 0:\n            time.sleep(120)\n        os._exit(0)\n"
+)
 DETACHED = "import subprocess\ndef check(candidate):\n    subprocess.Popen(['sleep', '120'], start_new_session=True)\n"
 
 
@@ -244,36 +404,73 @@ def _fork_probes(guard: bool) -> list[Probe]:
     """Children that outlive the check, a fork loop, an escape into a new session, a detached spawn."""
     suffix, how = ("", "") if guard else ("-kernel-only", " (in-process guard off: kernel layers only)")
     return [
-        Probe(f"verifier-forks-orphans{suffix}", f"children that outlive the check: recorded, none left{how}",
-              ORPHANS, REFUSED, guard),
-        Probe(f"verifier-fork-loop{suffix}", f"50 forked sleepers: recorded, none left{how}", FORK_LOOP, REFUSED,
-              guard),
-        Probe(f"verifier-forks-new-session{suffix}", f"a double fork into a new session: recorded, none left{how}",
-              ESCAPE, REFUSED, guard),
-        Probe(f"verifier-spawns-detached{suffix}", f"a detached `sleep 120`: recorded, none left{how}", DETACHED,
-              REFUSED, guard),
+        Probe(
+            f"verifier-forks-orphans{suffix}",
+            f"children that outlive the check: recorded, none left{how}",
+            ORPHANS,
+            REFUSED,
+            guard,
+        ),
+        Probe(
+            f"verifier-fork-loop{suffix}", f"50 forked sleepers: recorded, none left{how}", FORK_LOOP, REFUSED, guard
+        ),
+        Probe(
+            f"verifier-forks-new-session{suffix}",
+            f"a double fork into a new session: recorded, none left{how}",
+            ESCAPE,
+            REFUSED,
+            guard,
+        ),
+        Probe(
+            f"verifier-spawns-detached{suffix}",
+            f"a detached `sleep 120`: recorded, none left{how}",
+            DETACHED,
+            REFUSED,
+            guard,
+        ),
     ]
 
 
 PROBES = [
-    Probe("verifier-control", "the probe answer compiles and passes (so the other probes reach their tests)",
-          "def check(candidate):\n    assert candidate(15) == 5\n", frozenset({"pass"})),
-    Probe("verifier-hangs-busy", "`while True: pass`: Timeout within the task's 2 s",
-          "def check(candidate):\n    while True:\n        pass\n", frozenset({"Timeout"})),
-    Probe("verifier-hangs-sleeping", "`time.sleep(999)`: Timeout within the task's 2 s",
-          "import time\ndef check(candidate):\n    time.sleep(999)\n", frozenset({"Timeout"})),
-    Probe("verifier-prints-10mb", "10 MB on stdout: a pass, the stored record stays small",
-          "import sys\ndef check(candidate):\n    sys.stdout.write('x' * 10_000_000)\n", frozenset({"pass"})),
-    Probe("verifier-raises-10mb", "10 MB on stderr and a 10 MB exception message: AssertionError, trimmed",
-          "import sys\ndef check(candidate):\n    sys.stderr.write('y' * 10_000_000)\n"
-          "    raise AssertionError('z' * 10_000_000)\n", frozenset({"AssertionError"})),
+    Probe(
+        "verifier-control",
+        "the probe answer compiles and passes (so the other probes reach their tests)",
+        "def check(candidate):\n    assert candidate(15) == 5\n",
+        frozenset({"pass"}),
+    ),
+    Probe(
+        "verifier-hangs-busy",
+        "`while True: pass`: Timeout within the task's 2 s",
+        "def check(candidate):\n    while True:\n        pass\n",
+        frozenset({"Timeout"}),
+    ),
+    Probe(
+        "verifier-hangs-sleeping",
+        "`time.sleep(999)`: Timeout within the task's 2 s",
+        "import time\ndef check(candidate):\n    time.sleep(999)\n",
+        frozenset({"Timeout"}),
+    ),
+    Probe(
+        "verifier-prints-10mb",
+        "10 MB on stdout: a pass, the stored record stays small",
+        "import sys\ndef check(candidate):\n    sys.stdout.write('x' * 10_000_000)\n",
+        frozenset({"pass"}),
+    ),
+    Probe(
+        "verifier-raises-10mb",
+        "10 MB on stderr and a 10 MB exception message: AssertionError, trimmed",
+        "import sys\ndef check(candidate):\n    sys.stderr.write('y' * 10_000_000)\n"
+        "    raise AssertionError('z' * 10_000_000)\n",
+        frozenset({"AssertionError"}),
+    ),
     *_fork_probes(guard=True),
     *_fork_probes(guard=False),
 ]
 
 MODEL_ANSWER_CASES = [
-    ModelAnswerCase("model-answer-10mb", "a 10 MB answer: AnswerTooLarge recorded at once; the stored record small",
-                    10_000_000),
+    ModelAnswerCase(
+        "model-answer-10mb", "a 10 MB answer: AnswerTooLarge recorded at once; the stored record small", 10_000_000
+    ),
 ]
 
 CASES: list[Case] = [*ERROR_CASES, *PROBES, *MODEL_ANSWER_CASES]
@@ -284,8 +481,14 @@ CASES: list[Case] = [*ERROR_CASES, *PROBES, *MODEL_ANSWER_CASES]
 
 def cli_env(prefect_url: str | None) -> dict[str, str]:
     """The CLI's environment: this checkout, offline litellm, no git identity, no crash points."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "COLUMNS": "200",
-           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "COLUMNS": "200",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
     for name in ("RATCHET_CRASH_AT", "RATCHET_DEBUG"):
         env.pop(name, None)
     if prefect_url:
@@ -314,7 +517,7 @@ def commit_all(ws: Path, message: str) -> None:
 
 def state(ws: Path) -> dict[str, object]:
     """What a bad input must not change: ledger on main, every git ref, the working tree, the run store."""
-    from releases.registry import Registry
+    from ratchet.releases.registry import Registry
 
     runs = ws / ".ratchet" / "runs"
     return {
@@ -333,8 +536,14 @@ def run_error_case(case: ErrorCase, template: Path, folder: Path, prefect_url: s
     commit_all(ws, f"bad input: {case.name}")
     before = state(ws)
     command = [arg.format(ws=ws, dir=ws.parent) for arg in case.command]
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", *command], capture_output=True, text=True,
-                          env=cli_env(prefect_url), cwd=ROOT, timeout=CLI_TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "-m", "ratchet.pipeline.cli", *command],
+        capture_output=True,
+        text=True,
+        env=cli_env(prefect_url),
+        cwd=ROOT,
+        timeout=CLI_TIMEOUT_S,
+    )
     output = done.stdout + done.stderr
     result = CaseResult(problems=error_problems(case, done.returncode, output))
     after = state(ws)
@@ -406,26 +615,44 @@ while time.monotonic() < deadline:  # reap what we killed (orphans are our child
         break
 print(json.dumps({"subreaper": ok, "code": code, "output": output[-4000:], "left": found, "elapsed": elapsed}))
 """
-NO_GUARD = ("import sys, gates.sandbox as s\n"
-            "if not hasattr(s, 'IN_PROCESS_GUARD'): sys.exit('gates.sandbox has no IN_PROCESS_GUARD switch any more')\n"
-            "s.IN_PROCESS_GUARD = False\n"
-            "from pipeline.cli.app import main\n"
-            "sys.argv[0] = 'ratchet'\n"
-            "main()\n")
+NO_GUARD = (
+    "import sys, gates.sandbox as s\n"
+    "if not hasattr(s, 'IN_PROCESS_GUARD'): sys.exit('ratchet.gates.sandbox has no IN_PROCESS_GUARD switch any more')\n"
+    "s.IN_PROCESS_GUARD = False\n"
+    "from pipeline.cli.app import main\n"
+    "sys.argv[0] = 'ratchet'\n"
+    "main()\n"
+)
 
 
 def probe_workspace(template: Path, folder: Path, probes: list[Probe]) -> Path:
     """A copy of the demo whose agent's suite is `probe`: one task per probe, all in the dev split."""
-    from gates.suite import builtin_humaneval_tasks
+    from ratchet.gates.suite import builtin_humaneval_tasks
 
     prompt = next(task.input for task in builtin_humaneval_tasks() if task.id == PROBE_PROMPT_OF)
-    lines = [json.dumps({"id": p.name, "input": prompt, "verifier": {"type": "python_tests", "test": p.test,
-                         "entry_point": "largest_divisor", "timeout_s": p.timeout_s}}).encode() + b"\n" for p in probes]
+    lines = [
+        json.dumps(
+            {
+                "id": p.name,
+                "input": prompt,
+                "verifier": {
+                    "type": "python_tests",
+                    "test": p.test,
+                    "entry_point": "largest_divisor",
+                    "timeout_s": p.timeout_s,
+                },
+            }
+        ).encode()
+        + b"\n"
+        for p in probes
+    ]
     ws = fresh_workspace(template, folder)
-    chain(replace("ratchet.toml", 'suite = "humaneval"', 'suite = "probe"'),
-          write("suites/probe/suite.yaml", b"name: probe\nsource: tasks.jsonl\n"),
-          write("suites/probe/tasks.jsonl", b"".join(lines)),
-          write("suites/probe/splits.json", json.dumps({"dev": [p.name for p in probes]}).encode()))(ws)
+    chain(
+        replace("ratchet.toml", 'suite = "humaneval"', 'suite = "probe"'),
+        write("suites/probe/suite.yaml", b"name: probe\nsource: tasks.jsonl\n"),
+        write("suites/probe/tasks.jsonl", b"".join(lines)),
+        write("suites/probe/splits.json", json.dumps({"dev": [p.name for p in probes]}).encode()),
+    )(ws)
     commit_all(ws, "probe suite")
     return ws
 
@@ -433,10 +660,16 @@ def probe_workspace(template: Path, folder: Path, probes: list[Probe]) -> Path:
 def run_probes(probes: list[Probe], template: Path, folder: Path, guard: bool) -> dict[str, CaseResult]:
     """One `ratchet eval` of every probe, under a subreaper; then each probe's stored outcome is checked."""
     ws = probe_workspace(template, folder, probes)
-    entry = ["-m", "pipeline.cli"] if guard else ["-c", NO_GUARD]
+    entry = ["-m", "ratchet.pipeline.cli"] if guard else ["-c", NO_GUARD]
     command = [sys.executable, *entry, "eval", f"{AGENT}/v1", "--split", "dev", "--workspace", str(ws)]
-    done = subprocess.run([sys.executable, "-c", REAPER, str(CLI_TIMEOUT_S), *command], capture_output=True,
-                          text=True, env=cli_env(None), cwd=ROOT, timeout=CLI_TIMEOUT_S + 30)
+    done = subprocess.run(
+        [sys.executable, "-c", REAPER, str(CLI_TIMEOUT_S), *command],
+        capture_output=True,
+        text=True,
+        env=cli_env(None),
+        cwd=ROOT,
+        timeout=CLI_TIMEOUT_S + 30,
+    )
     report = json.loads(done.stdout.splitlines()[-1]) if done.returncode == 0 else None
     common = [f"the reaper failed: {done.stderr[-2000:]}"] if report is None else eval_problems(report)
     stored = stored_runs(ws)
@@ -471,8 +704,11 @@ def probe_problems(probe: Probe, stored: tuple[dict[str, object], int] | None) -
         return [f"no run of {probe.name} in the run store"]
     outcome, size = stored
     kind = "pass" if outcome["passed"] else str(outcome["error_type"])
-    problems = [] if kind in probe.allowed else [f"outcome {kind} ({outcome['message']!r:.300}), expected one of "
-                                                 f"{sorted(probe.allowed)}"]
+    problems = (
+        []
+        if kind in probe.allowed
+        else [f"outcome {kind} ({outcome['message']!r:.300}), expected one of {sorted(probe.allowed)}"]
+    )
     if float(outcome["duration_s"]) > probe.timeout_s + 5:  # type: ignore[arg-type]
         problems.append(f"the verifier took {outcome['duration_s']} s, the task's timeout is {probe.timeout_s} s")
     if size > 20_000 or len(str(outcome["message"])) > 1000:
@@ -482,12 +718,17 @@ def probe_problems(probe: Probe, stored: tuple[dict[str, object], int] | None) -
 
 def run_model_answer(case: ModelAnswerCase, template: Path, folder: Path) -> CaseResult:
     """A scripted model answers `size` characters of Python; the real evaluation verifies and stores it."""
-    from agents.artifact import ModelParams, load_artifact
-    from agents.models import ModelClient
-    from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted, unregister_scripted
-    from gates.evaluation import evaluate
-    from gates.run_store import RunStore
-    from gates.suite import load_suite
+    from ratchet.agents.artifact import ModelParams, load_artifact
+    from ratchet.agents.models import ModelClient
+    from ratchet.agents.providers.scripted import (
+        ScriptedProvider,
+        ScriptedReply,
+        register_scripted,
+        unregister_scripted,
+    )
+    from ratchet.gates.evaluation import evaluate
+    from ratchet.gates.run_store import RunStore
+    from ratchet.gates.suite import load_suite
 
     ws = fresh_workspace(template, folder)
     answer = "def largest_divisor(n):\n    return 1\n" + "x = 1\n" * (case.size // 6)  # the costliest to compile
@@ -496,8 +737,16 @@ def run_model_answer(case: ModelAnswerCase, template: Path, folder: Path) -> Cas
     store = RunStore(ws / ".ratchet")
     started = time.monotonic()
     try:
-        evaluation = asyncio.run(evaluate(load_artifact(ws / "agents" / AGENT), ModelClient(model, ModelParams()),
-                                          suite, suite.split("dev")[:1], store, split="dev"))
+        evaluation = asyncio.run(
+            evaluate(
+                load_artifact(ws / "agents" / AGENT),
+                ModelClient(model, ModelParams()),
+                suite,
+                suite.split("dev")[:1],
+                store,
+                split="dev",
+            )
+        )
     finally:
         unregister_scripted(case.name)
     elapsed = time.monotonic() - started
@@ -542,33 +791,45 @@ def guarded(run: Callable[..., object], *args: object) -> object:
     """`run(*args)`, or a CaseResult naming the exception it raised (one case must not hide the others)."""
     try:
         return run(*args)
-    except Exception as exc:  # noqa: BLE001 - reported as the case's problem
+    except Exception as exc:
         return CaseResult(problems=[f"the case itself failed: {type(exc).__name__}: {exc}"[:2000]])
 
 
 def bad_input_corpus_results(workdir: Path, prefect_url: str) -> list[dict[str, object]]:
     """Every case on a new demo workspace: name, expectation, clean (no broken protection), problems,
     and the known issue when its checks still fail (for benchmarks/fault_campaign.py)."""
-    from pipeline.workspace import init_workspace
+    from ratchet.pipeline.workspace import init_workspace
 
     template = workdir / "template"
     init_workspace(template)
     results = run_corpus(CASES, template, workdir, prefect_url)
-    return [{"case": case.name, "expectation": case.expectation, "clean": not results[case.name].problems,
-             "problems": results[case.name].problems,
-             "known_issue": case.known_issue if results[case.name].known else None} for case in CASES]
+    return [
+        {
+            "case": case.name,
+            "expectation": case.expectation,
+            "clean": not results[case.name].problems,
+            "problems": results[case.name].problems,
+            "known_issue": case.known_issue if results[case.name].known else None,
+        }
+        for case in CASES
+    ]
 
 
 # ---- tests ------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def corpus(request: pytest.FixtureRequest, demo_template: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> dict[str, CaseResult]:
+def corpus(
+    request: pytest.FixtureRequest, demo_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, CaseResult]:
     """The selected cases, run together once; a cycle needs the session's Prefect server."""
-    selected = {item.callspec.params["case"].name for item in request.session.items
-                if getattr(item, "module", None) is sys.modules[__name__] and hasattr(item, "callspec")
-                and "case" in item.callspec.params}
+    selected = {
+        item.callspec.params["case"].name
+        for item in request.session.items
+        if getattr(item, "module", None) is sys.modules[__name__]
+        and hasattr(item, "callspec")
+        and "case" in item.callspec.params
+    }
     cases = [case for case in CASES if case.name in selected]
     needs_prefect = any(isinstance(c, ErrorCase) and c.command[0] == "cycle" for c in cases)
     prefect_url = request.getfixturevalue("prefect_url") if needs_prefect else None
@@ -578,11 +839,28 @@ def corpus(request: pytest.FixtureRequest, demo_template: Path,
 def test_the_corpus_covers_the_requirement() -> None:
     names = {case.name for case in CASES}
     assert len(names) == len(CASES), "case names are unique"
-    for needed in ("ratchet-toml-syntax", "suite-yaml-syntax", "policy-yaml-syntax", "policy-yaml-field-type",
-                   "policy-yaml-unknown-field", "task-jsonl-syntax", "task-duplicate-id", "task-not-utf8",
-                   "suite-yaml-not-utf8", "ratchet-toml-not-utf8", "policy-yaml-not-utf8", "results-not-utf8",
-                   "results-broken-line", "results-duplicate-run", "verifier-prints-10mb", "model-answer-10mb",
-                   "verifier-hangs-busy", "verifier-hangs-sleeping", "verifier-forks-orphans", "verifier-fork-loop"):
+    for needed in (
+        "ratchet-toml-syntax",
+        "suite-yaml-syntax",
+        "policy-yaml-syntax",
+        "policy-yaml-field-type",
+        "policy-yaml-unknown-field",
+        "task-jsonl-syntax",
+        "task-duplicate-id",
+        "task-not-utf8",
+        "suite-yaml-not-utf8",
+        "ratchet-toml-not-utf8",
+        "policy-yaml-not-utf8",
+        "results-not-utf8",
+        "results-broken-line",
+        "results-duplicate-run",
+        "verifier-prints-10mb",
+        "model-answer-10mb",
+        "verifier-hangs-busy",
+        "verifier-hangs-sleeping",
+        "verifier-forks-orphans",
+        "verifier-fork-loop",
+    ):
         assert needed in names
 
 
@@ -602,8 +880,9 @@ def test_bad_input(case: Case, corpus: dict[str, CaseResult]) -> None:
 def test_the_reaper_finds_and_kills_a_process_left_behind() -> None:
     """The probes' leak check can fail: a detached process in a new session is found, and killed."""
     leak = "setsid sleep 97 >/dev/null 2>&1 < /dev/null & echo started"
-    done = subprocess.run([sys.executable, "-c", REAPER, "30", "sh", "-c", leak], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", REAPER, "30", "sh", "-c", leak], capture_output=True, text=True, timeout=60
+    )
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["subreaper"] and report["code"] == 0 and "started" in report["output"]
     assert len(report["left"]) == 1 and report["left"][0].endswith("sleep 97"), report["left"]  # maybe not exec'd yet
@@ -613,8 +892,8 @@ def test_the_reaper_finds_and_kills_a_process_left_behind() -> None:
 
 def test_a_10mb_answer_is_refused_by_both_verifiers_without_being_checked() -> None:
     """Neither compiled in this process (seconds, gigabytes) nor compared: a recorded failure at once."""
-    from gates.task import ExactMatchVerifier, PythonTestsVerifier, Task
-    from gates.verifier import MAX_ANSWER_CHARS, verify
+    from ratchet.gates.task import ExactMatchVerifier, PythonTestsVerifier, Task
+    from ratchet.gates.verifier import MAX_ANSWER_CHARS, verify
 
     answer = "def f():\n    return 1\n" + "x = 1\n" * 1_700_000
     specs = (PythonTestsVerifier(test="def check(c):\n    pass\n", entry_point="f"), ExactMatchVerifier(expected=["1"]))

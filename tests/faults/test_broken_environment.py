@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from releases.registry import Registry
+from ratchet.releases.registry import Registry
 from tests.faults.kill_campaign import Reference, decision_of, run_cycle
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,11 @@ INITIAL = [(None, "release")]
 
 
 def namespaces_available() -> bool:
-    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, check=False) if shutil.which("unshare") else None
+    probe = (
+        subprocess.run(["unshare", "-rm", "true"], capture_output=True, check=False)
+        if shutil.which("unshare")
+        else None
+    )
     return probe is not None and probe.returncode == 0
 
 
@@ -44,14 +48,21 @@ def intact(ws: Path) -> None:
     assert git(ws, "fsck", "--strict", "--no-dangling").returncode == 0
 
 
-@pytest.mark.skipif(not namespaces_available(), reason="needs `unshare -rm` (user + mount namespaces) for a real "
-                    "full disk / read-only mount; this host does not allow it")
+@pytest.mark.skipif(
+    not namespaces_available(),
+    reason="needs `unshare -rm` (user + mount namespaces) for a real "
+    "full disk / read-only mount; this host does not allow it",
+)
 @pytest.mark.parametrize("kind", ["disk-full", "read-only"])
-def test_an_unwritable_disk_stops_the_cycle_cleanly_and_it_resumes(kind: str, reference: Reference,
-                                                                   demo_template: Path, tmp_path: Path,
-                                                                   prefect_url: str) -> None:
-    done = subprocess.run(["unshare", "-rm", sys.executable, str(SCENARIOS), kind, str(demo_template),
-                           str(tmp_path), prefect_url], capture_output=True, text=True, timeout=900)
+def test_an_unwritable_disk_stops_the_cycle_cleanly_and_it_resumes(
+    kind: str, reference: Reference, demo_template: Path, tmp_path: Path, prefect_url: str
+) -> None:
+    done = subprocess.run(
+        ["unshare", "-rm", sys.executable, str(SCENARIOS), kind, str(demo_template), str(tmp_path), prefect_url],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.splitlines()[-1])
     failed, resumed = result["failed"], result["resumed"]
@@ -67,7 +78,8 @@ def test_an_unwritable_disk_stops_the_cycle_cleanly_and_it_resumes(kind: str, re
 
 
 def test_a_corrupted_run_store_file_is_named_and_the_cycle_resumes_without_it(
-        reference: Reference, demo_template: Path, tmp_path: Path, prefect_url: str) -> None:
+    reference: Reference, demo_template: Path, tmp_path: Path, prefect_url: str
+) -> None:
     ws = tmp_path / "ws"
     shutil.copytree(demo_template, ws, symlinks=True)
     code, _ = run_cycle(ws, prefect_url, crash_at="candidate:after-commit")  # runs stored, no decision yet
@@ -90,7 +102,8 @@ def test_a_corrupted_run_store_file_is_named_and_the_cycle_resumes_without_it(
 
 
 def test_a_stale_git_index_lock_is_named_and_the_cycle_resumes_once_it_is_gone(
-        reference: Reference, demo_template: Path, tmp_path: Path, prefect_url: str) -> None:
+    reference: Reference, demo_template: Path, tmp_path: Path, prefect_url: str
+) -> None:
     ws = tmp_path / "ws"
     shutil.copytree(demo_template, ws, symlinks=True)
     lock = ws / ".git" / "index.lock"

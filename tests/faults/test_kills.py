@@ -18,8 +18,9 @@ landed: dict[int, int] = {}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_killed_cycles_resume_to_the_uninterrupted_verdict(seed: int, reference: Reference, demo_template: Path,
-                                                           tmp_path: Path, prefect_url: str) -> None:
+def test_killed_cycles_resume_to_the_uninterrupted_verdict(
+    seed: int, reference: Reference, demo_template: Path, tmp_path: Path, prefect_url: str
+) -> None:
     result = run_seed(seed, KILLS_PER_SEED, demo_template, tmp_path, prefect_url, reference)
     landed[seed] = sum(kill.landed for kill in result.kills)
     assert result.ok, "\n".join(result.problems)

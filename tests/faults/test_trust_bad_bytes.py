@@ -37,8 +37,21 @@ from aiohttp import web
 
 from tests.agents.openai_stub import StubServer, completion
 from tests.faults.test_bad_inputs import (
-    AGENT, CLI_TIMEOUT_S, EVAL, ROOT, CaseResult, ErrorCase, chain, cli_env, commit_all, fresh_workspace, git,
-    own_suite, run_corpus, state, write,
+    AGENT,
+    CLI_TIMEOUT_S,
+    EVAL,
+    ROOT,
+    CaseResult,
+    ErrorCase,
+    chain,
+    cli_env,
+    commit_all,
+    fresh_workspace,
+    git,
+    own_suite,
+    run_corpus,
+    state,
+    write,
 )
 
 # ---- suite text: exit 2, file, line and field, nothing written ----------------------------------
@@ -53,29 +66,54 @@ def escaped_line(task_id: str, text: str = "Say yes.", expected: str = "yes", **
 GOOD = escaped_line("t1")
 TASKS = "suites/mine/tasks.jsonl"
 SURROGATE_CASES = [  # through the CLI: a real `ratchet eval` process each
-    ErrorCase("suite-input-high-surrogate", "a lone high surrogate in a task's input: exit 2, file, line, field",
-              own_suite(GOOD + escaped_line("t2", text="Say \ud800 no.")), EVAL, 2,
-              (f"{TASKS} line 2", "field 'input'", "U+D800", "character 5")),
-    ErrorCase("suite-expected-surrogate", "a lone surrogate in an expected answer: exit 2, file, line, field",
-              own_suite(escaped_line("t1", expected="y\ud800s") + escaped_line("t2")), EVAL, 2,
-              (f"{TASKS} line 1", "field 'verifier.expected.0'", "U+D800")),
-    ErrorCase("suite-yaml-surrogate", "a `\\ud800` escape in a YAML task file: exit 2, file, item, field",
-              own_suite(b'- id: t1\n  input: "Say \\ud800."\n  verifier: {type: exact_match, expected: ["yes"]}\n'
-                        b'- id: t2\n  input: Say no.\n  verifier: {type: exact_match, expected: ["no"]}\n',
-                        source="tasks.yaml"), EVAL, 2,
-              ("suites/mine/tasks.yaml item 1", "field 'input'", "U+D800")),
+    ErrorCase(
+        "suite-input-high-surrogate",
+        "a lone high surrogate in a task's input: exit 2, file, line, field",
+        own_suite(GOOD + escaped_line("t2", text="Say \ud800 no.")),
+        EVAL,
+        2,
+        (f"{TASKS} line 2", "field 'input'", "U+D800", "character 5"),
+    ),
+    ErrorCase(
+        "suite-expected-surrogate",
+        "a lone surrogate in an expected answer: exit 2, file, line, field",
+        own_suite(escaped_line("t1", expected="y\ud800s") + escaped_line("t2")),
+        EVAL,
+        2,
+        (f"{TASKS} line 1", "field 'verifier.expected.0'", "U+D800"),
+    ),
+    ErrorCase(
+        "suite-yaml-surrogate",
+        "a `\\ud800` escape in a YAML task file: exit 2, file, item, field",
+        own_suite(
+            b'- id: t1\n  input: "Say \\ud800."\n  verifier: {type: exact_match, expected: ["yes"]}\n'
+            b'- id: t2\n  input: Say no.\n  verifier: {type: exact_match, expected: ["no"]}\n',
+            source="tasks.yaml",
+        ),
+        EVAL,
+        2,
+        ("suites/mine/tasks.yaml item 1", "field 'input'", "U+D800"),
+    ),
 ]
 LOADER_CASES = [  # through `load_task_file` (what the CLI calls): line 2 of a file, and what the error must say
     ("input-low-surrogate", escaped_line("t2", text="\udfff"), ("field 'input'", "U+DFFF", "character 1")),
     ("input-reversed-pair", escaped_line("t2", text="no \udc00\ud800"), ("field 'input'", "U+DC00", "character 4")),
-    ("test-code-surrogate", escaped_line("t2", type="python_tests", entry_point="f",
-                                         test="def check(c):\n    assert c() == '\udbff'\n"),
-     ("field 'verifier.test'", "U+DBFF")),
+    (
+        "test-code-surrogate",
+        escaped_line("t2", type="python_tests", entry_point="f", test="def check(c):\n    assert c() == '\udbff'\n"),
+        ("field 'verifier.test'", "U+DBFF"),
+    ),
     ("id-surrogate", escaped_line("t\ud800"), ("field 'id'", "U+D800")),
-    ("metadata-key-surrogate", escaped_line("t2").replace(b'"id"', b'"metadata": {"\\ud800": "x"}, "id"'),
-     ("field 'metadata'", "a key", "U+D800")),
-    ("rubric-surrogate", escaped_line("t2").replace(b'"id"', b'"rubric": "\\udfff", "id"'),
-     ("field 'rubric'", "U+DFFF")),
+    (
+        "metadata-key-surrogate",
+        escaped_line("t2").replace(b'"id"', b'"metadata": {"\\ud800": "x"}, "id"'),
+        ("field 'metadata'", "a key", "U+D800"),
+    ),
+    (
+        "rubric-surrogate",
+        escaped_line("t2").replace(b'"id"', b'"rubric": "\\udfff", "id"'),
+        ("field 'rubric'", "U+DFFF"),
+    ),
 ]
 
 
@@ -86,17 +124,19 @@ def suite_results(demo_template: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("case", [pytest.param(case, id=case.name) for case in SURROGATE_CASES])
-def test_surrogates_in_suite_text_are_a_one_line_user_error(case: ErrorCase,
-                                                            suite_results: dict[str, CaseResult]) -> None:
+def test_surrogates_in_suite_text_are_a_one_line_user_error(
+    case: ErrorCase, suite_results: dict[str, CaseResult]
+) -> None:
     result = suite_results[case.name]
     assert not result.problems and not result.known, "\n".join(result.problems + result.known)
 
 
 @pytest.mark.parametrize(("line", "says"), [pytest.param(line, says, id=name) for name, line, says in LOADER_CASES])
-def test_surrogates_anywhere_in_a_task_name_file_line_and_field(line: bytes, says: tuple[str, ...],
-                                                                 tmp_path: Path) -> None:
-    from agents.errors import UserError
-    from gates.suite import load_task_file
+def test_surrogates_anywhere_in_a_task_name_file_line_and_field(
+    line: bytes, says: tuple[str, ...], tmp_path: Path
+) -> None:
+    from ratchet.agents.errors import UserError
+    from ratchet.gates.suite import load_task_file
 
     tasks_file = tmp_path / "tasks.jsonl"
     tasks_file.write_bytes(GOOD + line)
@@ -110,16 +150,16 @@ def test_surrogates_anywhere_in_a_task_name_file_line_and_field(line: bytes, say
 
 def test_a_valid_surrogate_pair_escape_is_a_character(tmp_path: Path) -> None:
     """`\\ud83d\\ude00` in JSON is one character (U+1F600): the suite loads, and hashes."""
-    from gates.suite import Suite, load_task_file
-    from gates.task import ExactMatchVerifier
+    from ratchet.gates.suite import Suite, load_task_file
+    from ratchet.gates.task import ExactMatchVerifier
 
     tasks_file = tmp_path / "tasks.jsonl"
-    tasks_file.write_bytes(escaped_line("smile", text="Say \U0001F600.", expected="\U0001F600"))
+    tasks_file.write_bytes(escaped_line("smile", text="Say \U0001f600.", expected="\U0001f600"))
     assert b"\\ud83d\\ude00" in tasks_file.read_bytes()
     tasks = load_task_file(tasks_file)
     verifier = tasks[0].verifier
-    assert tasks[0].input == "Say \U0001F600." and isinstance(verifier, ExactMatchVerifier)
-    assert verifier.expected == ["\U0001F600"]
+    assert tasks[0].input == "Say \U0001f600." and isinstance(verifier, ExactMatchVerifier)
+    assert verifier.expected == ["\U0001f600"]
     assert len(Suite(name="s", tasks={"smile": tasks[0]}, splits={"dev": ["smile"]}).content_hash()) == 64
 
 
@@ -140,7 +180,8 @@ def tool_call(name: str, arguments: str) -> dict[str, Any]:
     """A completion asking for one tool call with the raw `arguments` text."""
     body = reply(None, "tool_calls")
     body["choices"][0]["message"]["tool_calls"] = [
-        {"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}]
+        {"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    ]
     return body
 
 
@@ -167,43 +208,102 @@ class ReplyCase:
 
 RAISE_SURROGATE = "def f():\n    raise ValueError('bad ' + chr(0xD800))\n"
 REPLY_CASES = [
-    ReplyCase("content-high-surrogate", "a lone high surrogate in the reply's text",
-              lambda body: reply("ye\ud800s"), "InvalidModelOutput"),
-    ReplyCase("content-low-surrogate", "a lone low surrogate in the reply's text",
-              lambda body: reply("\udfff"), "InvalidModelOutput"),
-    ReplyCase("content-reversed-pair", "a reversed surrogate pair in the reply's text",
-              lambda body: reply("yes \udc00\ud800"), "InvalidModelOutput"),
-    ReplyCase("content-valid-pair", "control: a well-formed pair is one character, and the right answer",
-              lambda body: reply("\U0001F600"), "pass", {"type": "exact_match", "expected": ["\U0001F600"]}),
-    ReplyCase("content-nul", "a NUL character in the text: a plain wrong answer, stored",
-              lambda body: reply("yes\x00"), "WrongAnswer"),
-    ReplyCase("content-nul-code", "a NUL in code: the compiler refuses it, a recorded SyntaxError",
-              lambda body: reply("def f():\n    return 1\x00\n"), "SyntaxError",
-              {"type": "python_tests", "test": "def check(c):\n    assert c() == 1\n", "entry_point": "f"}),
-    ReplyCase("finish-reason-surrogate", "a lone surrogate in the finish_reason (metadata, not what the model said): "
-              "the right answer, its record stored escaped", lambda body: reply("yes", "st\ud800op"), "pass"),
-    ReplyCase("tool-args-surrogate", "a lone surrogate in a tool call's arguments text",
-              then_yes(tool_call("python", json.dumps({"code": "x = 1"}).replace("1", "'\ud800'"))),
-              "InvalidModelOutput"),
-    ReplyCase("tool-args-escaped-surrogate", "tool arguments that are ASCII but decode to a lone surrogate",
-              then_yes(tool_call("python", '{"code": "x = \'\\ud800\'"}')), "InvalidModelOutput"),
-    ReplyCase("tool-name-surrogate", "a lone surrogate in a tool call's name",
-              then_yes(tool_call("pyth\udc00on", "{}")), "InvalidModelOutput"),
-    ReplyCase("tool-args-nul", "a NUL in tool code: the tool reports the error, the run goes on",
-              then_yes(tool_call("python", json.dumps({"code": "x = 1\x00"}))), "pass"),
-    ReplyCase("tool-result-surrogate", "code whose error message holds a surrogate: the tool's answer escaped",
-              then_yes(tool_call("python", json.dumps({"code": "raise ValueError(chr(0xD800))"}))), "pass"),
-    ReplyCase("answer-raises-surrogate", "an answer whose error message holds a surrogate: a recorded failure",
-              lambda body: reply(RAISE_SURROGATE), "ValueError",
-              {"type": "python_tests", "test": "def check(c):\n    c()\n", "entry_point": "f"}),
+    ReplyCase(
+        "content-high-surrogate",
+        "a lone high surrogate in the reply's text",
+        lambda body: reply("ye\ud800s"),
+        "InvalidModelOutput",
+    ),
+    ReplyCase(
+        "content-low-surrogate",
+        "a lone low surrogate in the reply's text",
+        lambda body: reply("\udfff"),
+        "InvalidModelOutput",
+    ),
+    ReplyCase(
+        "content-reversed-pair",
+        "a reversed surrogate pair in the reply's text",
+        lambda body: reply("yes \udc00\ud800"),
+        "InvalidModelOutput",
+    ),
+    ReplyCase(
+        "content-valid-pair",
+        "control: a well-formed pair is one character, and the right answer",
+        lambda body: reply("\U0001f600"),
+        "pass",
+        {"type": "exact_match", "expected": ["\U0001f600"]},
+    ),
+    ReplyCase(
+        "content-nul",
+        "a NUL character in the text: a plain wrong answer, stored",
+        lambda body: reply("yes\x00"),
+        "WrongAnswer",
+    ),
+    ReplyCase(
+        "content-nul-code",
+        "a NUL in code: the compiler refuses it, a recorded SyntaxError",
+        lambda body: reply("def f():\n    return 1\x00\n"),
+        "SyntaxError",
+        {"type": "python_tests", "test": "def check(c):\n    assert c() == 1\n", "entry_point": "f"},
+    ),
+    ReplyCase(
+        "finish-reason-surrogate",
+        "a lone surrogate in the finish_reason (metadata, not what the model said): "
+        "the right answer, its record stored escaped",
+        lambda body: reply("yes", "st\ud800op"),
+        "pass",
+    ),
+    ReplyCase(
+        "tool-args-surrogate",
+        "a lone surrogate in a tool call's arguments text",
+        then_yes(tool_call("python", json.dumps({"code": "x = 1"}).replace("1", "'\ud800'"))),
+        "InvalidModelOutput",
+    ),
+    ReplyCase(
+        "tool-args-escaped-surrogate",
+        "tool arguments that are ASCII but decode to a lone surrogate",
+        then_yes(tool_call("python", '{"code": "x = \'\\ud800\'"}')),
+        "InvalidModelOutput",
+    ),
+    ReplyCase(
+        "tool-name-surrogate",
+        "a lone surrogate in a tool call's name",
+        then_yes(tool_call("pyth\udc00on", "{}")),
+        "InvalidModelOutput",
+    ),
+    ReplyCase(
+        "tool-args-nul",
+        "a NUL in tool code: the tool reports the error, the run goes on",
+        then_yes(tool_call("python", json.dumps({"code": "x = 1\x00"}))),
+        "pass",
+    ),
+    ReplyCase(
+        "tool-result-surrogate",
+        "code whose error message holds a surrogate: the tool's answer escaped",
+        then_yes(tool_call("python", json.dumps({"code": "raise ValueError(chr(0xD800))"}))),
+        "pass",
+    ),
+    ReplyCase(
+        "answer-raises-surrogate",
+        "an answer whose error message holds a surrogate: a recorded failure",
+        lambda body: reply(RAISE_SURROGATE),
+        "ValueError",
+        {"type": "python_tests", "test": "def check(c):\n    c()\n", "entry_point": "f"},
+    ),
 ]
 RAW_CASES = [
-    ReplyCase("raw-invalid-utf8", "a 200 whose JSON holds bytes that are not UTF-8: a backend fault",
-              raw(b'{"choices": [{"message": {"role": "assistant", "content": "ye\xffs"}, "finish_reason": "stop"}]}'),
-              "ModelBackendError"),
-    ReplyCase("raw-nul-byte", "a 200 whose JSON string holds a raw NUL byte: a backend fault",
-              raw(b'{"choices": [{"message": {"role": "assistant", "content": "ye\x00s"}, "finish_reason": "stop"}]}'),
-              "ModelBackendError"),
+    ReplyCase(
+        "raw-invalid-utf8",
+        "a 200 whose JSON holds bytes that are not UTF-8: a backend fault",
+        raw(b'{"choices": [{"message": {"role": "assistant", "content": "ye\xffs"}, "finish_reason": "stop"}]}'),
+        "ModelBackendError",
+    ),
+    ReplyCase(
+        "raw-nul-byte",
+        "a 200 whose JSON string holds a raw NUL byte: a backend fault",
+        raw(b'{"choices": [{"message": {"role": "assistant", "content": "ye\x00s"}, "finish_reason": "stop"}]}'),
+        "ModelBackendError",
+    ),
 ]
 TRANSPORTS = {"lean": "openai-http", "viallm": "litellm"}  # model alias -> ModelConfig.transport
 KEY_ENV, KEY_VALUE = "BAD_BYTES_API_KEY", "bad-bytes-test-key"
@@ -211,31 +311,47 @@ KEY_ENV, KEY_VALUE = "BAD_BYTES_API_KEY", "bad-bytes-test-key"
 
 def route(cases: list[ReplyCase]) -> Callable[[int, dict[str, Any]], web.StreamResponse | dict[str, Any]]:
     """The stub's behaviour: the task named in the user message picks the answer."""
+
     def answer(number: int, body: dict[str, Any]) -> web.StreamResponse | dict[str, Any]:
         for case in cases:
             if f"case:{case.name}." in body["messages"][1]["content"]:
                 return case.answer(body)
         return reply("no such case")
+
     return answer
 
 
 def bytes_workspace(template: Path, folder: Path, api_base: str) -> Path:
     """The demo with suite `bytes` (reply cases in dev, raw cases in gate), two model aliases on the stub,
     and `rc/coder/2`: the release with the python tool enabled."""
-    lines = [json.dumps({"id": case.name, "input": f"case:{case.name}.",
-                         "verifier": case.task or {"type": "exact_match", "expected": ["yes"]}}).encode() + b"\n"
-             for case in [*REPLY_CASES, *RAW_CASES]]
+    lines = [
+        json.dumps(
+            {
+                "id": case.name,
+                "input": f"case:{case.name}.",
+                "verifier": case.task or {"type": "exact_match", "expected": ["yes"]},
+            }
+        ).encode()
+        + b"\n"
+        for case in [*REPLY_CASES, *RAW_CASES]
+    ]
     splits = {"dev": [c.name for c in REPLY_CASES], "gate": [c.name for c in RAW_CASES], "holdout": []}
-    models = "".join(f'\n[models.{alias}]\nmodel = "hosted_vllm/tiny-{alias}"\napi_base = "{api_base}"\n'
-                     f'api_key_env = "{KEY_ENV}"\ntransport = "{transport}"\ntimeout_s = 10\nretries = 0\n'
-                     for alias, transport in TRANSPORTS.items())
+    models = "".join(
+        f'\n[models.{alias}]\nmodel = "hosted_vllm/tiny-{alias}"\napi_base = "{api_base}"\n'
+        f'api_key_env = "{KEY_ENV}"\ntransport = "{transport}"\ntimeout_s = 10\nretries = 0\n'
+        for alias, transport in TRANSPORTS.items()
+    )
     ws = fresh_workspace(template, folder)
-    chain(own_suite(b"".join(lines), splits=json.dumps(splits).encode()),
-          lambda ws: (ws / "ratchet.toml").write_text((ws / "ratchet.toml").read_text() + models))(ws)
+    chain(
+        own_suite(b"".join(lines), splits=json.dumps(splits).encode()),
+        lambda ws: (ws / "ratchet.toml").write_text((ws / "ratchet.toml").read_text() + models),
+    )(ws)
     commit_all(ws, "suite bytes, models on the stub")
     git(ws, "checkout", "-q", "-b", f"rc/{AGENT}/2")
-    write(f"agents/{AGENT}/agent.yaml", (ws / f"agents/{AGENT}/agent.yaml").read_bytes().replace(
-        b"tools: []", b"tools: [python]"))(ws)
+    write(
+        f"agents/{AGENT}/agent.yaml",
+        (ws / f"agents/{AGENT}/agent.yaml").read_bytes().replace(b"tools: []", b"tools: [python]"),
+    )(ws)
     commit_all(ws, "rc: the python tool")
     git(ws, "checkout", "-q", "main")
     return ws
@@ -243,16 +359,33 @@ def bytes_workspace(template: Path, folder: Path, api_base: str) -> Path:
 
 def ratchet_eval(ws: Path, alias: str, split: str) -> tuple[int, str]:
     """One `ratchet eval rc/coder/2` process: exit code, stdout and stderr."""
-    command = [sys.executable, "-m", "pipeline.cli", "eval", f"rc/{AGENT}/2", "--split", split, "--model", alias,
-               "--workspace", str(ws)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=CLI_TIMEOUT_S,
-                          env={**cli_env(None), KEY_ENV: KEY_VALUE})
+    command = [
+        sys.executable,
+        "-m",
+        "ratchet.pipeline.cli",
+        "eval",
+        f"rc/{AGENT}/2",
+        "--split",
+        split,
+        "--model",
+        alias,
+        "--workspace",
+        str(ws),
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=CLI_TIMEOUT_S,
+        env={**cli_env(None), KEY_ENV: KEY_VALUE},
+    )
     return done.returncode, done.stdout + done.stderr
 
 
 def stored_outcomes(ws: Path) -> dict[str, dict[str, tuple[str, str]]]:
     """Every run the store holds, read back with the store's own reader: file -> task -> (outcome, message)."""
-    from gates.run_store import RunRecord
+    from ratchet.gates.run_store import RunRecord
 
     found: dict[str, dict[str, tuple[str, str]]] = {}
     for path in sorted((ws / ".ratchet" / "runs").glob("*.jsonl")):
@@ -282,8 +415,9 @@ def reply_runs(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
         first = {f"{alias}/dev": (alias, "dev") for alias in TRANSPORTS}
         runs = evals_at_once(ws, first)
         before = state(ws)["runs"]
-        runs |= evals_at_once(ws, {"lean/dev/again": ("lean", "dev"),
-                                   **{f"{alias}/gate": (alias, "gate") for alias in TRANSPORTS}})
+        runs |= evals_at_once(
+            ws, {"lean/dev/again": ("lean", "dev"), **{f"{alias}/gate": (alias, "gate") for alias in TRANSPORTS}}
+        )
         runs["unchanged-runs"] = (0, repr(state(ws)["runs"] == before))
         return ReplyRuns(ws, runs, stored_outcomes(ws))
     finally:
@@ -347,11 +481,13 @@ def test_raw_bytes_that_are_not_utf8_json_are_a_backend_fault(alias: str, reply_
 
 def test_the_verifier_refuses_an_answer_that_is_not_unicode_text() -> None:
     """Neither compared nor run: the answer as the model gave it, refused with its first surrogate named."""
-    from gates.task import ExactMatchVerifier, PythonTestsVerifier, Task
-    from gates.verifier import verify
+    from ratchet.gates.task import ExactMatchVerifier, PythonTestsVerifier, Task
+    from ratchet.gates.verifier import verify
 
-    specs = (ExactMatchVerifier(expected=["yes"]),
-             PythonTestsVerifier(test="def check(c):\n    pass\n", entry_point="f"))
+    specs = (
+        ExactMatchVerifier(expected=["yes"]),
+        PythonTestsVerifier(test="def check(c):\n    pass\n", entry_point="f"),
+    )
     for spec in specs:
         outcome = asyncio.run(verify(Task(id="t", input="?", verifier=spec), "ye\ud800s"))
         assert (outcome.passed, outcome.error_type) == (False, "InvalidModelOutput")
@@ -360,7 +496,7 @@ def test_the_verifier_refuses_an_answer_that_is_not_unicode_text() -> None:
 
 
 def test_structured_answers_refuse_values_that_are_not_unicode_text() -> None:
-    from agents.structured import parse_and_validate
+    from ratchet.agents.structured import parse_and_validate
 
     assert parse_and_validate('{"a": "x"}', {"type": "object"}) == ({"a": "x"}, None)
     for text in ('{"a": "\\ud800"}', '["ok", "\\udfff"]', '{"\\udc00\\ud800": 1}'):
@@ -372,11 +508,16 @@ def test_structured_answers_refuse_values_that_are_not_unicode_text() -> None:
 
 def test_a_structured_reply_that_is_not_unicode_text_is_a_rejected_sample() -> None:
     """FGGM's samples (critic, synthesizer, answer contracts): an invalid value with storable text."""
-    from agents.artifact import ModelParams
-    from agents.models import ModelClient
-    from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted, unregister_scripted
-    from agents.structured import complete_json
-    from agents.trace import Message
+    from ratchet.agents.artifact import ModelParams
+    from ratchet.agents.models import ModelClient
+    from ratchet.agents.providers.scripted import (
+        ScriptedProvider,
+        ScriptedReply,
+        register_scripted,
+        unregister_scripted,
+    )
+    from ratchet.agents.structured import complete_json
+    from ratchet.agents.trace import Message
 
     model = register_scripted("bad-bytes-json", ScriptedProvider([ScriptedReply(content='{"a": "\ud800"}')]))
     try:
@@ -391,14 +532,21 @@ def test_a_structured_reply_that_is_not_unicode_text_is_a_rejected_sample() -> N
 
 def test_the_run_store_escapes_what_it_cannot_encode_and_reads_it_back(tmp_path: Path) -> None:
     """The last layer: any surrogate left in a record is stored escaped, never a failed write."""
-    from agents.trace import Message, Trace, storable
-    from gates.outcome import Outcome
-    from gates.run_store import RunKey, RunRecord, RunStore
+    from ratchet.agents.trace import Message, Trace, storable
+    from ratchet.gates.outcome import Outcome
+    from ratchet.gates.run_store import RunKey, RunRecord, RunStore
 
     key = RunKey(artifact_hash="a" * 64, suite_hash="b" * 64, model_config_hash="c" * 64)
-    trace = Trace(task_id="t", agent="coder", artifact_hash="a" * 64, model="m", simulated=False,
-                  messages=[Message(role="tool", content="error: ValueError: \ud800")], started_at="now",
-                  duration_s=0.0)
+    trace = Trace(
+        task_id="t",
+        agent="coder",
+        artifact_hash="a" * 64,
+        model="m",
+        simulated=False,
+        messages=[Message(role="tool", content="error: ValueError: \ud800")],
+        started_at="now",
+        duration_s=0.0,
+    )
     outcome = Outcome(task_id="t", passed=False, score=0.0, error_type="ValueError", message="ValueError: \udfff")
     record = RunRecord(key=key, task_id="t", trial=0, trace=trace, outcome=outcome)
     store = RunStore(tmp_path)

@@ -27,36 +27,66 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.artifact import artifact_files, content_hash, load_artifact
-from agents.model_config import Deployment, ModelConfig
-from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted, unregister_scripted
-from pipeline import stages
-from pipeline.validate import validate_proposal
-from pipeline.workspace import demo_files
-from releases.gitstore import GitStore
-from releases.registry import Registry, initialize
+from ratchet.agents.artifact import artifact_files, content_hash, load_artifact
+from ratchet.agents.model_config import Deployment, ModelConfig
+from ratchet.agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted, unregister_scripted
+from ratchet.pipeline import context
+from ratchet.pipeline.validate import validate_proposal
+from ratchet.pipeline.workspace import demo_files
+from ratchet.releases.gitstore import GitStore
+from ratchet.releases.registry import Registry, initialize
 from tests.conftest import CliResult
 from tests.faults.test_adversarial_rcs import assert_untouched, attack_workspace, git, run_attacks
 
-BASE = {rel.removeprefix("agents/coder/"): data.decode() for rel, data in demo_files().items()
-        if rel.startswith("agents/coder/")}
+BASE = {
+    rel.removeprefix("agents/coder/"): data.decode()
+    for rel, data in demo_files().items()
+    if rel.startswith("agents/coder/")
+}
 SURFACE = "agents/coder/"
 
 
-def refused(changes: dict[str, str | None], base: dict[str, str] = BASE,
-            models: dict[str, ModelConfig] | None = None) -> str | None:
+def refused(
+    changes: dict[str, str | None], base: dict[str, str] = BASE, models: dict[str, ModelConfig] | None = None
+) -> str | None:
     return validate_proposal("coder", base, changes, models=models)
 
 
 # ------------------------------------------------------------------------------ (a) metadata names
 
 GIT_METADATA = [  # paths relative to agents/coder/: each is git metadata on NTFS or HFS+ (or on every system)
-    ".git./config", ".git../config", ".git /config", ".git. ./config", ".GIT/config", ".Git./config",
-    "git~1/config", "GIT~1/config", "Git~1/hooks/pre-commit", ".git::$INDEX_ALLOCATION/config", ".git:x",
-    ".g\u200cit/config", "\ufeff.git/config", ".GI\u200dT/hooks/post-checkout", ".gi\u206at/config",
-    ".gitattributes", ".gitattributes ", ".GitAttributes.", "prompts/.gitattributes", "gi7d29~1", "GITATT~1",
-    "GI7D2~12", ".gitmodules", ".gitmodules.", "meta/.gitmodules", "gitmod~4", "GI7EBA~1",
-    ".gitignore", ".gitignore ", "gi250a~1", ".mailmap", ".git\u200f/config",
+    ".git./config",
+    ".git../config",
+    ".git /config",
+    ".git. ./config",
+    ".GIT/config",
+    ".Git./config",
+    "git~1/config",
+    "GIT~1/config",
+    "Git~1/hooks/pre-commit",
+    ".git::$INDEX_ALLOCATION/config",
+    ".git:x",
+    ".g\u200cit/config",
+    "\ufeff.git/config",
+    ".GI\u200dT/hooks/post-checkout",
+    ".gi\u206at/config",
+    ".gitattributes",
+    ".gitattributes ",
+    ".GitAttributes.",
+    "prompts/.gitattributes",
+    "gi7d29~1",
+    "GITATT~1",
+    "GI7D2~12",
+    ".gitmodules",
+    ".gitmodules.",
+    "meta/.gitmodules",
+    "gitmod~4",
+    "GI7EBA~1",
+    ".gitignore",
+    ".gitignore ",
+    "gi250a~1",
+    ".mailmap",
+    ".git\u200f/config",
 ]
 OS_ALIASES = [  # (path relative to agents/coder/, what the reason says)
     ("prompts./system.md.j2", "ends in a dot or a space"),
@@ -116,10 +146,23 @@ def test_the_earlier_path_rules_still_hold(path: str, reason: str) -> None:
     assert problem is not None and reason in problem, problem
 
 
-@pytest.mark.parametrize("rel", [
-    "prompts/system.md.j2", "meta/notes.md", ".gitkeep", ".github/notes.md", "git/notes.md", "gitattributes",
-    "notes/my file.md", "prompts/caf\u00e9.md", "prompts/v1.2.md.j2", "tilde~notes.md", "console.md", "conf/x.md",
-])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "prompts/system.md.j2",
+        "meta/notes.md",
+        ".gitkeep",
+        ".github/notes.md",
+        "git/notes.md",
+        "gitattributes",
+        "notes/my file.md",
+        "prompts/caf\u00e9.md",
+        "prompts/v1.2.md.j2",
+        "tilde~notes.md",
+        "console.md",
+        "conf/x.md",
+    ],
+)
 def test_plain_names_are_still_accepted(rel: str) -> None:
     """The control: the rules refuse aliases, not ordinary file names."""
     assert refused({SURFACE + rel: "You write Python.\n"}) is None
@@ -135,11 +178,13 @@ GIT_ALIASES = [  # (remediation id, write_file path relative to agents/coder/, w
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_git_metadata_aliases_are_rejected_and_the_next_cycle_runs(tmp_path: Path, cli: Callable[..., CliResult],
-                                                                  ) -> None:
+def test_git_metadata_aliases_are_rejected_and_the_next_cycle_runs(
+    tmp_path: Path,
+    cli: Callable[..., CliResult],
+) -> None:
     """One cycle per alias, in a row: each is a recorded rejection at validate, never a git traceback
     that every later cycle would hit again; the cycle after them runs and finds nothing left to try."""
-    from pipeline.flows import improve_cycle
+    from ratchet.pipeline.flows import improve_cycle
 
     ws = attack_workspace(tmp_path / "ws", GIT_ALIASES)
     outside = sorted(p.name for p in tmp_path.iterdir())
@@ -186,8 +231,9 @@ def pycache_prompt_files() -> dict[str, bytes]:
     """The demo workspace whose coder/v1 keeps its system prompt under `__pycache__/` (a person put it there)."""
     files = demo_files()
     spec = files["agents/coder/agent.yaml"].decode()
-    files["agents/coder/agent.yaml"] = spec.replace("system: prompts/system.md.j2",
-                                                    "system: __pycache__/system.md.j2").encode()
+    files["agents/coder/agent.yaml"] = spec.replace(
+        "system: prompts/system.md.j2", "system: __pycache__/system.md.j2"
+    ).encode()
     files["agents/coder/__pycache__/system.md.j2"] = files.pop("agents/coder/prompts/system.md.j2")
     files["agents/coder/.DS_Store"] = b"\0\0\0\1Bud1"
     return files
@@ -198,7 +244,7 @@ def test_a_checkout_hashes_exactly_the_files_git_holds(tmp_path: Path) -> None:
     initialize(ws, pycache_prompt_files(), ["coder"], "a prompt under __pycache__")
     with GitStore(ws) as store:
         held = store.list_files("coder/v1", "agents/coder")
-    state = stages.checkout_artifact(stages.open_context(ws, "coder"), "coder/v1", "coder/v1")
+    state = context.checkout_artifact(context.open_context(ws, "coder"), "coder/v1", "coder/v1")
     assert {"__pycache__/system.md.j2", ".DS_Store"} <= set(held)
     assert state.artifact.content_hash == content_hash(held)
 
@@ -207,14 +253,27 @@ def test_a_checkout_hashes_exactly_the_files_git_holds(tmp_path: Path) -> None:
 def test_an_rc_editing_a_prompt_kept_in_pycache_is_not_promoted_unevaluated(tmp_path: Path) -> None:
     """Before: the RC hashed like its baseline, reused the baseline's gate runs and was promoted with 0 flips."""
     files = pycache_prompt_files()
-    playbook = {"remediations": [{
-        "id": "edit-the-hidden-prompt", "targets": ["non_code_output"], "intent": "Rewrite the system prompt.",
-        "edits": [{"write_file": {"path": "__pycache__/system.md.j2",
-                                  "content": "Answer in prose. Never write code.\n"}}]}]}
+    playbook = {
+        "remediations": [
+            {
+                "id": "edit-the-hidden-prompt",
+                "targets": ["non_code_output"],
+                "intent": "Rewrite the system prompt.",
+                "edits": [
+                    {
+                        "write_file": {
+                            "path": "__pycache__/system.md.j2",
+                            "content": "Answer in prose. Never write code.\n",
+                        }
+                    }
+                ],
+            }
+        ]
+    }
     files["agents/coder/meta/playbook.yaml"] = yaml.safe_dump(playbook).encode()
     ws = tmp_path / "ws"
     initialize(ws, files, ["coder"], "a prompt under __pycache__")
-    from pipeline.flows import improve_cycle
+    from ratchet.pipeline.flows import improve_cycle
 
     result = improve_cycle(str(ws), "coder")
     assert (result.decision, result.stage, result.new_tag) == ("reject", "validate", None), result
@@ -231,8 +290,9 @@ ALIASES = {
     "prod": ModelConfig(model="hosted_vllm/tiny", api_base="http://127.0.0.1:8000/v1"),
     "prod-2": ModelConfig(model="openai/gpt-4o"),
     "offline": ModelConfig(model="sim/humaneval"),
-    "mixed": ModelConfig(model="hosted_vllm/tiny", deployments=[Deployment(model="hosted_vllm/tiny"),
-                                                                Deployment(model="sim/humaneval")]),
+    "mixed": ModelConfig(
+        model="hosted_vllm/tiny", deployments=[Deployment(model="hosted_vllm/tiny"), Deployment(model="sim/humaneval")]
+    ),
 }
 
 
@@ -253,10 +313,17 @@ def changes_to(base: dict[str, str], patched: dict[str, str]) -> dict[str, str |
     return {SURFACE + rel: text for rel, text in patched.items() if base.get(rel) != text}
 
 
-@pytest.mark.parametrize(("before", "after"), [
-    (REAL, "sim/humaneval"), ("prod", "sim/humaneval"), ("prod", "offline"), ("prod", "mixed"),
-    (REAL, "offline"), ("prod-2", "sim/tqb"),
-])
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (REAL, "sim/humaneval"),
+        ("prod", "sim/humaneval"),
+        ("prod", "offline"),
+        ("prod", "mixed"),
+        (REAL, "offline"),
+        ("prod-2", "sim/tqb"),
+    ],
+)
 def test_an_rc_cannot_swap_the_agents_real_model_for_the_simulator(before: str, after: str) -> None:
     base = with_spec(BASE, model=before)
     problem = refused(changes_to(base, with_spec(base, model=after)), base, ALIASES)
@@ -264,10 +331,15 @@ def test_an_rc_cannot_swap_the_agents_real_model_for_the_simulator(before: str, 
     assert repr(after) in problem and "\n" not in problem
 
 
-@pytest.mark.parametrize(("agent_model", "before", "after"), [
-    (REAL, REAL, "sim/humaneval"), ("sim/humaneval", REAL, "sim/humaneval"), ("prod", "prod-2", "offline"),
-    (REAL, None, "sim/humaneval"),
-])
+@pytest.mark.parametrize(
+    ("agent_model", "before", "after"),
+    [
+        (REAL, REAL, "sim/humaneval"),
+        ("sim/humaneval", REAL, "sim/humaneval"),
+        ("prod", "prod-2", "offline"),
+        (REAL, None, "sim/humaneval"),
+    ],
+)
 def test_an_rc_cannot_give_the_synthesizer_the_simulator(agent_model: str, before: str | None, after: str) -> None:
     """`meta/synthesizer.yaml` llm.model: real -> sim, or a new llm section on the simulator beside a real agent model."""
     base = with_synthesizer(with_spec(BASE, model=agent_model), before)
@@ -275,10 +347,17 @@ def test_an_rc_cannot_give_the_synthesizer_the_simulator(agent_model: str, befor
     assert problem is not None and "simulator" in problem and "meta/synthesizer.yaml" in problem, problem
 
 
-@pytest.mark.parametrize(("before", "after"), [
-    ("sim/humaneval", "sim/tqb"), ("sim/humaneval", "offline"), (REAL, "openai/gpt-4o"), ("prod", "prod-2"),
-    ("offline", "sim/humaneval"), ("sim/humaneval", REAL),
-])
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("sim/humaneval", "sim/tqb"),
+        ("sim/humaneval", "offline"),
+        (REAL, "openai/gpt-4o"),
+        ("prod", "prod-2"),
+        ("offline", "sim/humaneval"),
+        ("sim/humaneval", REAL),
+    ],
+)
 def test_other_model_changes_are_left_to_the_gate(before: str, after: str) -> None:
     """The control: sim -> sim (the demo), real -> real and sim -> real are evaluated like any edit."""
     base = with_spec(BASE, model=before)
@@ -291,27 +370,36 @@ PROSE_ANSWER = "Here is the function you asked for:\n```python\ndef f():\n    pa
 @pytest.fixture
 def real_model() -> Iterator[str]:
     """A stand-in for a real model (not `sim/`): it answers every task with prose around fenced code."""
-    model = register_scripted("trust-real-model", ScriptedProvider(lambda messages, tools: ScriptedReply(
-        content=PROSE_ANSWER)))
+    model = register_scripted(
+        "trust-real-model", ScriptedProvider(lambda messages, tools: ScriptedReply(content=PROSE_ANSWER))
+    )
     yield model
     unregister_scripted("trust-real-model")
 
 
 @pytest.mark.usefixtures("prefect_server")
 def test_an_rc_switching_a_real_model_to_the_simulator_is_rejected_before_evaluation(
-        tmp_path: Path, real_model: str) -> None:
+    tmp_path: Path, real_model: str
+) -> None:
     """Before: the RC ran the gate on sim/humaneval against the real model and was promoted with many "fixes"."""
     files = demo_files()
     files["ratchet.toml"] += f'\n[models.prod]\nmodel = "{real_model}"\n'.encode()
     spec = files["agents/coder/agent.yaml"].decode().replace("model: sim/humaneval", "model: prod")
     files["agents/coder/agent.yaml"] = spec.encode()
-    playbook = {"remediations": [{
-        "id": "use-the-simulator", "targets": ["non_code_output"], "intent": "Answer with the offline model.",
-        "edits": [{"set": {"model": "sim/humaneval"}}]}]}
+    playbook = {
+        "remediations": [
+            {
+                "id": "use-the-simulator",
+                "targets": ["non_code_output"],
+                "intent": "Answer with the offline model.",
+                "edits": [{"set": {"model": "sim/humaneval"}}],
+            }
+        ]
+    }
     files["agents/coder/meta/playbook.yaml"] = yaml.safe_dump(playbook).encode()
     ws = tmp_path / "ws"
     initialize(ws, files, ["coder"], "a real model")
-    from pipeline.flows import improve_cycle
+    from ratchet.pipeline.flows import improve_cycle
 
     result = improve_cycle(str(ws), "coder")
     assert (result.model, result.simulated) == (real_model, False)
@@ -323,4 +411,3 @@ def test_an_rc_switching_a_real_model_to_the_simulator_is_rejected_before_evalua
     verdict = json.loads(git(ws, "show", f"{result.rc}:{entry.evidence}/verdict.json"))
     assert "simulator" in verdict["reasons"][0]
     assert git(ws, "show", "main:agents/coder/agent.yaml") == spec
-

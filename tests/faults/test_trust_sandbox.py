@@ -19,16 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from gates.sandbox import available_isolation
-from gates.suite import load_suite
-from gates.verifier import verify
+from ratchet.gates.sandbox import available_isolation
+from ratchet.gates.suite import load_suite
+from ratchet.gates.verifier import verify
 from tests.faults.sandbox_attacks import FD_SCAN, FORGERIES, SIGNAL_ATTACKS, run_mode
 
 GUARDED_MODES = ("all layers", "seccomp + guard", "guard only")
-DESCRIPTOR_ROUTES = ("write the verdict to every descriptor", "write the verdict to every descriptor, then exit 0",
-                     "reopen descriptors through /proc/self/fd and /dev/fd",
-                     "a finalizer on another thread writes the verdict",
-                     "threads keep writing the verdict after the failure")
+DESCRIPTOR_ROUTES = (
+    "write the verdict to every descriptor",
+    "write the verdict to every descriptor, then exit 0",
+    "reopen descriptors through /proc/self/fd and /dev/fd",
+    "a finalizer on another thread writes the verdict",
+    "threads keep writing the verdict after the failure",
+)
 
 
 @pytest.mark.parametrize("mode", GUARDED_MODES)
@@ -52,8 +55,7 @@ def test_the_kernel_alone_closes_every_descriptor_route(tmp_path: Path) -> None:
     """With the guard switched off, no syscall of the program reaches the verdict channel."""
     if not available_isolation().processes:
         pytest.skip("seccomp filters cannot be installed on this host")
-    run = run_mode("kernel only", {name: FORGERIES[name] for name in DESCRIPTOR_ROUTES}
-                   | SIGNAL_ATTACKS, tmp_path)
+    run = run_mode("kernel only", {name: FORGERIES[name] for name in DESCRIPTOR_ROUTES} | SIGNAL_ATTACKS, tmp_path)
     assert run.alive, run.stderr
     assert [name for name in run.results if run.passed(name) and name != "honest program"] == []
     assert run.passed("honest program")
@@ -61,8 +63,9 @@ def test_the_kernel_alone_closes_every_descriptor_route(tmp_path: Path) -> None:
 
 def test_the_forgery_checks_can_fail(tmp_path: Path) -> None:
     """The control: a harness whose worker keeps the shared descriptor table is forged at once."""
-    run = run_mode("control: shared descriptor table", {name: FORGERIES[name] for name in DESCRIPTOR_ROUTES[:2]},
-                   tmp_path)
+    run = run_mode(
+        "control: shared descriptor table", {name: FORGERIES[name] for name in DESCRIPTOR_ROUTES[:2]}, tmp_path
+    )
     assert run.passed(DESCRIPTOR_ROUTES[0]) and run.passed(DESCRIPTOR_ROUTES[1]), run.results
 
 

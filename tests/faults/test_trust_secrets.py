@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.workspace import demo_files
-from releases.registry import initialize
+from ratchet.pipeline.workspace import demo_files
+from ratchet.releases.registry import initialize
 from tests.agents.openai_stub import StubServer, completion
 from tests.faults.faulty_model_server import FaultPlan, FaultyModelServer
 
@@ -95,7 +95,8 @@ def servers() -> Iterator[list[StubServer]]:
 
 @pytest.mark.parametrize("key_env", ["PROVIDER_KEY", "MY_LLM_PASS", "ACCESS"])
 def test_a_key_named_by_api_key_env_is_redacted_from_the_run_store_whatever_its_name(
-        key_env: str, workspace: Path, servers: list[StubServer], cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    key_env: str, workspace: Path, servers: list[StubServer], cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = "prov-7Hq2Lx9Wc4MzR8vN"  # no known key shape: only its being named by api_key_env marks it
     monkeypatch.setenv(key_env, key)
     server = echoing(lambda auth, body: f"The key I was sent is {auth.removeprefix('Bearer ')}")
@@ -122,23 +123,37 @@ def critic_answer(auth: str, body: dict[str, Any]) -> str:
     final = prompt.split("--- final output ---\n", 1)[1].splitlines()[0]
     label = "wrong_answer" if final.startswith(("def ", "from ", "import ", "    ")) else "non_code_output"
     quote = final if len(final) >= 3 else prompt.split("--- verifier: ", 1)[1].splitlines()[0]
-    return json.dumps({"symptoms": [{"label": label, "new_label": False, "evidence": [quote],
-                                     "description": f"seen from outside; I was called with {auth}"}]})
+    return json.dumps(
+        {
+            "symptoms": [
+                {
+                    "label": label,
+                    "new_label": False,
+                    "evidence": [quote],
+                    "description": f"seen from outside; I was called with {auth}",
+                }
+            ]
+        }
+    )
 
 
 def synthesizer_answer(auth: str, body: dict[str, Any]) -> str:
     """A valid proposal whose intent repeats the key the synthesizer was called with."""
-    return json.dumps({
-        "remediation": "bare-code", "targets": ["non_code_output"],
-        "intent": f"Answer with bare code so the tests can run it (called with {auth}).",
-        "edits": [{"add_instruction": "Return only the Python code of the function, without markdown fences."}],
-    })
+    return json.dumps(
+        {
+            "remediation": "bare-code",
+            "targets": ["non_code_output"],
+            "intent": f"Answer with bare code so the tests can run it (called with {auth}).",
+            "edits": [{"add_instruction": "Return only the Python code of the function, without markdown fences."}],
+        }
+    )
 
 
 @pytest.mark.usefixtures("prefect_server")
 def test_critic_and_synthesizer_keys_never_reach_git_or_the_run_store(
-        tmp_path: Path, servers: list[StubServer], monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.flows import improve_cycle
+    tmp_path: Path, servers: list[StubServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ratchet.pipeline.flows import improve_cycle
 
     critic_key, synthesizer_key = "crit-5Rk8Qw2Zt7Yp", "synth-3Jd9Fh6Lm1Xc"
     monkeypatch.setenv("MY_LLM_PASS", critic_key)
@@ -149,9 +164,12 @@ def test_critic_and_synthesizer_keys_never_reach_git_or_the_run_store(
     meta = yaml.safe_load(files["agents/coder/meta/synthesizer.yaml"])
     meta.update(strategies=["llm", "playbook"], llm={"model": "synth", "samples": 1})
     files["agents/coder/meta/synthesizer.yaml"] = yaml.safe_dump(meta).encode()
-    files["ratchet.toml"] = (files["ratchet.toml"] + b'critic_model = "critic"\n'
-                             + model_alias("critic", critic.base_url, "MY_LLM_PASS").encode()
-                             + model_alias("synth", synthesizer.base_url, "ACCESS").encode())
+    files["ratchet.toml"] = (
+        files["ratchet.toml"]
+        + b'critic_model = "critic"\n'
+        + model_alias("critic", critic.base_url, "MY_LLM_PASS").encode()
+        + model_alias("synth", synthesizer.base_url, "ACCESS").encode()
+    )
     ws = tmp_path / "ws"
     initialize(ws, files, ["coder"], "test workspace")
 
@@ -173,11 +191,17 @@ def test_critic_and_synthesizer_keys_never_reach_git_or_the_run_store(
 
 
 def test_an_answer_that_looks_like_a_secret_is_scored_as_said_and_stored_masked(
-        workspace: Path, servers: list[StubServer], cli: Any) -> None:
+    workspace: Path, servers: list[StubServer], cli: Any
+) -> None:
     server = echoing(lambda auth, body: SECRET_SHAPED_ANSWER)
     servers.append(server)
-    add_suite(workspace, [exact("token", "Which test token is printed on the card?", SECRET_SHAPED_ANSWER),
-                          exact("capital", "Capital of France?", "Paris")])
+    add_suite(
+        workspace,
+        [
+            exact("token", "Which test token is printed on the card?", SECRET_SHAPED_ANSWER),
+            exact("capital", "Capital of France?", "Paris"),
+        ],
+    )
     settings = workspace / "ratchet.toml"
     settings.write_text(settings.read_text() + model_alias("echo", server.base_url))
 
@@ -187,8 +211,12 @@ def test_an_answer_that_looks_like_a_secret_is_scored_as_said_and_stored_masked(
     assert "1/2 passed" in out.output, f"the right answer was scored against the mask: {out.output}"
     stored = run_store_bytes(workspace)
     assert SECRET_SHAPED_ANSWER.encode() not in stored.lower(), "the secret-shaped answer is stored in clear"
-    records = [json.loads(line) for p in (workspace / ".ratchet").rglob("*.jsonl") for line in p.read_text().splitlines()
-               if '"outcome"' in line]
+    records = [
+        json.loads(line)
+        for p in (workspace / ".ratchet").rglob("*.jsonl")
+        for line in p.read_text().splitlines()
+        if '"outcome"' in line
+    ]
     by_task = {r["task_id"]: r for r in records}
     assert by_task["token"]["outcome"]["passed"] and not by_task["capital"]["outcome"]["passed"]
     assert by_task["token"]["trace"]["final_output"] == MASK
@@ -239,10 +267,12 @@ def test_credentials_in_the_api_base_are_no_flow_parameter_log_or_artifact(works
 
 
 def test_credentials_in_urls_are_masked_in_any_text() -> None:
-    from agents.redaction import redact
+    from ratchet.agents.redaction import redact
 
-    text = ("calling http://bob:hunter2-pass@models.example/v1 and "
-            "https://models.example/v1?api_key=q-81hs7dk2&model=x then wss://x.example/?token=abc123def&b=1")
+    text = (
+        "calling http://bob:hunter2-pass@models.example/v1 and "
+        "https://models.example/v1?api_key=q-81hs7dk2&model=x then wss://x.example/?token=abc123def&b=1"
+    )
     masked = redact(text, [])
     assert "hunter2-pass" not in masked and "q-81hs7dk2" not in masked and "abc123def" not in masked
     assert f"http://{MASK}@models.example/v1" in masked and "model=x" in masked and "b=1" in masked
@@ -256,7 +286,7 @@ def test_credentials_in_run_log_lines_are_masked_before_prefect_stores_them() ->
     from prefect.logging import get_run_logger
     from prefect.logging.handlers import APILogHandler
 
-    from pipeline.flows import mask_secrets_in_run_logs
+    from ratchet.pipeline.flows import mask_secrets_in_run_logs
 
     password = "pw-Lq93Nd7Ex5Tb"
     url = f"http://carol:{password}@10.0.0.1/v1"

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from agents.tools import Tool, tool_schema
-from gates.python_tool import PythonExamplesTool, docstring_examples
-from gates.sandbox import SandboxLimits
-from gates.suite import builtin_humaneval_tasks
-from gates.task import PythonTestsVerifier, Task
+from ratchet.agents.tools import Tool, tool_schema
+from ratchet.gates.python_tool import PythonExamplesTool, docstring_examples
+from ratchet.gates.sandbox import SandboxLimits
+from ratchet.gates.suite import builtin_humaneval_tasks
+from ratchet.gates.task import PythonTestsVerifier, Task
 
 PROMPT = '''from typing import List
 
@@ -114,10 +114,7 @@ def test_doctest_conventions() -> None:
     ValueError: negative
     """
 '''
-    code = prompt + (
-        "    if x < 0:\n        raise ValueError('negative')\n"
-        "    return ['zero', 'one', 'two'][x]\n"
-    )
+    code = prompt + ("    if x < 0:\n        raise ValueError('negative')\n    return ['zero', 'one', 'two'][x]\n")
     task = TASK.model_copy(update={"input": prompt})
     assert call({"code": code}, task) == "ok: ran 4 docstring example(s), all passed"
 

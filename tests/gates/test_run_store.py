@@ -8,22 +8,34 @@ from pathlib import Path
 
 import pytest
 
-from agents.trace import Message, Trace
-from gates.outcome import Outcome
-from gates.run_store import GroupCommit, RunKey, RunRecord, RunStore
+from ratchet.agents.trace import Message, Trace
+from ratchet.gates.outcome import Outcome
+from ratchet.gates.run_store import GroupCommit, RunKey, RunRecord, RunStore
 
 KEY = RunKey(artifact_hash="a" * 64, suite_hash="b" * 64, model_config_hash="c" * 64)
 
 
 def record(i: int, key: RunKey = KEY) -> RunRecord:
-    trace = Trace(task_id=f"t/{i}", agent="coder", artifact_hash=key.artifact_hash, model="sim/x", simulated=True,
-                  messages=[Message(role="assistant", content=f"answer {i}")], started_at="2026-11-24T00:00:00Z",
-                  duration_s=0.1)
-    return RunRecord(key=key, task_id=f"t/{i}", trial=0, trace=trace,
-                     outcome=Outcome(task_id=f"t/{i}", passed=i % 2 == 0, score=float(i % 2 == 0)))
+    trace = Trace(
+        task_id=f"t/{i}",
+        agent="coder",
+        artifact_hash=key.artifact_hash,
+        model="sim/x",
+        simulated=True,
+        messages=[Message(role="assistant", content=f"answer {i}")],
+        started_at="2026-11-24T00:00:00Z",
+        duration_s=0.1,
+    )
+    return RunRecord(
+        key=key,
+        task_id=f"t/{i}",
+        trial=0,
+        trace=trace,
+        outcome=Outcome(task_id=f"t/{i}", passed=i % 2 == 0, score=float(i % 2 == 0)),
+    )
 
 
-def test_group_commit_writes_every_record_with_fewer_fsyncs(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_group_commit_writes_every_record_with_fewer_fsyncs(tmp_path: Path, monkeypatch) -> None:
     store = RunStore(tmp_path)
     other = RunKey(artifact_hash="d" * 64, suite_hash="b" * 64, model_config_hash="c" * 64)
     fsyncs: list[int] = []

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gates import sandbox
-from gates.sandbox import Isolation, SandboxLimits, SandboxResult, available_isolation, run_python
+from ratchet.gates import sandbox
+from ratchet.gates.sandbox import Isolation, SandboxLimits, SandboxResult, available_isolation, run_python
 
 FAST = SandboxLimits(timeout_s=1)
 NONE = Isolation(network=False, filesystem=False, processes=False)
@@ -59,9 +59,11 @@ def processes_mentioning(text: str) -> list[int]:
 def require(layer: str) -> None:
     """Skip, saying why, when this host does not allow a kernel layer."""
     if not getattr(available_isolation(), layer):
-        reasons = {"network": "unshare -rn is not permitted on this host",
-                   "filesystem": "unshare -rnm with mounts in a user namespace is not permitted on this host",
-                   "processes": "seccomp filters cannot be installed on this host"}
+        reasons = {
+            "network": "unshare -rn is not permitted on this host",
+            "filesystem": "unshare -rnm with mounts in a user namespace is not permitted on this host",
+            "processes": "seccomp filters cannot be installed on this host",
+        }
         pytest.skip(f"{reasons[layer]}: runs get no {layer} isolation here, and SandboxResult says so")
 
 
@@ -196,7 +198,11 @@ def test_runs_without_isolation_when_unshare_is_missing(monkeypatch: pytest.Monk
     monkeypatch.setattr(sandbox, "network_isolation_available", lambda: False)
     result = run("print('still runs')")
     assert (result.status, result.stdout, result.network_isolated, result.filesystem_isolated) == (
-        "ok", "still runs\n", False, False)
+        "ok",
+        "still runs\n",
+        False,
+        False,
+    )
     assert result.processes_isolated is sandbox.available_isolation().processes, "seccomp needs no namespace"
 
 
@@ -204,15 +210,25 @@ def test_results_state_the_isolation_the_run_had() -> None:
     isolation = available_isolation()
     result = run("print(1)")
     assert (result.network_isolated, result.filesystem_isolated, result.processes_isolated) == (
-        isolation.network, isolation.filesystem, isolation.processes)
+        isolation.network,
+        isolation.filesystem,
+        isolation.processes,
+    )
     assert result.violations == []
 
 
 def _python_and_temp_tops() -> set[str]:
     """The top-level folders holding Python (venvs live anywhere, e.g. /check/...) and the temp folder."""
     import sys
-    folders = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
-               os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))), tempfile.gettempdir()}
+
+    folders = {
+        sys.prefix,
+        sys.exec_prefix,
+        sys.base_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+        tempfile.gettempdir(),
+    }
     return {Path(os.path.realpath(f)).parts[1] for f in folders if f and os.path.realpath(f) != "/"}
 
 
@@ -223,7 +239,7 @@ def test_the_sandbox_sees_a_private_root() -> None:
         mp.setattr(sandbox, "IN_PROCESS_GUARD", False)
         result = run(program)
     assert result.status == "ok", result
-    top = set(eval(result.stdout.splitlines()[0]))  # noqa: S307 - our own program's printed list
+    top = set(eval(result.stdout.splitlines()[0]))
     assert top <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "dev", "etc"} | _python_and_temp_tops(), top
     assert not {"proc", "sys", "run", "boot"} & top, "no /proc (other processes' environments), /sys or /run"
     assert result.stdout.splitlines()[1] == "True"
@@ -243,13 +259,20 @@ def test_threads_work_but_new_processes_do_not(monkeypatch: pytest.MonkeyPatch) 
     )
     result = run(program)
     assert result.status == "ok", result
-    assert result.stdout.splitlines() == ["thread [1]", "signal to itself", "fork denied 1", "spawn denied 1",
-                                          "signal parent denied 1"]
+    assert result.stdout.splitlines() == [
+        "thread [1]",
+        "signal to itself",
+        "fork denied 1",
+        "spawn denied 1",
+        "signal parent denied 1",
+    ]
 
 
 def test_guard_refusals_are_recorded_even_when_caught_or_timed_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    program = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=0.2)\n"
-               "except PermissionError as exc:\n    print(type(exc).__name__, flush=True)\nwhile True:\n    pass\n")
+    program = (
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=0.2)\n"
+        "except PermissionError as exc:\n    print(type(exc).__name__, flush=True)\nwhile True:\n    pass\n"
+    )
     result = run(program)
     assert result.status == "timeout" and result.stdout == "SandboxViolation\n"
     assert result.violations == ["network access (socket.getaddrinfo '127.0.0.1')"]
@@ -264,12 +287,14 @@ def test_the_program_holds_no_descriptor_of_the_verdict_channel(guard: bool, mon
     """Its thread has a descriptor table of its own: stdio and the details channel only (the attacks on
     the verdict are in tests/faults/test_trust_sandbox.py)."""
     monkeypatch.setattr(sandbox, "IN_PROCESS_GUARD", guard)
-    program = ("import os, stat, sys\nopen_fds = []\nfor fd in range(64):\n    try:\n"
-               "        open_fds.append((fd, stat.S_ISFIFO(os.fstat(fd).st_mode)))\n    except OSError:\n"
-               "        pass\nprint(open_fds)\nprint(sys.argv)\n")
+    program = (
+        "import os, stat, sys\nopen_fds = []\nfor fd in range(64):\n    try:\n"
+        "        open_fds.append((fd, stat.S_ISFIFO(os.fstat(fd).st_mode)))\n    except OSError:\n"
+        "        pass\nprint(open_fds)\nprint(sys.argv)\n"
+    )
     result = run(program)
     assert result.status == "ok", result
-    fds = eval(result.stdout.splitlines()[0])  # noqa: S307 - our own program's printed list
+    fds = eval(result.stdout.splitlines()[0])
     assert [fd for fd, _ in fds][:3] == [0, 1, 2]
     details = [fd for fd, fifo in fds[3:] if fifo]
     assert len(details) == 1 and len(fds) == 4, f"only the details channel beyond stdio: {fds}"

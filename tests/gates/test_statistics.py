@@ -7,7 +7,14 @@ import math
 import pandas as pd
 import pytest
 
-from gates.statistics import classify, fisher_greater, fisher_less, negative_flip_rate, paired_counts, wilson_interval
+from ratchet.gates.statistics import (
+    classify,
+    fisher_greater,
+    fisher_less,
+    negative_flip_rate,
+    paired_counts,
+    wilson_interval,
+)
 
 
 def test_fisher_matches_the_hypergeometric_tail_by_hand() -> None:
@@ -21,14 +28,23 @@ def test_fisher_matches_the_hypergeometric_tail_by_hand() -> None:
 
 
 def test_classify_confirms_only_with_enough_evidence() -> None:
-    counts = pd.DataFrame({
-        "task_id": ["hard", "thin", "fixed", "flaky", "same"],
-        "b_pass": [5, 1, 0, 2, 4], "b_n": [5, 1, 5, 4, 4],
-        "c_pass": [0, 0, 5, 1, 4], "c_n": [5, 1, 5, 4, 4],
-    })
+    counts = pd.DataFrame(
+        {
+            "task_id": ["hard", "thin", "fixed", "flaky", "same"],
+            "b_pass": [5, 1, 0, 2, 4],
+            "b_n": [5, 1, 5, 4, 4],
+            "c_pass": [0, 0, 5, 1, 4],
+            "c_n": [5, 1, 5, 4, 4],
+        }
+    )
     classified = classify(counts, alpha=0.05).set_index("task_id")
-    assert classified["flip"].to_dict() == {"hard": "regression", "thin": "unconfirmed_regression", "fixed": "fix",
-                                            "flaky": "unconfirmed_regression", "same": "stable_pass"}
+    assert classified["flip"].to_dict() == {
+        "hard": "regression",
+        "thin": "unconfirmed_regression",
+        "fixed": "fix",
+        "flaky": "unconfirmed_regression",
+        "same": "stable_pass",
+    }
     # four tasks lean either way (hard, thin, fixed, flaky): each gets a quarter of alpha
     assert classified["level"].to_dict() == pytest.approx({t: 0.0125 for t in classified.index})
 
@@ -37,10 +53,12 @@ def test_alpha_is_shared_by_the_tasks_that_lean_and_a_flaky_task_weighs_a_twenti
     # 4/4 vs 0/4: p = 1/70 = 0.0143
     alone = pd.DataFrame({"task_id": ["broke"], "b_pass": [4], "b_n": [4], "c_pass": [0], "c_n": [4]})
     assert classify(alone, 0.05).loc[0, "flip"] == "regression", "alone, the task has all of alpha"
-    wobbly = [f"w{i}" for i in range(4)]   # 2/4 vs 1/4 each: they lean, so they share alpha
+    wobbly = [f"w{i}" for i in range(4)]  # 2/4 vs 1/4 each: they lean, so they share alpha
     many = pd.concat([alone, pd.DataFrame({"task_id": wobbly, "b_pass": 2, "b_n": 4, "c_pass": 1, "c_n": 4})])
     shared = classify(many.reset_index(drop=True), 0.05).set_index("task_id")
-    assert shared.loc["broke", "level"] == pytest.approx(0.01) and shared.loc["broke", "flip"] == "unconfirmed_regression"
+    assert (
+        shared.loc["broke", "level"] == pytest.approx(0.01) and shared.loc["broke", "flip"] == "unconfirmed_regression"
+    )
     # the same wobbly tasks known to be flaky weigh 1/20 each: 0.05 / (1 + 4/20) for the stable one
     known = classify(many.reset_index(drop=True), 0.05, flaky=set(wobbly)).set_index("task_id")
     assert known.loc["broke", "level"] == pytest.approx(0.05 / 1.2) and known.loc["broke", "flip"] == "regression"
@@ -67,11 +85,18 @@ def test_paired_counts_nfr_and_intervals() -> None:
 def test_confirmation_spends_trials_only_on_tasks_in_doubt() -> None:
     import random
 
-    from gates.confirmation import confirm
+    from ratchet.gates.confirmation import confirm
 
     truth = {"stable": (1.0, 1.0), "broken": (1.0, 0.0), "fixed": (0.0, 1.0), "coin": (0.5, 0.5)}
-    counts = pd.DataFrame({"task_id": ["stable", "broken", "fixed", "coin"], "b_pass": [2, 2, 0, 1], "b_n": [2] * 4,
-                           "c_pass": [2, 0, 2, 1], "c_n": [2] * 4})
+    counts = pd.DataFrame(
+        {
+            "task_id": ["stable", "broken", "fixed", "coin"],
+            "b_pass": [2, 2, 0, 1],
+            "b_n": [2] * 4,
+            "c_pass": [2, 0, 2, 1],
+            "c_n": [2] * 4,
+        }
+    )
     rng = random.Random(5)
     asked: list[tuple[str, str]] = []
 
@@ -89,15 +114,16 @@ def test_confirmation_spends_trials_only_on_tasks_in_doubt() -> None:
 
 
 def test_a_significant_drop_is_a_regression_without_crossing_the_majority_line() -> None:
-    counts = pd.DataFrame({"task_id": ["worse", "noise"], "b_pass": [9, 9], "b_n": [9, 9],
-                           "c_pass": [4, 8], "c_n": [9, 9]})
+    counts = pd.DataFrame(
+        {"task_id": ["worse", "noise"], "b_pass": [9, 9], "b_n": [9, 9], "c_pass": [4, 8], "c_n": [9, 9]}
+    )
     flips = classify(counts, 0.05).set_index("task_id")["flip"]
     assert flips["worse"] == "regression", "9/9 -> 4/9 is a confirmed drop (p = 0.015)"
     assert flips["noise"] == "stable_pass"
 
 
 def test_confirmation_stops_when_no_further_trial_could_confirm() -> None:
-    from gates.confirmation import confirm
+    from ratchet.gates.confirmation import confirm
 
     # baseline 2/4, candidate 1/4: even five more baseline passes and candidate fails (7/9 vs 1/9,
     # p = 0.0076) stay above the flaky level alpha / 20 = 0.0025 (the only task, so all of the flaky share)
@@ -117,11 +143,12 @@ def test_confirmation_stops_when_no_further_trial_could_confirm() -> None:
 
 
 def test_balanced_mixed_counts_get_another_look_unless_the_task_is_flaky() -> None:
-    from gates.confirmation import confirm
+    from ratchet.gates.confirmation import confirm
 
     # 1/2 against 1/2 cannot lean either way; a stable pass that broke can hide there
-    counts = pd.DataFrame({"task_id": ["hidden", "coin"], "b_pass": [1, 1], "b_n": [2, 2], "c_pass": [1, 1],
-                           "c_n": [2, 2]})
+    counts = pd.DataFrame(
+        {"task_id": ["hidden", "coin"], "b_pass": [1, 1], "b_n": [2, 2], "c_pass": [1, 1], "c_n": [2, 2]}
+    )
     asked: list[str] = []
 
     def sample(tasks: list[str], side: str) -> dict[str, bool]:
@@ -135,10 +162,11 @@ def test_balanced_mixed_counts_get_another_look_unless_the_task_is_flaky() -> No
 
 
 def test_flaky_tasks_stop_at_their_own_cap() -> None:
-    from gates.confirmation import confirm
+    from ratchet.gates.confirmation import confirm
 
-    counts = pd.DataFrame({"task_id": ["coin", "broke"], "b_pass": [2, 2], "b_n": [2, 2], "c_pass": [0, 1],
-                           "c_n": [2, 2]})
+    counts = pd.DataFrame(
+        {"task_id": ["coin", "broke"], "b_pass": [2, 2], "b_n": [2, 2], "c_pass": [0, 1], "c_n": [2, 2]}
+    )
     results = iter([True, False] * 100)
 
     def sample(tasks: list[str], side: str) -> dict[str, bool]:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.errors import UserError
-from gates.suite import (
+from ratchet.agents.errors import UserError
+from ratchet.gates.suite import (
     SPLITS,
     Suite,
     assign_splits,
@@ -20,7 +20,7 @@ from gates.suite import (
     load_task_file,
     write_splits_file,
 )
-from gates.task import ExactMatchVerifier, PythonTestsVerifier
+from ratchet.gates.task import ExactMatchVerifier, PythonTestsVerifier
 
 PY_TASK = {
     "id": "double",
@@ -108,16 +108,26 @@ BAD_VERIFIER = {**EM_TASK, "id": "x", "verifier": {"type": "regex", "expected": 
     ("lines", "message"),
     [
         ([json.dumps(PY_TASK), "{not json"], "tasks.jsonl line 2: invalid JSON: Expecting property name"),
-        ([json.dumps(PY_TASK), json.dumps(EM_TASK), json.dumps(BAD_VERIFIER)],
-         "tasks.jsonl line 3: field 'verifier.type': must be 'python_tests' or 'exact_match'"),
-        ([json.dumps({k: v for k, v in PY_TASK.items() if k != "input"})],
-         "tasks.jsonl line 1: field 'input': missing"),
-        ([json.dumps({**PY_TASK, "verifier": {"type": "python_tests", "test": "x"}})],
-         "tasks.jsonl line 1: field 'verifier.entry_point': missing"),
-        ([json.dumps(EM_TASK), json.dumps({**PY_TASK, "rubrik": "x"})],
-         "tasks.jsonl line 2: field 'rubrik': unknown field"),
-        ([json.dumps(EM_TASK), "", json.dumps(EM_TASK)],
-         "tasks.jsonl line 3: field 'id': duplicate task id 'capital' (first at line 1)"),
+        (
+            [json.dumps(PY_TASK), json.dumps(EM_TASK), json.dumps(BAD_VERIFIER)],
+            "tasks.jsonl line 3: field 'verifier.type': must be 'python_tests' or 'exact_match'",
+        ),
+        (
+            [json.dumps({k: v for k, v in PY_TASK.items() if k != "input"})],
+            "tasks.jsonl line 1: field 'input': missing",
+        ),
+        (
+            [json.dumps({**PY_TASK, "verifier": {"type": "python_tests", "test": "x"}})],
+            "tasks.jsonl line 1: field 'verifier.entry_point': missing",
+        ),
+        (
+            [json.dumps(EM_TASK), json.dumps({**PY_TASK, "rubrik": "x"})],
+            "tasks.jsonl line 2: field 'rubrik': unknown field",
+        ),
+        (
+            [json.dumps(EM_TASK), "", json.dumps(EM_TASK)],
+            "tasks.jsonl line 3: field 'id': duplicate task id 'capital' (first at line 1)",
+        ),
         (["[1, 2]"], "tasks.jsonl line 1: a task must be an object, got list"),
     ],
 )
@@ -137,8 +147,10 @@ def test_bad_jsonl_files_give_one_line_errors(tmp_path: Path, lines: list[str], 
     [
         ("id: x\n", "tasks.yaml: must be a YAML list of tasks, got dict"),
         ("- [unclosed\n", "tasks.yaml: invalid YAML:"),
-        ("- id: a\n  input: x\n  verifier: {type: exact_match, expected: [a]}\n- id: b\n  input: x\n  verifier: {}\n",
-         "tasks.yaml item 2: field 'verifier.type': missing"),
+        (
+            "- id: a\n  input: x\n  verifier: {type: exact_match, expected: [a]}\n- id: b\n  input: x\n  verifier: {}\n",
+            "tasks.yaml item 2: field 'verifier.type': missing",
+        ),
     ],
 )
 def test_bad_yaml_files(tmp_path: Path, content: str, message: str) -> None:
@@ -197,16 +209,20 @@ def edit_json(path: Path, **changes: object) -> None:
     ("breakage", "message"),
     [
         (lambda f: (f / "suite.yaml").unlink(), "suite 'mini' not found: no suites/mini/suite.yaml"),
-        (lambda f: (f / "suite.yaml").write_text("name: mini\nsorce: x\n"),
-         "suites/mini/suite.yaml: field 'source': missing"),
+        (
+            lambda f: (f / "suite.yaml").write_text("name: mini\nsorce: x\n"),
+            "suites/mini/suite.yaml: field 'source': missing",
+        ),
         (lambda f: (f / "suite.yaml").write_text("name: mini\nsource: t.csv\n"), "field 'source': 't.csv' must be"),
         (lambda f: (f / "suite.yaml").write_text("name: other\nsource: tasks.jsonl\n"), "field 'name': is 'other'"),
         (lambda f: (f / "suite.yaml").write_text("name: mini\nsource: builtin:mbpp\n"), "unknown 'builtin:mbpp'"),
         (lambda f: (f / "suite.yaml").write_text("[a, b"), "suites/mini/suite.yaml: invalid YAML"),
         (lambda f: (f / "splits.json").unlink(), "suites/mini/splits.json: splits file missing"),
         (lambda f: edit_json(f / "splits.json", holdout=["nope"]), "field 'holdout': unknown task id 'nope'"),
-        (lambda f: edit_json(f / "splits.json", holdout=["double"]),
-         "task 'double' is in two splits (dev and holdout)"),
+        (
+            lambda f: edit_json(f / "splits.json", holdout=["double"]),
+            "task 'double' is in two splits (dev and holdout)",
+        ),
         (lambda f: edit_json(f / "splits.json", gate=[]), "1 task(s) in no split: capital"),
         (lambda f: edit_json(f / "splits.json", train=[]), "must be a JSON object with keys dev, gate, holdout"),
     ],

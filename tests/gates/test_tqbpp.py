@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agents.providers import sim_qa
-from gates.suite import TQBPP_CORE, builtin_tqbpp_tasks, load_suite
-from gates.task import ExactMatchVerifier
-from gates.verifier import verify
-from pipeline.workspace import demo_files
+from ratchet.agents.providers import sim_qa
+from ratchet.gates.suite import TQBPP_CORE, builtin_tqbpp_tasks, load_suite
+from ratchet.gates.task import ExactMatchVerifier
+from ratchet.gates.verifier import verify
+from ratchet.pipeline.workspace import demo_files
 
 
 def test_the_suite_ships_all_52_items_with_their_licence() -> None:
@@ -24,8 +24,14 @@ def test_the_suite_ships_all_52_items_with_their_licence() -> None:
 
 def test_normalized_exact_match_accepts_the_answer_in_any_harmless_form() -> None:
     paris = next(t for t in builtin_tqbpp_tasks() if "capital of France" in t.input)
-    for answer, passed in (("Paris", True), ("paris.", True), ('"Paris"', True), ("The Paris", True),
-                           ("The answer is Paris.", False), ("Lyon", False)):
+    for answer, passed in (
+        ("Paris", True),
+        ("paris.", True),
+        ('"Paris"', True),
+        ("The Paris", True),
+        ("The answer is Paris.", False),
+        ("Lyon", False),
+    ):
         assert asyncio.run(verify(paris, answer)).passed is passed, answer
 
 
@@ -55,8 +61,11 @@ def test_the_simulated_qa_model_follows_its_documented_rules() -> None:
 
 def test_noise_needs_a_seed_and_differs_between_samples() -> None:
     world = sim_qa.load_qa_world("tqb")
-    noisy = [i for i in sim_qa.knowledge(world)
-             if sim_qa.draw(world.seed, f"noise{world.noise.seed}", i.item_id) < world.noise.share]
+    noisy = [
+        i
+        for i in sim_qa.knowledge(world)
+        if sim_qa.draw(world.seed, f"noise{world.noise.seed}", i.item_id) < world.noise.share
+    ]
     assert noisy, "the seeded share picks some items"
     item = noisy[0]
     assert "wrong_value" not in sim_qa.plan_faults(world, item, frozenset({"brief"}))

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from gates.outcome import Outcome
-from gates.suite import builtin_humaneval_tasks
-from gates.task import ExactMatchVerifier, PythonTestsVerifier, Task
-from gates.verifier import normalise, verify
+from ratchet.gates.outcome import Outcome
+from ratchet.gates.suite import builtin_humaneval_tasks
+from ratchet.gates.task import ExactMatchVerifier, PythonTestsVerifier, Task
+from ratchet.gates.verifier import normalise, verify
 
 
 def humaneval(task_id: str) -> Task:

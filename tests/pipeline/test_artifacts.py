@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import artifact_key
-from pipeline.flows import improve_cycle
+from ratchet.pipeline.artifacts import artifact_key
+from ratchet.pipeline.flows import improve_cycle
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -33,9 +33,17 @@ def test_a_cycle_publishes_notes_flips_symptoms_and_the_report(workspace: Path) 
         async with get_client() as client:
             artifacts = await client.read_artifacts(
                 artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])),
-                flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(), sort=ArtifactSort.KEY_ASC, limit=50)
-            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(),
-                                                sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=200)
+                flow_run_filter=FlowRunFilter(),
+                task_run_filter=TaskRunFilter(),
+                sort=ArtifactSort.KEY_ASC,
+                limit=50,
+            )
+            tasks = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(),
+                task_run_filter=TaskRunFilter(),
+                sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+                limit=200,
+            )
         return {a.key: str(a.data) for a in artifacts if a.key}, [t.name for t in tasks if t.flow_run_id == run_id]
 
     artifacts, task_names = asyncio.run(published())

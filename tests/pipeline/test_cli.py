@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from releases.registry import Registry
+from ratchet.releases.registry import Registry
 
 
 def git(ws: Path, *args: str) -> str:
@@ -24,7 +24,7 @@ def tree_snapshot(path: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
-def test_quickstart_promotes_then_rejects_and_history_agrees_with_git(tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_quickstart_promotes_then_rejects_and_history_agrees_with_git(tmp_path: Path, cli) -> None:
     demo = tmp_path / "demo"
     out = cli("quickstart", "--dir", str(demo))
     assert out.exit_code == 0, out.output
@@ -32,7 +32,9 @@ def test_quickstart_promotes_then_rejects_and_history_agrees_with_git(tmp_path: 
     assert "SIMULATED" in text
     assert text.count("verdict: PROMOTE") >= 1 and text.count("verdict: REJECT") == 1
     assert re.search(r"verdict: REJECT: \d+ confirmed regression\(s\), policy allows 0", text)
-    assert re.search(r"confirmed \(one-sided Fisher\): P->F \d+, F->P \d+; 2 trial\(s\) per task, \d+ confirmation run", text)
+    assert re.search(
+        r"confirmed \(one-sided Fisher\): P->F \d+, F->P \d+; 2 trial\(s\) per task, \d+ confirmation run", text
+    )
     assert "new release: coder/v2" in text
     assert re.search(r"tagged coder/rc\d+-rejected; the canonical line stays at coder/v\d+", text)
     assert re.search(r"symptoms \(top patterns, failed dev runs\): non_code_output \d+", text)
@@ -67,14 +69,14 @@ def test_quickstart_promotes_then_rejects_and_history_agrees_with_git(tmp_path: 
     assert tree_snapshot(demo) == before, "a refused quickstart changes nothing"
 
 
-def test_init_refuses_a_non_empty_directory(tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_init_refuses_a_non_empty_directory(tmp_path: Path, cli) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     out = cli("init", str(tmp_path))
     assert out.exit_code == 2 and "not empty" in out.output
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
-def test_invalid_agent_yaml_gives_one_line_naming_the_field(workspace: Path, cli) -> None:  # noqa: ANN001
+def test_invalid_agent_yaml_gives_one_line_naming_the_field(workspace: Path, cli) -> None:
     spec = workspace / "agents/coder/agent.yaml"
     spec.write_text(spec.read_text().replace("max_turns: 6", "max_turns: 0"))
     git(workspace, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "break it")
@@ -89,12 +91,12 @@ def test_invalid_agent_yaml_gives_one_line_naming_the_field(workspace: Path, cli
     assert debug.exit_code == 2 and "Traceback" in debug.output
 
 
-def test_not_a_workspace_is_a_clear_error(tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_not_a_workspace_is_a_clear_error(tmp_path: Path, cli) -> None:
     out = cli("cycle", "--workspace", str(tmp_path))
     assert out.exit_code == 2 and "ratchet.toml" in out.output and "ratchet init" in out.output
 
 
-def test_eval_prints_pass_rate_and_reuses_the_run_store(workspace: Path, cli) -> None:  # noqa: ANN001
+def test_eval_prints_pass_rate_and_reuses_the_run_store(workspace: Path, cli) -> None:
     first = cli("eval", "coder/v1", "--split", "holdout", "--workspace", str(workspace))
     assert first.exit_code == 0, first.output
     match = re.search(r"coder/v1 on humaneval/holdout: (\d+)/(\d+) passed \((\d+\.\d)%\)", first.output)
@@ -107,17 +109,26 @@ def test_eval_prints_pass_rate_and_reuses_the_run_store(workspace: Path, cli) ->
 
 def test_second_cycle_while_one_runs_fails_fast(workspace: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from pipeline.locking import cycle_lock\n"
-         "with cycle_lock(Path(sys.argv[1]), 'coder'):\n    print('locked', flush=True); time.sleep(60)",
-         str(workspace)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from pipeline.locking import cycle_lock\n"
+            "with cycle_lock(Path(sys.argv[1]), 'coder'):\n    print('locked', flush=True); time.sleep(60)",
+            str(workspace),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
-        out = subprocess.run([sys.executable, "-m", "pipeline.cli", "cycle", "--workspace", str(workspace)],
-                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        out = subprocess.run(
+            [sys.executable, "-m", "ratchet.pipeline.cli", "cycle", "--workspace", str(workspace)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
         elapsed = time.monotonic() - started
     finally:
         holder.kill()
@@ -129,7 +140,7 @@ def test_second_cycle_while_one_runs_fails_fast(workspace: Path) -> None:
     assert not (workspace / ".ratchet" / "runs").exists()
 
 
-def test_a_failing_model_backend_is_one_line_and_stores_nothing(workspace: Path, cli) -> None:  # noqa: ANN001
+def test_a_failing_model_backend_is_one_line_and_stores_nothing(workspace: Path, cli) -> None:
     out = cli("eval", "coder/v1", "--split", "dev", "--model", "nonexistent/foo", "--workspace", str(workspace))
     assert out.exit_code == 3
     lines = [line for line in out.output.splitlines() if line.strip()]
@@ -138,7 +149,7 @@ def test_a_failing_model_backend_is_one_line_and_stores_nothing(workspace: Path,
     assert not runs.exists() or all(f.stat().st_size == 0 for f in runs.glob("*.jsonl"))
 
 
-def test_flaky_lists_tasks_that_flipped_within_one_version(workspace: Path, cli) -> None:  # noqa: ANN001
+def test_flaky_lists_tasks_that_flipped_within_one_version(workspace: Path, cli) -> None:
     import json as _json
 
     out = cli("flaky", "--workspace", str(workspace))

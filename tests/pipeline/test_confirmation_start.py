@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.confirmation_start import ConfirmationStart, load_or_record, start_path
+from ratchet.pipeline.confirmation_start import ConfirmationStart, load_or_record, start_path
 
 
 def test_the_first_start_is_recorded_and_a_restart_replays_it(tmp_path: Path) -> None:

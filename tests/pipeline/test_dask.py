@@ -14,15 +14,19 @@ from uuid import UUID
 import pandas as pd
 import pytest
 
-from agents.errors import UserError
-from gates.run_store import RunRecord
-from gates.task import ExactMatchVerifier, Task
-from pipeline.execution import close_task_runners, shards
-from pipeline.progress import use_reporter
-from pipeline.settings import load_settings
+from ratchet.agents.errors import UserError
+from ratchet.gates.run_store import RunRecord
+from ratchet.gates.task import ExactMatchVerifier, Task
+from ratchet.pipeline.execution import close_task_runners, shards
+from ratchet.pipeline.progress import use_reporter
+from ratchet.pipeline.settings import load_settings
 
-OUTCOMES = ["outcomes-baseline-gate.csv", "outcomes-candidate-gate.csv", "outcomes-baseline-holdout.csv",
-            "outcomes-candidate-holdout.csv"]
+OUTCOMES = [
+    "outcomes-baseline-gate.csv",
+    "outcomes-candidate-gate.csv",
+    "outcomes-baseline-holdout.csv",
+    "outcomes-candidate-holdout.csv",
+]
 
 
 def make_task(task_id: str) -> Task:
@@ -39,15 +43,18 @@ def test_shards_hold_whole_tasks_in_order() -> None:
         shards(runs, 0)
 
 
-@pytest.mark.parametrize(("table", "error"), [
-    ('runner = "ray"', "field 'execution.runner': input should be 'local' or 'dask'"),
-    ('runner = "dask"\nworkers = 0', "field 'execution.workers': input should be greater than or equal to 1"),
-    ('runner = "dask"\nshard_size = 0', "field 'execution.shard_size': input should be greater than or equal to 1"),
-    ('address = "tcp://10.0.0.5:8786"', "field 'execution.address': only used with runner = \"dask\""),
-    ('runner = "dask"\naddress = "10.0.0.5:8786"', "field 'execution.address': expected a scheduler address"),
-    ('runner = "dask"\naddress = "tcp://10.0.0.5:8786"\nworkers = 4', "field 'execution.workers': sizes a local"),
-    ('runner = "dask"\nshards = 4', "field 'execution.shards': unknown field"),
-])
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        ('runner = "ray"', "field 'execution.runner': input should be 'local' or 'dask'"),
+        ('runner = "dask"\nworkers = 0', "field 'execution.workers': input should be greater than or equal to 1"),
+        ('runner = "dask"\nshard_size = 0', "field 'execution.shard_size': input should be greater than or equal to 1"),
+        ('address = "tcp://10.0.0.5:8786"', "field 'execution.address': only used with runner = \"dask\""),
+        ('runner = "dask"\naddress = "10.0.0.5:8786"', "field 'execution.address': expected a scheduler address"),
+        ('runner = "dask"\naddress = "tcp://10.0.0.5:8786"\nworkers = 4', "field 'execution.workers': sizes a local"),
+        ('runner = "dask"\nshards = 4', "field 'execution.shards': unknown field"),
+    ],
+)
 def test_execution_settings_errors_name_the_field(tmp_path: Path, table: str, error: str) -> None:
     (tmp_path / "ratchet.toml").write_text(f"[execution]\n{table}\n")
     with pytest.raises(UserError) as caught:
@@ -83,16 +90,22 @@ def dask_clusters() -> Iterator[None]:
 def configure(ws: Path, table: str) -> None:
     settings = ws / "ratchet.toml"
     settings.write_text(settings.read_text() + f"\n[execution]\n{table}\n")
-    subprocess.run(["git", "-C", str(ws), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam",
-                    "execution settings"], check=True)
+    subprocess.run(
+        ["git", "-C", str(ws), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "execution settings"],
+        check=True,
+    )
 
 
 def outcomes(ws: Path, rc: str) -> dict[str, pd.DataFrame]:
     """The RC's outcome tables without the trace hashes (traces hold timings)."""
     tables = {}
     for name in OUTCOMES:
-        csv = subprocess.run(["git", "-C", str(ws), "show", f"{rc}:releases/coder/rc-1/{name}"], check=True,
-                             capture_output=True, text=True).stdout
+        csv = subprocess.run(
+            ["git", "-C", str(ws), "show", f"{rc}:releases/coder/rc-1/{name}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         tables[name] = pd.read_csv(io.StringIO(csv)).drop(columns=["trace_sha256"])
     return tables
 
@@ -102,8 +115,10 @@ def stored_outcomes(ws: Path) -> dict[str, list[tuple]]:
     found = {}
     for path in sorted((ws / ".ratchet" / "runs").glob("*.jsonl")):
         records = [RunRecord.model_validate_json(line) for line in path.read_bytes().splitlines()]
-        found[path.name] = sorted((r.task_id, r.trial, r.outcome.passed, r.outcome.score, r.outcome.error_type,
-                                   r.outcome.message) for r in records)
+        found[path.name] = sorted(
+            (r.task_id, r.trial, r.outcome.passed, r.outcome.score, r.outcome.error_type, r.outcome.message)
+            for r in records
+        )
     return found
 
 
@@ -114,16 +129,18 @@ def task_runs(flow_run_id: UUID, part: str) -> dict[str, str]:
     from prefect.client.schemas.sorting import TaskRunSort
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                                     sort=TaskRunSort.NAME_ASC, limit=200)
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), sort=TaskRunSort.NAME_ASC, limit=200
+        )
     return {run.name: run.state_type.value for run in runs if part in run.name}
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server", "dask_clusters")
-def test_cycle_on_a_dask_local_cluster_matches_the_local_runner(workspace: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.flows import improve_cycle
+def test_cycle_on_a_dask_local_cluster_matches_the_local_runner(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ratchet.pipeline.flows import improve_cycle
 
     secret = "sk-test-dask-0123456789abcdef"
     monkeypatch.setenv("OPENAI_API_KEY", secret)  # the cluster's workers inherit it, as a real key would be
@@ -140,7 +157,11 @@ def test_cycle_on_a_dask_local_cluster_matches_the_local_runner(workspace: Path,
 
     assert local.status == sharded.status == "decided"
     assert (sharded.decision, sharded.new_tag, sharded.counts, sharded.confirmed) == (
-        local.decision, local.new_tag, local.counts, local.confirmed)
+        local.decision,
+        local.new_tag,
+        local.counts,
+        local.confirmed,
+    )
     assert (sharded.confirmation_runs, sharded.in_doubt) == (local.confirmation_runs, local.in_doubt)
     for name, table in outcomes(workspace, local.rc).items():
         pd.testing.assert_frame_equal(outcomes(on_dask, sharded.rc)[name], table, obj=name)

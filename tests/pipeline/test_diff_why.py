@@ -13,13 +13,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from gates.policy import load_policy
-from pipeline.cli.app import app
-from pipeline.evidence import EvidenceReader, task_ids, task_runs
-from pipeline.release_outcomes import ReleaseLine
-from releases.gitstore import GitStore
-from releases.ledger import LedgerEntry
-from releases.registry import Registry
+from ratchet.gates.policy import load_policy
+from ratchet.pipeline.cli.app import app
+from ratchet.pipeline.release_outcomes import ReleaseLine
+from ratchet.releases.evidence import EvidenceReader, task_ids, task_runs
+from ratchet.releases.gitstore import GitStore
+from ratchet.releases.ledger import LedgerEntry
+from ratchet.releases.registry import Registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -82,9 +82,11 @@ def test_history_filters_by_decision_and_time_and_prints_json(demo: Path, ledger
     assert json.loads(ok(demo, "history", "--since", "2999-01-01", "--json")) == []
 
 
-def test_history_rejects_unknown_decisions_and_dates_in_one_line(demo: Path, cli) -> None:  # noqa: ANN001
-    for args, message in ((["--decision", "promote,merge"], "--decision merge: not a decision; choose from release,"),
-                          (["--since", "last tuesday"], "--since 'last tuesday': expected an ISO date")):
+def test_history_rejects_unknown_decisions_and_dates_in_one_line(demo: Path, cli) -> None:
+    for args, message in (
+        (["--decision", "promote,merge"], "--decision merge: not a decision; choose from release,"),
+        (["--since", "last tuesday"], "--since 'last tuesday': expected an ISO date"),
+    ):
         result = cli("history", *args, "--workspace", str(demo))
         assert result.exit_code == 2 and message in result.output
         assert len(result.output.strip().splitlines()) == 1
@@ -99,8 +101,9 @@ def instructions(demo: Path, release: str) -> list[str]:
     return yaml.safe_load(data or b"")["instructions"]
 
 
-def test_diff_shows_the_artifact_change_and_the_flips_between_two_releases(demo: Path,
-                                                                           ledger: list[LedgerEntry]) -> None:
+def test_diff_shows_the_artifact_change_and_the_flips_between_two_releases(
+    demo: Path, ledger: list[LedgerEntry]
+) -> None:
     added = [i for i in instructions(demo, "coder/v3") if i not in instructions(demo, "coder/v1")]
     assert len(added) == 2, "one instruction per promoted RC"
     out = ok(demo, "diff", "coder/v1", "coder/v3")
@@ -130,13 +133,16 @@ def test_diff_of_a_release_with_itself_has_no_change(demo: Path) -> None:
     assert "is the same in coder/v2 and coder/v2" in ok(demo, "diff", "coder/v2", "coder/v2")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["coder/v1", "coder/v9"], "no release 'coder/v9' in coder's ledger; releases: coder/v1, coder/v2, coder/v3"),
-    (["coder/v1", "other/v2"], "coder/v1 and other/v2 are releases of different agents"),
-    (["coder/v1", "rc/coder/3"], "'rc/coder/3' is not a release name; expected <agent>/v<N>"),
-    (["nobody/v1", "nobody/v2"], "no agent 'nobody'; agents here: coder"),
-])
-def test_diff_errors_are_one_line(demo: Path, cli, args: list[str], message: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["coder/v1", "coder/v9"], "no release 'coder/v9' in coder's ledger; releases: coder/v1, coder/v2, coder/v3"),
+        (["coder/v1", "other/v2"], "coder/v1 and other/v2 are releases of different agents"),
+        (["coder/v1", "rc/coder/3"], "'rc/coder/3' is not a release name; expected <agent>/v<N>"),
+        (["nobody/v1", "nobody/v2"], "no agent 'nobody'; agents here: coder"),
+    ],
+)
+def test_diff_errors_are_one_line(demo: Path, cli, args: list[str], message: str) -> None:
     result = cli("diff", *args, "--workspace", str(demo))
     assert result.exit_code == 2 and message in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
@@ -153,10 +159,21 @@ def test_why_a_task_fixed_in_cycle_one(demo: Path, ledger: list[LedgerEntry]) ->
 
     history = json.loads(ok(demo, "why", "coder", task, "--json"))
     first = history["decisions"][0]
-    assert (first["rc"], first["release"], first["kind"], first["confirmed"]) == ("rc/coder/1", "coder/v2", "F->P", True)
+    assert (first["rc"], first["release"], first["kind"], first["confirmed"]) == (
+        "rc/coder/1",
+        "coder/v2",
+        "F->P",
+        True,
+    )
     assert [s["release"] for s in history["canonical"]] == ["coder/v1", "coder/v2", "coder/v3"]
-    assert history["events"][0] == {"release": "coder/v2", "change": "fixed", "decision": "promote",
-                                    "rc": "rc/coder/1", "remediation": ledger[1].remediation, "rollback_to": None}
+    assert history["events"][0] == {
+        "release": "coder/v2",
+        "change": "fixed",
+        "decision": "promote",
+        "rc": "rc/coder/1",
+        "remediation": ledger[1].remediation,
+        "rollback_to": None,
+    }
 
 
 def test_why_a_regression_of_the_rejected_candidate(demo: Path, ledger: list[LedgerEntry]) -> None:
@@ -186,7 +203,7 @@ def test_why_counts_every_run_of_the_stored_outcome_tables(demo: Path, ledger: l
             assert task_runs(table, "HumanEval/9999") is None
 
 
-def test_why_unknown_task_suggests_the_closest_id(demo: Path, cli) -> None:  # noqa: ANN001
+def test_why_unknown_task_suggests_the_closest_id(demo: Path, cli) -> None:
     result = cli("why", "coder", "humaneval/11", "--workspace", str(demo))
     assert result.exit_code == 2 and "no gate outcome of coder has a task 'humaneval/11'" in result.output
     assert "did you mean HumanEval/11?" in result.output and "outcomes-candidate-gate.csv" in result.output
@@ -195,7 +212,7 @@ def test_why_unknown_task_suggests_the_closest_id(demo: Path, cli) -> None:  # n
     assert unknown.exit_code == 2 and "no agent 'nobody'" in unknown.output
 
 
-def test_why_on_a_fresh_workspace_says_to_run_a_cycle(workspace: Path, cli) -> None:  # noqa: ANN001
+def test_why_on_a_fresh_workspace_says_to_run_a_cycle(workspace: Path, cli) -> None:
     result = cli("why", "coder", "HumanEval/11", "--workspace", str(workspace))
     assert result.exit_code == 2 and "no stored gate outcomes yet; run `ratchet cycle --agent coder`" in result.output
 
@@ -203,16 +220,16 @@ def test_why_on_a_fresh_workspace_says_to_run_a_cycle(workspace: Path, cli) -> N
 # --- which outcomes belong to a release --------------------------------------------------------------
 
 
-def test_a_rollback_release_has_the_outcomes_of_the_release_it_restored(demo: Path, tmp_path: Path,
-                                                                        ledger: list[LedgerEntry]) -> None:
+def test_a_rollback_release_has_the_outcomes_of_the_release_it_restored(
+    demo: Path, tmp_path: Path, ledger: list[LedgerEntry]
+) -> None:
     copy = tmp_path / "demo"
     shutil.copytree(demo, copy, symlinks=True)
     ok(copy, "rollback", "coder", "--to", "v1", "--reason", "test", "--actor", "Tester <t@example.com>")
     with GitStore(copy) as git:
         line = ReleaseLine("coder", Registry(copy).ledger("coder"), EvidenceReader(git))
         sources = {release: line.source(release) for release in line.releases}
-    assert sources["coder/v4"] == sources["coder/v1"].model_copy(update={"release": "coder/v4",
-                                                                          "restored": "coder/v1"})
+    assert sources["coder/v4"] == sources["coder/v1"].model_copy(update={"release": "coder/v4", "restored": "coder/v1"})
     assert (sources["coder/v1"].side, sources["coder/v1"].rc) == ("baseline", "rc/coder/1")
 
     same = json.loads(ok(copy, "diff", "coder/v1", "coder/v4", "--json"))

@@ -7,7 +7,7 @@ import subprocess
 
 from git import GitCommandError
 
-from pipeline.cli.disk_errors import disk_problem
+from ratchet.pipeline.cli.disk_errors import disk_problem
 
 
 def test_a_full_disk_names_the_file_and_says_what_to_do() -> None:
@@ -25,8 +25,9 @@ def test_the_condition_is_found_in_the_cause_chain_and_in_git_stderr() -> None:
             raise RuntimeError("Task run encountered an exception") from exc
     except RuntimeError as wrapped:
         assert disk_problem(wrapped).startswith("the filesystem is read-only (writing /ws/.ratchet/locks/")
-    git_error = GitCommandError(["git", "commit"], 128,
-                                stderr="error: unable to write file '.git/objects/ab/cd': No space left on device")
+    git_error = GitCommandError(
+        ["git", "commit"], 128, stderr="error: unable to write file '.git/objects/ab/cd': No space left on device"
+    )
     assert disk_problem(git_error).startswith("the disk is full (writing .git/objects/ab/cd)")
     called = subprocess.CalledProcessError(1, ["git"], stderr=b"fatal: Disk quota exceeded")
     assert disk_problem(called).startswith("the disk quota is exceeded")

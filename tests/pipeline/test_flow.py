@@ -10,9 +10,9 @@ import pytest
 import yaml
 from git import Repo
 
-from pipeline.flows import improve_cycle
-from pipeline.workspace import demo_files
-from releases.registry import Registry, initialize
+from ratchet.pipeline.flows import improve_cycle
+from ratchet.pipeline.workspace import demo_files
+from ratchet.releases.registry import Registry, initialize
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -57,8 +57,17 @@ def test_one_cycle_promotes_and_records_everything(workspace: Path, monkeypatch:
     assert [e.decision for e in entries] == ["release", "promote"]
     assert entries[1].release == "coder/v2" and entries[1].fixes == result.confirmed["F->P"]
     evidence = git(workspace, "ls-tree", "--name-only", "coder/v2", "releases/coder/rc-1/").split()
-    for name in ("spec.md", "spec.json", "symptoms.csv", "flips.csv", "verdict.json", "notes.md",
-                 "outcomes-baseline-gate.csv", "outcomes-candidate-gate.csv", "intent.json"):
+    for name in (
+        "spec.md",
+        "spec.json",
+        "symptoms.csv",
+        "flips.csv",
+        "verdict.json",
+        "notes.md",
+        "outcomes-baseline-gate.csv",
+        "outcomes-candidate-gate.csv",
+        "intent.json",
+    ):
         assert f"releases/coder/rc-1/{name}" in evidence
     flips_csv = git(workspace, "show", "coder/v2:releases/coder/rc-1/flips.csv")
     assert "confirmed" in flips_csv.splitlines()[0] and "p_value" in flips_csv.splitlines()[0]
@@ -75,10 +84,14 @@ def test_one_cycle_promotes_and_records_everything(workspace: Path, monkeypatch:
 
 def test_rc_touching_gates_is_rejected_before_evaluation(tmp_path: Path) -> None:
     playbook = {
-        "remediations": [{
-            "id": "loosen-the-gate", "targets": ["non_code_output"], "intent": "Make the gate easier to pass.",
-            "edits": [{"write_file": {"path": "../../gates/default.yaml", "content": "max_regressions: 99\n"}}],
-        }],
+        "remediations": [
+            {
+                "id": "loosen-the-gate",
+                "targets": ["non_code_output"],
+                "intent": "Make the gate easier to pass.",
+                "edits": [{"write_file": {"path": "../../gates/default.yaml", "content": "max_regressions: 99\n"}}],
+            }
+        ],
     }
     ws = make_workspace(tmp_path / "ws", {"agents/coder/meta/playbook.yaml": yaml.safe_dump(playbook).encode()})
     before = (ws / "gates/default.yaml").read_text()
@@ -97,7 +110,7 @@ def test_rc_touching_gates_is_rejected_before_evaluation(tmp_path: Path) -> None
     assert entry.decision == "reject" and "protected path" in entry.reason
 
 
-def test_held_candidate_takes_a_manual_decision(tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_held_candidate_takes_a_manual_decision(tmp_path: Path, cli) -> None:
     policy = b"trials: 1\nmax_regressions: 0\nmin_fixes: 1\nrequire_manual_approval: true\n"
     ws = make_workspace(tmp_path / "ws", {"gates/default.yaml": policy})
 
@@ -107,8 +120,16 @@ def test_held_candidate_takes_a_manual_decision(tmp_path: Path, cli) -> None:  #
 
     out = cli("promote", "rc/coder/1", "--reason", "checked the flips", "--workspace", str(ws))
     assert out.exit_code == 2 and "--actor" in out.output, "no git identity: the CLI asks who decides"
-    out = cli("promote", "rc/coder/1", "--reason", "checked the flips", "--actor", "Ada Lovelace <ada@example.com>",
-              "--workspace", str(ws))
+    out = cli(
+        "promote",
+        "rc/coder/1",
+        "--reason",
+        "checked the flips",
+        "--actor",
+        "Ada Lovelace <ada@example.com>",
+        "--workspace",
+        str(ws),
+    )
     assert out.exit_code == 0, out.output
     assert "coder/v2" in git(ws, "tag").split()
     with Repo(ws) as repo:
@@ -118,13 +139,16 @@ def test_held_candidate_takes_a_manual_decision(tmp_path: Path, cli) -> None:  #
     assert entry.decision == "manual_promote" and entry.actor == "Ada Lovelace <ada@example.com>"
     assert entry.reason == "checked the flips"
 
-    again = cli("promote", "rc/coder/1", "--reason", "twice", "--actor", "Ada <ada@example.com>", "--workspace", str(ws))
+    again = cli(
+        "promote", "rc/coder/1", "--reason", "twice", "--actor", "Ada <ada@example.com>", "--workspace", str(ws)
+    )
     assert again.exit_code == 4 and "not on hold" in again.output
 
     held2 = improve_cycle(str(ws), "coder")
     assert held2.decision == "hold"
-    out = cli("reject", held2.rc, "--reason", "not convinced", "--actor", "Grace <grace@example.com>",
-              "--workspace", str(ws))
+    out = cli(
+        "reject", held2.rc, "--reason", "not convinced", "--actor", "Grace <grace@example.com>", "--workspace", str(ws)
+    )
     assert out.exit_code == 0, out.output
     assert Registry(ws).ledger("coder")[-1].decision == "manual_reject"
     assert "coder/rc2-rejected" in git(ws, "tag").split()
@@ -132,16 +156,23 @@ def test_held_candidate_takes_a_manual_decision(tmp_path: Path, cli) -> None:  #
 
 def test_a_cycle_with_the_llm_critic_uses_its_symptoms(tmp_path: Path) -> None:
     """ratchet.toml names a critic model; its grounded reports (scripted here) drive the diagnosis."""
-    from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted
+    from ratchet.agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted
 
-    def critic(messages, tools):  # noqa: ANN001, ANN202 - reads only the rendered blind view in the prompt
+    def critic(messages, tools):
         prompt = next(m["content"] for m in messages if m["role"] == "user")
         final = prompt.split("--- final output ---\n", 1)[1].splitlines()[0]
         code_like = final.startswith(("def ", "from ", "import ", "    "))
         label = "wrong_answer" if code_like else "non_code_output"
         quote = final if len(final) >= 3 else prompt.split("--- verifier: ", 1)[1].splitlines()[0]
-        return ScriptedReply(content=json.dumps({"symptoms": [
-            {"label": label, "new_label": False, "description": "seen from outside", "evidence": [quote]}]}))
+        return ScriptedReply(
+            content=json.dumps(
+                {
+                    "symptoms": [
+                        {"label": label, "new_label": False, "description": "seen from outside", "evidence": [quote]}
+                    ]
+                }
+            )
+        )
 
     provider = ScriptedProvider(critic)
     register_scripted("cycle-critic", provider)
@@ -153,7 +184,9 @@ def test_a_cycle_with_the_llm_critic_uses_its_symptoms(tmp_path: Path) -> None:
     assert symptom_rows and len(provider.requests) == len(symptom_rows), "one call (one symptom) per failed run"
     labels = {row.split(",")[2] for row in symptom_rows}
     assert labels <= {"wrong_answer", "non_code_output"}, "every report is the critic's, none the detectors'"
-    calls = [json.loads(line) for line in git(ws, "show", "coder/v2:releases/coder/rc-1/critic-calls.jsonl").splitlines()]
+    calls = [
+        json.loads(line) for line in git(ws, "show", "coder/v2:releases/coder/rc-1/critic-calls.jsonl").splitlines()
+    ]
     assert len(calls) == len(symptom_rows) and all(c["source"] == "sample" and len(c["samples"]) == 1 for c in calls)
     assert result.patterns[0][0] == "non_code_output"
     assert result.decision == "promote" and result.new_tag == "coder/v2"
@@ -169,13 +202,26 @@ def test_intent_coverage_and_a_gated_holdout(tmp_path: Path) -> None:
     verdict = json.loads(git(honest, "show", "coder/v2:releases/coder/rc-1/verdict.json"))
     assert verdict["intent_coverage"] == 1.0 and verdict["holdout_regressions"] == 0
 
-    misdirected = yaml.safe_dump({"remediations": [{
-        "id": "misdirected", "targets": ["wrong_answer"], "intent": "Claims to fix logic errors.",
-        "edits": [{"add_instruction": "Return only the Python code of the complete function, without markdown "
-                                      "fences or explanations."}],
-    }]}).encode()
-    liar = make_workspace(tmp_path / "liar", {"gates/default.yaml": strict,
-                                              "agents/coder/meta/playbook.yaml": misdirected})
+    misdirected = yaml.safe_dump(
+        {
+            "remediations": [
+                {
+                    "id": "misdirected",
+                    "targets": ["wrong_answer"],
+                    "intent": "Claims to fix logic errors.",
+                    "edits": [
+                        {
+                            "add_instruction": "Return only the Python code of the complete function, without markdown "
+                            "fences or explanations."
+                        }
+                    ],
+                }
+            ]
+        }
+    ).encode()
+    liar = make_workspace(
+        tmp_path / "liar", {"gates/default.yaml": strict, "agents/coder/meta/playbook.yaml": misdirected}
+    )
     result = improve_cycle(str(liar), "coder")
     assert result.decision == "reject" and result.remediation == "misdirected"
     assert any("intent does not explain its fixes" in reason for reason in result.reasons)

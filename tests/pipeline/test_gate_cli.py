@@ -18,8 +18,13 @@ echo "exit=$?"
 
 
 def write(path: Path, rows: dict[str, list[bool]]) -> Path:
-    path.write_text("".join(json.dumps({"task_id": task, "trial": k, "pass": ok}) + "\n"
-                            for task, outcomes in rows.items() for k, ok in enumerate(outcomes)))
+    path.write_text(
+        "".join(
+            json.dumps({"task_id": task, "trial": k, "pass": ok}) + "\n"
+            for task, outcomes in rows.items()
+            for k, ok in enumerate(outcomes)
+        )
+    )
     return path
 
 
@@ -27,8 +32,14 @@ def gate(tmp_path: Path, candidate: str, extra: str = "") -> tuple[int, str]:
     script = tmp_path / "ci.sh"
     script.write_text(SCRIPT.format(python=sys.executable, candidate=candidate, extra=extra))
     root = Path(__file__).parents[2]
-    done = subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "HOME": str(tmp_path)})
+    done = subprocess.run(
+        ["bash", str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "HOME": str(tmp_path)},
+    )
     code = int(done.stdout.strip().splitlines()[-1].removeprefix("exit="))
     return code, done.stdout + done.stderr
 
@@ -61,7 +72,9 @@ def test_exit_codes_json_and_junit(tmp_path: Path) -> None:
 
 def test_bad_input_exits_3_with_the_file_and_line(tmp_path: Path) -> None:
     write(tmp_path / "base.jsonl", {"a": [True]})
-    (tmp_path / "broken.jsonl").write_text('{"task_id": "a", "trial": 0, "pass": true}\n{"task_id": "a", "pass": "yes"}\n')
+    (tmp_path / "broken.jsonl").write_text(
+        '{"task_id": "a", "trial": 0, "pass": true}\n{"task_id": "a", "pass": "yes"}\n'
+    )
     code, out = gate(tmp_path, "broken.jsonl")
     assert code == 3 and "broken.jsonl line 2" in out and "pass" in out
     code, out = gate(tmp_path, "missing.jsonl")
@@ -71,14 +84,14 @@ def test_bad_input_exits_3_with_the_file_and_line(tmp_path: Path) -> None:
     assert code == 3 and "appears twice" in out
 
 
-def test_versions_are_read_from_the_run_store(workspace: Path, cli) -> None:  # noqa: ANN001
+def test_versions_are_read_from_the_run_store(workspace: Path, cli) -> None:
     base = ["gate", "--baseline", "coder/v1", "--candidate", "coder/v1", "--workspace", str(workspace), "--json"]
     out = cli(*base)
     assert out.exit_code == 3 and "coder/v1: no stored runs on humaneval/gate" in out.output
     assert cli("eval", "coder/v1", "--split", "gate", "--trials", "2", "--workspace", str(workspace)).exit_code == 0
     out = cli(*base)
     assert out.exit_code == 0, out.output
-    payload = json.loads(out.output[out.output.index("{"): out.output.rindex("}") + 1])
+    payload = json.loads(out.output[out.output.index("{") : out.output.rindex("}") + 1])
     assert payload["verdict"]["decision"] == "promote" and payload["flips"] == []
     assert payload["verdict"]["baseline_pass_rate"] == payload["verdict"]["candidate_pass_rate"]
     out = cli("gate", "--baseline", "coder/v9", "--candidate", "coder/v1", "--workspace", str(workspace))

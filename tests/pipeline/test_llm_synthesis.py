@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted
-from pipeline.flows import improve_cycle
-from pipeline.synthesis.llm import PROMPT_FILE
-from pipeline.workspace import demo_files
-from releases.registry import Registry, initialize
+from ratchet.agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted
+from ratchet.pipeline.flows import improve_cycle
+from ratchet.pipeline.synthesis.llm import PROMPT_FILE
+from ratchet.pipeline.workspace import demo_files
+from ratchet.releases.registry import Registry, initialize
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 MARKER = "PROCEDURE v2: prefer testing over rewording."
@@ -24,13 +24,20 @@ def git(ws: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(ws), *args], check=True, capture_output=True, text=True).stdout
 
 
-def critic(messages, tools):  # noqa: ANN001, ANN202 - a grounded critic: quotes the run's first answer line
+def critic(messages, tools):
     prompt = next(m["content"] for m in messages if m["role"] == "user")
     final = prompt.split("--- final output ---\n", 1)[1].splitlines()[0]
     label = "wrong_answer" if final.startswith(("def ", "from ", "import ", "    ")) else "non_code_output"
     quote = final if len(final) >= 3 else prompt.split("--- verifier: ", 1)[1].splitlines()[0]
-    return ScriptedReply(content=json.dumps({"symptoms": [
-        {"label": label, "new_label": False, "description": "seen from outside", "evidence": [quote]}]}))
+    return ScriptedReply(
+        content=json.dumps(
+            {
+                "symptoms": [
+                    {"label": label, "new_label": False, "description": "seen from outside", "evidence": [quote]}
+                ]
+            }
+        )
+    )
 
 
 def llm_workspace(path: Path, model: str, with_critic: bool = False) -> Path:
@@ -50,7 +57,8 @@ def reply(value: dict) -> ScriptedReply:
 
 
 CODE_ONLY = {
-    "remediation": "bare-code", "targets": ["non_code_output"],
+    "remediation": "bare-code",
+    "targets": ["non_code_output"],
     "intent": "Answer with bare code so the tests can run it; remember what was tried.",
     "edits": [
         {"add_instruction": "Return only the Python code of the function, without markdown fences."},
@@ -59,17 +67,20 @@ CODE_ONLY = {
     ],
 }
 SELF_TEST = {
-    "remediation": "self-test", "targets": ["wrong_answer"],
+    "remediation": "self-test",
+    "targets": ["wrong_answer"],
     "intent": "Let the agent run its code with the python tool before answering.",
-    "edits": [{"enable_tool": "python"},
-              {"add_instruction": "Before answering, test your code with the python tool and fix any error it shows."}],
+    "edits": [
+        {"enable_tool": "python"},
+        {"add_instruction": "Before answering, test your code with the python tool and fix any error it shows."},
+    ],
 }
 
 
 def test_a_meta_edit_is_promoted_and_the_next_cycle_uses_the_edited_procedure(tmp_path: Path) -> None:
     prompts: list[str] = []
 
-    def synthesizer(messages, tools):  # noqa: ANN001, ANN202
+    def synthesizer(messages, tools):
         prompt = next(m["content"] for m in messages if m["role"] == "user")
         prompts.append(prompt)
         return reply(SELF_TEST if MARKER in prompt else CODE_ONLY)
@@ -100,7 +111,9 @@ def test_a_meta_edit_is_promoted_and_the_next_cycle_uses_the_edited_procedure(tm
 
 def test_a_patch_outside_the_edit_surface_is_refused_and_the_playbook_takes_over(tmp_path: Path) -> None:
     suite_attack = {
-        "remediation": "easier-tests", "targets": ["non_code_output"], "intent": "Make the tests pass by editing them.",
+        "remediation": "easier-tests",
+        "targets": ["non_code_output"],
+        "intent": "Make the tests pass by editing them.",
         "edits": [{"write_file": {"path": "../../suites/humaneval/suite.yaml", "content": "tasks: []\n"}}],
     }
     provider = ScriptedProvider([reply(suite_attack), reply(suite_attack)])

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from pipeline.cli.app import app
-from pipeline.report import FIX, REGRESSION
-from pipeline.report_data import collect_report
-from releases.gitstore import GitStore
-from releases.registry import Registry
+from ratchet.pipeline.cli.app import app
+from ratchet.pipeline.report import FIX, REGRESSION
+from ratchet.pipeline.report_data import collect_report
+from ratchet.releases.gitstore import GitStore
+from ratchet.releases.registry import Registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -71,7 +71,8 @@ def test_report_data_matches_the_ledger_and_the_evidence(demo: Path) -> None:
     assert data.releases[0].gate_pass_rate == entries[1].baseline_gate_pass_rate, "v1 measured as the first baseline"
     assert data.releases[1].holdout_pass_rate == entries[1].holdout_pass_rate
     assert [(c.rc, c.decision, c.fixes, c.regressions) for c in data.cycles] == [
-        (e.rc, e.decision, e.fixes, e.regressions) for e in entries if e.rc]
+        (e.rc, e.decision, e.fixes, e.regressions) for e in entries if e.rc
+    ]
     assert data.cycles[-1].decision == "reject" and data.cycles[-1].regressions > 0
 
     matrix = data.flip_matrix
@@ -82,7 +83,7 @@ def test_report_data_matches_the_ledger_and_the_evidence(demo: Path) -> None:
     assert sum(matrix.counts.values()) == len(flips_csv.decode().strip().splitlines()) - 1, "one row per gate task"
 
 
-def test_report_errors_are_one_line(demo: Path, workspace: Path, tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_report_errors_are_one_line(demo: Path, workspace: Path, tmp_path: Path, cli) -> None:
     html = str(tmp_path / "r.html")
     unknown = cli("report", "nobody", "--html", html, "--workspace", str(demo))
     assert unknown.exit_code == 2 and "no agent 'nobody'; agents here: coder" in unknown.output
@@ -94,10 +95,19 @@ def test_report_errors_are_one_line(demo: Path, workspace: Path, tmp_path: Path,
 
 
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}"]
-    return subprocess.run([CHROMIUM or "chromium", *flags, *args], capture_output=True, text=True, timeout=120,
-                          check=True)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run(
+        [CHROMIUM or "chromium", *flags, *args], capture_output=True, text=True, timeout=120, check=True
+    )
 
 
 def near(pixel: tuple[int, int, int], hex_color: str, tolerance: int = 12) -> bool:
@@ -105,8 +115,9 @@ def near(pixel: tuple[int, int, int], hex_color: str, tolerance: int = 12) -> bo
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, target, strict=True))
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="browser test needs Chromium (Debian: apt-get install chromium); "
-                                             "not on PATH")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="browser test needs Chromium (Debian: apt-get install chromium); not on PATH"
+)
 def test_headless_chromium_renders_the_three_plots_from_file_url(demo: Path, tmp_path: Path) -> None:
     html = tmp_path / "report.html"
     write_report(demo, html)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from gates.run_store import RunRecord
+from ratchet.gates.run_store import RunRecord
 
 
 def run_lines(workspace: Path) -> list[bytes]:
@@ -21,7 +21,17 @@ def test_killed_eval_resumes_without_rerunning_finished_tasks(workspace: Path) -
     settings = workspace / "ratchet.toml"
     settings.write_text(settings.read_text().replace("concurrency = 8", "concurrency = 1"))
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    command = [sys.executable, "-m", "pipeline.cli", "eval", "coder/v1", "--split", "dev", "--workspace", str(workspace)]
+    command = [
+        sys.executable,
+        "-m",
+        "ratchet.pipeline.cli",
+        "eval",
+        "coder/v1",
+        "--split",
+        "dev",
+        "--workspace",
+        str(workspace),
+    ]
 
     victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -53,15 +63,29 @@ def test_cycle_killed_during_gate_evaluation_resumes_to_the_same_verdict(workspa
     shutil.copytree(workspace, reference)
     settings = workspace / "ratchet.toml"
     settings.write_text(settings.read_text().replace("concurrency = 8", "concurrency = 1"))
-    subprocess.run(["git", "-C", str(workspace), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam",
-                    "one task at a time"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(workspace),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qam",
+            "one task at a time",
+        ],
+        check=True,
+    )
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    cycle = [sys.executable, "-m", "pipeline.cli", "cycle", "--workspace"]
+    cycle = [sys.executable, "-m", "ratchet.pipeline.cli", "cycle", "--workspace"]
     runs = workspace / ".ratchet" / "runs"
 
     # its own process group, so the kill takes Prefect's temporary server down with it
-    victim = subprocess.Popen([*cycle, str(workspace)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    victim = subprocess.Popen(
+        [*cycle, str(workspace)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and victim.poll() is None:
         files = sorted(runs.glob("*.jsonl")) if runs.exists() else []

@@ -6,14 +6,14 @@ import asyncio
 import json
 from pathlib import Path
 
-from agents.artifact import load_artifact
-from agents.models import ModelClient
-from critics.detectors import detect
-from critics.view import blind_view
-from gates.evaluation import run_one
-from gates.run_store import RunKey
-from gates.suite import load_suite
-from pipeline.synthesis.edits import Edit, apply_edits
+from ratchet.agents.artifact import load_artifact
+from ratchet.agents.models import ModelClient
+from ratchet.critics.detectors import detect
+from ratchet.critics.view import blind_view
+from ratchet.gates.evaluation import run_one
+from ratchet.gates.run_store import RunKey
+from ratchet.gates.suite import load_suite
+from ratchet.pipeline.synthesis.edits import Edit, apply_edits
 
 KEY = RunKey(artifact_hash="a", suite_hash="s", model_config_hash="m")
 
@@ -21,8 +21,10 @@ KEY = RunKey(artifact_hash="a", suite_hash="s", model_config_hash="m")
 def artifact_with_self_test(workspace: Path) -> Path:
     root = workspace / "agents/coder"
     files = {p.relative_to(root).as_posix(): p.read_text() for p in root.rglob("*") if p.is_file()}
-    edits = [Edit(enable_tool="python"),
-             Edit(add_instruction="Before answering, test your code with the python tool and fix any error it shows.")]
+    edits = [
+        Edit(enable_tool="python"),
+        Edit(add_instruction="Before answering, test your code with the python tool and fix any error it shows."),
+    ]
     for path, text in apply_edits("coder", files, edits).items():
         (workspace / path).write_text(text)
     return root
@@ -57,8 +59,13 @@ def test_blind_view_never_contains_the_artifact(workspace: Path) -> None:
     artifact = load_artifact(root)
     suite = load_suite(workspace, "humaneval")
     client = ModelClient(artifact.spec.model, artifact.spec.model_params)
-    secrets = {line.strip() for path in root.rglob("*") if path.is_file()
-               for line in path.read_text().splitlines() if len(line.strip()) >= 12}
+    secrets = {
+        line.strip()
+        for path in root.rglob("*")
+        if path.is_file()
+        for line in path.read_text().splitlines()
+        if len(line.strip()) >= 12
+    }
     secrets |= {line.strip() for line in artifact.render("system").splitlines() if len(line.strip()) >= 12}
     secrets |= set(artifact.spec.instructions)
     assert len(secrets) > 20
@@ -80,26 +87,29 @@ def test_blind_view_never_contains_the_artifact(workspace: Path) -> None:
                 assert quote in text or json.dumps(quote)[1:-1] in text
 
 
-
 def test_an_evaluation_bounds_work_sets_the_old_heap_aside_and_stores_every_run(workspace: Path) -> None:
     """concurrency bounds agent runs; the cyclic GC skips pre-existing objects only while runs are in flight."""
     import gc
 
-    from agents.artifact import ModelParams
-    from agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted
-    from gates.evaluation import evaluate, run_key
-    from gates.run_store import RunStore
+    from ratchet.agents.artifact import ModelParams
+    from ratchet.agents.providers.scripted import ScriptedProvider, ScriptedReply, register_scripted
+    from ratchet.gates.evaluation import evaluate, run_key
+    from ratchet.gates.run_store import RunStore
 
     artifact = load_artifact(workspace / "agents/coder")
     suite = load_suite(workspace, "humaneval")
     tasks = suite.split("dev")[:12]
     seen = {"in_flight": 0, "max_in_flight": 0, "frozen": []}
 
-    client = ModelClient(register_scripted("bounded", ScriptedProvider(
-        lambda messages, tools: ScriptedReply(content="def f():\n    return 1\n"))), ModelParams())
+    client = ModelClient(
+        register_scripted(
+            "bounded", ScriptedProvider(lambda messages, tools: ScriptedReply(content="def f():\n    return 1\n"))
+        ),
+        ModelParams(),
+    )
     complete = client.complete
 
-    async def watched(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    async def watched(*args, **kwargs):
         seen["in_flight"] += 1
         seen["max_in_flight"] = max(seen["max_in_flight"], seen["in_flight"])
         seen["frozen"].append(gc.get_freeze_count())

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.schedules import deployment_name
-from pipeline.workspace import init_workspace
-from releases.registry import Registry
+from ratchet.pipeline.schedules import deployment_name
+from ratchet.pipeline.workspace import init_workspace
+from ratchet.releases.registry import Registry
 
 
 def free_port() -> int:
@@ -39,7 +39,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def wait_for(check, timeout: float, what: str) -> None:  # noqa: ANN001
+def wait_for(check, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -53,9 +53,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     """`prefect server start` on a free port with its own database; the environment that points at it."""
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PYTHONPATH": os.getcwd(),
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PYTHONPATH": os.getcwd(),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
     prefect = str(Path(sys.executable).with_name("prefect"))
     process = start([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log")
 
@@ -76,30 +83,54 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
 
 
 def ratchet(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env={**env, "COLUMNS": "200"},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ratchet.pipeline.cli", *args],
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_scheduled_cycle_runs_on_the_server_and_lands_in_history(server: dict[str, str], tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     init_workspace(ws)
     name = f"improve-cycle/{deployment_name('coder', ws)}"
-    serving = start([sys.executable, "-m", "pipeline.cli", "schedule", "coder", "--cron", "0 3 * * *",
-                     "--timezone", "Europe/Berlin", "--workspace", str(ws)], server, tmp_path / "serve.log")
+    serving = start(
+        [
+            sys.executable,
+            "-m",
+            "ratchet.pipeline.cli",
+            "schedule",
+            "coder",
+            "--cron",
+            "0 3 * * *",
+            "--timezone",
+            "Europe/Berlin",
+            "--workspace",
+            str(ws),
+        ],
+        server,
+        tmp_path / "serve.log",
+    )
     try:
         wait_for(lambda: name in ratchet(server, "schedule", "--list").stdout, 60, "the deployment to be registered")
         listed = ratchet(server, "schedule", "--list").stdout
         assert "cron 0 3 * * * (Europe/Berlin)" in listed and str(ws) in listed
 
         prefect = str(Path(sys.executable).with_name("prefect"))
-        run = subprocess.run([prefect, "deployment", "run", name], env=server, capture_output=True, text=True,
-                             timeout=60)
+        run = subprocess.run(
+            [prefect, "deployment", "run", name], env=server, capture_output=True, text=True, timeout=60
+        )
         assert run.returncode == 0, run.stdout + run.stderr
         wait_for(lambda: len(Registry(ws).ledger("coder")) >= 2, 180, "the triggered cycle's decision")
         # The decision lands before the flow run ends (artifacts are published after it): wait for the
         # run's final state before stopping the serving process, or it is killed mid-publish.
-        wait_for(lambda: "Completed" in ratchet(server, "status", "--workspace", str(ws)).stdout, 120,
-                 "the flow run to complete")
+        wait_for(
+            lambda: "Completed" in ratchet(server, "status", "--workspace", str(ws)).stdout,
+            120,
+            "the flow run to complete",
+        )
     finally:
         stop(serving)
 
@@ -118,8 +149,21 @@ def test_the_deployment_allows_one_cycle_at_a_time(server: dict[str, str], tmp_p
 
     ws = tmp_path / "ws"
     init_workspace(ws)
-    serving = start([sys.executable, "-m", "pipeline.cli", "schedule", "coder", "--cron", "0 3 * * *",
-                     "--workspace", str(ws)], server, tmp_path / "serve.log")
+    serving = start(
+        [
+            sys.executable,
+            "-m",
+            "ratchet.pipeline.cli",
+            "schedule",
+            "coder",
+            "--cron",
+            "0 3 * * *",
+            "--workspace",
+            str(ws),
+        ],
+        server,
+        tmp_path / "serve.log",
+    )
     name = f"improve-cycle/{deployment_name('coder', ws)}"
     try:
         wait_for(lambda: name in ratchet(server, "schedule", "--list").stdout, 60, "the deployment")
@@ -148,7 +192,9 @@ def test_without_a_server_it_says_what_to_run(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     init_workspace(ws)
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
-    env.update({"PYTHONPATH": os.getcwd(), "PREFECT_HOME": str(tmp_path / "home"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    env.update(
+        {"PYTHONPATH": os.getcwd(), "PREFECT_HOME": str(tmp_path / "home"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    )
     done = ratchet(env, "schedule", "coder", "--cron", "0 2 * * *", "--workspace", str(ws))
     assert done.returncode == 2 and "prefect server start" in done.stdout + done.stderr
     done = ratchet(env, "schedule", "coder", "--cron", "0 25 * * *", "--workspace", str(ws))

@@ -13,7 +13,7 @@ SECRET = "sk-test-9f8e7d6c5b4a3210"
 
 
 @pytest.fixture
-def echo_server():  # noqa: ANN201
+def echo_server():
     def echo(n: int, body: dict) -> dict:  # the model leaks what it can see, and the key it was sent with
         return completion(f"def f():\n    return 1  # key {SECRET} and again {SECRET}")
 
@@ -22,16 +22,19 @@ def echo_server():  # noqa: ANN201
     server.stop()
 
 
-def test_eval_through_an_http_model_records_no_key(workspace: Path, echo_server: StubServer, cli, monkeypatch) -> None:  # noqa: ANN001
+def test_eval_through_an_http_model_records_no_key(workspace: Path, echo_server: StubServer, cli, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     settings = workspace / "ratchet.toml"
-    settings.write_text(settings.read_text() + f'''
+    settings.write_text(
+        settings.read_text()
+        + f'''
 [models.remote]
 model = "hosted_vllm/tiny"
 api_base = "{echo_server.base_url}"
 api_key_env = "OPENAI_API_KEY"
 retries = 0
-''')
+'''
+    )
     out = cli("eval", "coder/v1", "--split", "dev", "--model", "remote", "--workspace", str(workspace))
     assert out.exit_code == 0, out.output
     assert "0/" in out.output and "passed" in out.output

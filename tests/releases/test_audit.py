@@ -10,15 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agents.errors import UserError
-from gates.policy import GatePolicy, decide_on_trials
-from gates.statistics import classify, paired_counts
-from pipeline.workspace import init_workspace
-from releases.audit import AuditReport, read_ledger, verify_workspace
-from releases.gitstore import BOT, Identity
-from releases import ledger
-from releases.ledger import GENESIS, new_entry
-from releases.registry import CandidateRef, Registry, evidence_dir
+from ratchet.agents.errors import UserError
+from ratchet.gates import GatePolicy, JudgedSplit, judge
+from ratchet.gates.statistics import paired_counts
+from ratchet.pipeline.workspace import init_workspace
+from ratchet.releases import ledger
+from ratchet.releases.audit import AuditReport, read_ledger, verify_workspace
+from ratchet.releases.gitstore import BOT, Identity
+from ratchet.releases.ledger import GENESIS, new_entry
+from ratchet.releases.registry import CandidateRef, Registry, evidence_dir
 
 AGENT_YAML = "agents/coder/agent.yaml"
 ADA = Identity(name="Ada Lovelace", email="ada@example.com")
@@ -39,14 +39,20 @@ def git(ws: Path, *args: str) -> str:
 
 
 def _candidate(registry: Registry, ws: Path, marker: str) -> CandidateRef:
-    text = (ws / AGENT_YAML).read_text().replace("  - Keep your answer brief.\n",
-                                                 f"  - Keep your answer brief.\n  - {marker}\n")
+    text = (
+        (ws / AGENT_YAML)
+        .read_text()
+        .replace("  - Keep your answer brief.\n", f"  - Keep your answer brief.\n  - {marker}\n")
+    )
     return registry.create_candidate("coder", {AGENT_YAML: text.encode()}, f"rc: {marker}")
 
 
 def _outcomes(passes: dict[str, list[bool]]) -> bytes:
-    rows = [{"task_id": t, "trial": i, "passed": p, "score": float(p), "error_type": None, "message": ""}
-            for t, runs in passes.items() for i, p in enumerate(runs)]
+    rows = [
+        {"task_id": t, "trial": i, "passed": p, "score": float(p), "error_type": None, "message": ""}
+        for t, runs in passes.items()
+        for i, p in enumerate(runs)
+    ]
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
     return buffer.getvalue().encode()
@@ -60,18 +66,24 @@ def gate_evidence(fixed: int, policy: GatePolicy | None = None) -> tuple[dict[st
     candidate = {t: [True] * 4 if i < fixed else [True, True] for i, t in enumerate(TASKS)}
     files = {"outcomes-baseline-gate.csv": _outcomes(baseline), "outcomes-candidate-gate.csv": _outcomes(candidate)}
     frames = {name: pd.read_csv(io.BytesIO(data)) for name, data in files.items()}
-    classified = classify(paired_counts(*frames.values()), policy.alpha)
-    verdict = decide_on_trials(classified, policy).model_copy(update={"flaky_tasks": [], "targeted_fixes": None})
+    verdict = judge(policy, JudgedSplit(paired_counts(*frames.values()))).verdict
     files["verdict.json"] = verdict.model_dump_json(indent=2).encode()
-    entry = dict(decision=verdict.decision, fixes=verdict.fixes, regressions=verdict.regressions,
-                 policy_hash=verdict.policy_hash, stage="gate", reason="; ".join(verdict.reasons),
-                 flip_counts={"P->F": 0, "F->P": fixed, "P->P": len(TASKS) - fixed, "F->F": 0},
-                 outcome_hashes={n: hashlib.sha256(d).hexdigest() for n, d in files.items() if n.startswith("outcomes-")})
+    entry = dict(
+        decision=verdict.decision,
+        fixes=verdict.fixes,
+        regressions=verdict.regressions,
+        policy_hash=verdict.policy_hash,
+        stage="gate",
+        reason="; ".join(verdict.reasons),
+        flip_counts={"P->F": 0, "F->P": fixed, "P->P": len(TASKS) - fixed, "F->F": 0},
+        outcome_hashes={n: hashlib.sha256(d).hexdigest() for n, d in files.items() if n.startswith("outcomes-")},
+    )
     return files, entry
 
 
-def record_gate_decision(registry: Registry, ws: Path, marker: str, fixed: int, policy: GatePolicy | None = None,
-                         **forged: object) -> CandidateRef:
+def record_gate_decision(
+    registry: Registry, ws: Path, marker: str, fixed: int, policy: GatePolicy | None = None, **forged: object
+) -> CandidateRef:
     """An RC with gate evidence, decided the way the verdict says (fields in `forged` replace the true ones)."""
     files, entry = gate_evidence(fixed, policy)
     rc = _candidate(registry, ws, marker)
@@ -105,8 +117,9 @@ def test_every_kind_of_decision_verifies_and_gate_verdicts_re_derive(ws: Path) -
     registry = Registry(ws)
     record_gate_decision(registry, ws, "First idea.", fixed=3)  # promote
     record_gate_decision(registry, ws, "Second idea.", fixed=0)  # reject: no fix
-    held = record_gate_decision(registry, ws, "Third idea.", fixed=2,
-                                policy=GatePolicy(name="default", require_manual_approval=True))
+    held = record_gate_decision(
+        registry, ws, "Third idea.", fixed=2, policy=GatePolicy(name="default", require_manual_approval=True)
+    )
     registry.promote(held, "# coder/v3\n", who=ADA, decision="manual_promote", reason="reviewed the diff")
     registry.rollback("coder", "coder/v2", "v3 misbehaves", ADA)
 
@@ -119,7 +132,8 @@ def test_every_kind_of_decision_verifies_and_gate_verdicts_re_derive(ws: Path) -
 
 
 def test_entries_without_outcome_hashes_are_warnings_not_problems_in_a_legacy_ledger(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ledger, "LEDGER_VERSION", 1)  # as Ratchet wrote before outcome hashes existed
     ws = tmp_path / "legacy"
     init_workspace(ws)
@@ -149,7 +163,8 @@ def test_a_ledger_entry_whose_fixes_do_not_re_derive_is_reported(ws: Path) -> No
     assert problems(report) == [
         "verdict: releases/coder/ledger.jsonl line 2: promote of rc/coder/1: the ledger records promote "
         "(5 confirmed fix(es), 0 regression(s)), but the evidence re-derives to promote (2 confirmed fix(es), "
-        "0 regression(s))"]
+        "0 regression(s))"
+    ]
     assert report.agents[0].rederived == 0
 
 
@@ -204,10 +219,12 @@ def test_an_override_by_the_bot_without_a_reason_is_reported(ws: Path) -> None:
 
 def test_a_manual_rejection_by_a_person_with_a_reason_is_fine_but_not_without_an_email(ws: Path) -> None:
     registry = Registry(ws)
-    held = record_gate_decision(registry, ws, "Held.", fixed=2,
-                                policy=GatePolicy(name="default", require_manual_approval=True))
-    registry.reject(held, "rejected\n", who=Identity(name="Ada", email="nobody"), decision="manual_reject",
-                    reason="too risky")
+    held = record_gate_decision(
+        registry, ws, "Held.", fixed=2, policy=GatePolicy(name="default", require_manual_approval=True)
+    )
+    registry.reject(
+        held, "rejected\n", who=Identity(name="Ada", email="nobody"), decision="manual_reject", reason="too risky"
+    )
     (problem,) = problems(verify_workspace(ws))
     assert "manual reject of rc/coder/1: actor 'Ada <nobody>' is not 'Name <email>'" in problem
 
@@ -223,12 +240,18 @@ def test_a_hand_edited_ledger_line_names_the_line_and_the_commit(ws: Path) -> No
     edit = git(ws, "rev-parse", "--short=10", "HEAD")
 
     found = problems(verify_workspace(ws))
-    assert "ledger: releases/coder/ledger.jsonl line 2: the hash does not match the line's content (entry 2, " \
-           "promote); the line was edited after Ratchet wrote it" in found
-    assert f"main: commit {edit} ('correct the count'): changes line(s) 2 of releases/coder/ledger.jsonl; " \
-           f"Ratchet only appends one line per decision and never edits the ledger" in found
-    assert any(p.startswith("tag: tag coder/v2: its trailers disagree") and "Ratchet-Fixes is '3', the ledger "
-               "says '4'" in p for p in found)
+    assert (
+        "ledger: releases/coder/ledger.jsonl line 2: the hash does not match the line's content (entry 2, "
+        "promote); the line was edited after Ratchet wrote it" in found
+    )
+    assert (
+        f"main: commit {edit} ('correct the count'): changes line(s) 2 of releases/coder/ledger.jsonl; "
+        f"Ratchet only appends one line per decision and never edits the ledger" in found
+    )
+    assert any(
+        p.startswith("tag: tag coder/v2: its trailers disagree") and "Ratchet-Fixes is '3', the ledger says '4'" in p
+        for p in found
+    )
     assert any(p.startswith("verdict: releases/coder/ledger.jsonl line 2") for p in found)
 
 
@@ -239,8 +262,12 @@ def test_a_rewritten_chain_still_breaks_at_the_tags(ws: Path) -> None:
     entries = registry.ledger("coder")
     forged: list = []
     for entry in entries:  # same timestamps: only line 2's reason (and the hashes from there on) change
-        edited = entry.model_copy(update={"reason": "rewritten" if entry.seq == 2 else entry.reason,
-                                          "prev_hash": forged[-1].hash if forged else entry.prev_hash})
+        edited = entry.model_copy(
+            update={
+                "reason": "rewritten" if entry.seq == 2 else entry.reason,
+                "prev_hash": forged[-1].hash if forged else entry.prev_hash,
+            }
+        )
         forged.append(edited.model_copy(update={"hash": edited.compute_hash()}))
     (ws / "releases/coder/ledger.jsonl").write_text("".join(e.model_dump_json() + "\n" for e in forged))
     git(ws, "commit", "-qam", "rewrite")
@@ -260,7 +287,8 @@ def test_a_moved_tag_names_the_tag_and_both_commits(ws: Path) -> None:
 
     assert problems(verify_workspace(ws)) == [
         f"tag: tag coder/v2: points at {wrong[:10]}, but releases/coder/ledger.jsonl line 2 was added by commit "
-        f"{right[:10]}; the tag was moved (Ratchet never moves tags)"]
+        f"{right[:10]}; the tag was moved (Ratchet never moves tags)"
+    ]
 
 
 def test_missing_extra_and_lightweight_tags_are_reported(ws: Path) -> None:
@@ -272,12 +300,18 @@ def test_missing_extra_and_lightweight_tags_are_reported(ws: Path) -> None:
     git(ws, "tag", "coder/v2", "main")  # lightweight
     git(ws, "tag", "-a", "coder/v9", "-m", "made up", "main")
     found = problems(verify_workspace(ws))
-    assert "tag: tag coder/rc1-rejected: is missing; releases/coder/ledger.jsonl line 2 records reject rc/coder/1" \
-           in found and rc.branch == "rc/coder/1"
-    assert "tag: tag coder/v2: is a lightweight tag; Ratchet's tags are annotated and carry the ledger entry's " \
-           "facts as trailers" in found
-    assert "tag: tag coder/v9: has no ledger entry in releases/coder/ledger.jsonl; Ratchet makes this tag only " \
-           "together with its ledger line" in found
+    assert (
+        "tag: tag coder/rc1-rejected: is missing; releases/coder/ledger.jsonl line 2 records reject rc/coder/1" in found
+        and rc.branch == "rc/coder/1"
+    )
+    assert (
+        "tag: tag coder/v2: is a lightweight tag; Ratchet's tags are annotated and carry the ledger entry's "
+        "facts as trailers" in found
+    )
+    assert (
+        "tag: tag coder/v9: has no ledger entry in releases/coder/ledger.jsonl; Ratchet makes this tag only "
+        "together with its ledger line" in found
+    )
 
 
 def test_a_hand_commit_to_the_agent_names_the_commit_and_the_files(ws: Path) -> None:
@@ -286,7 +320,8 @@ def test_a_hand_commit_to_the_agent_names_the_commit_and_the_files(ws: Path) -> 
     sha = git(ws, "rev-parse", "--short=10", "HEAD")
     assert problems(verify_workspace(ws)) == [
         f"main: commit {sha} ('quick fix'): changes agents/coder/agent.yaml on main but adds no ledger entry; the "
-        f"agent artifact only changes through a recorded release (`ratchet cycle`, `promote`, `rollback`)"]
+        f"agent artifact only changes through a recorded release (`ratchet cycle`, `promote`, `rollback`)"
+    ]
 
 
 def test_other_hand_commits_on_main_are_fine(ws: Path) -> None:
@@ -318,21 +353,24 @@ def test_read_ledger_lists_every_broken_line_instead_of_stopping_at_the_first() 
 
 
 def test_verify_counts_outcome_tables_exactly_as_the_gate_does() -> None:
-    from gates.statistics import paired_counts
-    from releases.rederive import paired, task_counts
+    from ratchet.gates.statistics import paired_counts, paired_from_counts
+    from ratchet.releases.evidence import outcome_counts
 
-    rows = {"b": {t: [i % 3 == 0, i % 2 == 0, True][: 1 + i % 3] for i, t in enumerate(TASKS)},
-            "c": {t: [i % 5 == 0] * (1 + i % 4) for i, t in enumerate(TASKS[2:])}}
+    rows = {
+        "b": {t: [i % 3 == 0, i % 2 == 0, True][: 1 + i % 3] for i, t in enumerate(TASKS)},
+        "c": {t: [i % 5 == 0] * (1 + i % 4) for i, t in enumerate(TASKS[2:])},
+    }
     tables = {side: _outcomes(runs) for side, runs in rows.items()}
     expected = paired_counts(*(pd.read_csv(io.BytesIO(t), dtype={"task_id": str}) for t in tables.values()))
-    got = paired(*(task_counts(t) for t in tables.values()))
-    pd.testing.assert_frame_equal(got.sort_values("task_id").reset_index(drop=True),
-                                  expected.sort_values("task_id").reset_index(drop=True))
+    got = paired_from_counts(*(outcome_counts(t) for t in tables.values()))
+    pd.testing.assert_frame_equal(
+        got.sort_values("task_id").reset_index(drop=True), expected.sort_values("task_id").reset_index(drop=True)
+    )
 
 
 def test_a_version_1_verdict_re_derives_with_the_rule_it_was_decided_under() -> None:
-    from gates.policy import GatePolicy, Verdict
-    from releases.rederive import _decide
+    from ratchet.gates.policy import GatePolicy, Verdict
+    from ratchet.releases.rederive import _decide
 
     # 4/4 -> 0/4 (p = 0.0143) with four wobbling tasks (2/4 -> 1/4): a regression when every task had all of
     # alpha (version 1), not when the five share it (version 2)
@@ -341,8 +379,9 @@ def test_a_version_1_verdict_re_derives_with_the_rule_it_was_decided_under() -> 
     tables = {"outcomes-baseline-gate.csv": base, "outcomes-candidate-gate.csv": cand}
     policy = GatePolicy(min_fixes=0)
     for version, regressions in ((1, 1), (2, 0)):
-        verdict = Verdict(version=version, decision="reject", reasons=["x"], policy=policy,
-                          policy_hash=policy.content_hash())
+        verdict = Verdict(
+            version=version, decision="reject", reasons=["x"], policy=policy, policy_hash=policy.content_hash()
+        )
         derived, _ = _decide(verdict, tables)
         assert derived.regressions == regressions, version
 
@@ -351,11 +390,22 @@ def test_a_policy_written_before_flaky_confirmation_cap_keeps_its_hash() -> None
     import hashlib
     import json
 
-    from gates.policy import GatePolicy
+    from ratchet.gates.policy import GatePolicy
 
-    older = {"name": "default", "description": "", "trials": 2, "max_regressions": 0, "min_fixes": 1,
-             "require_manual_approval": False, "alpha": 0.05, "confirmation_cap": 9, "max_nfr": None,
-             "min_intent_coverage": None, "holdout": "report", "smoke_max_drop": 0.25}
+    older = {
+        "name": "default",
+        "description": "",
+        "trials": 2,
+        "max_regressions": 0,
+        "min_fixes": 1,
+        "require_manual_approval": False,
+        "alpha": 0.05,
+        "confirmation_cap": 9,
+        "max_nfr": None,
+        "min_intent_coverage": None,
+        "holdout": "report",
+        "smoke_max_drop": 0.25,
+    }
     recorded = hashlib.sha256(json.dumps(older, separators=(",", ":")).encode()).hexdigest()
     assert GatePolicy.model_validate(older).content_hash() == recorded
     assert GatePolicy.model_validate(older | {"flaky_confirmation_cap": 5}).content_hash() != recorded

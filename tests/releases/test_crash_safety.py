@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from releases.audit import verify_workspace
-from releases.crashpoints import POINTS
-from releases.ledger import parse_trailers
-from releases.registry import Registry
+from ratchet.releases.audit import verify_workspace
+from ratchet.releases.crashpoints import POINTS
+from ratchet.releases.ledger import parse_trailers
+from ratchet.releases.registry import Registry
 
 AFTER_COMMIT_POINT = ("decision:after-main", "decision:after-checkout")  # main already moved: the entry counts
 
@@ -43,13 +43,23 @@ def reference(demo_template: Path, tmp_path_factory: pytest.TempPathFactory, pre
 
 
 def cycle(ws: Path, prefect_url: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "PREFECT_API_URL": prefect_url,
-           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.getcwd(),
+        "PREFECT_API_URL": prefect_url,
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
     env.pop("RATCHET_CRASH_AT", None)
     if crash_at:
         env["RATCHET_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "cycle", "--workspace", str(ws)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ratchet.pipeline.cli", "cycle", "--workspace", str(ws)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def decisions(ws: Path) -> list[tuple[str | None, str]]:
@@ -58,7 +68,8 @@ def decisions(ws: Path) -> list[tuple[str | None, str]]:
 
 @pytest.mark.parametrize("point", POINTS)
 def test_a_cycle_killed_at_any_write_point_resumes_to_one_complete_decision(
-        point: str, reference: Path, demo_template: Path, tmp_path: Path, prefect_url: str) -> None:
+    point: str, reference: Path, demo_template: Path, tmp_path: Path, prefect_url: str
+) -> None:
     ws = tmp_path / "ws"
     shutil.copytree(demo_template, ws, symlinks=True)
     shutil.copytree(reference / ".ratchet" / "runs", ws / ".ratchet" / "runs")

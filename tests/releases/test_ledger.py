@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
+import pydantic
 import pytest
 
-from agents.errors import StateError
-from releases.ledger import GENESIS, LEDGER_VERSION, LedgerEntry, append_line, ledger_path, new_entry, parse_ledger
+from ratchet.agents.errors import StateError
+from ratchet.releases.ledger import (
+    GENESIS,
+    LEDGER_VERSION,
+    LedgerEntry,
+    append_line,
+    ledger_path,
+    new_entry,
+    parse_ledger,
+)
 
 SOURCE = "main:releases/coder/ledger.jsonl"
 
@@ -18,9 +28,15 @@ def _chain(length: int = 4) -> tuple[str, list[LedgerEntry]]:
     kinds = ["release", "promote", "reject", "hold", "manual_promote", "manual_reject"]
     for index in range(length):
         entry = new_entry(
-            entries, agent="coder", decision=kinds[index % len(kinds)], release=f"coder/v{index + 1}",
-            rc=f"rc/coder/{index}" if index else None, actor="Ratchet Bot <ratchet-bot@localhost>",
-            reason=f"decision {index + 1}", fixes=index, gate_pass_rate=0.5,
+            entries,
+            agent="coder",
+            decision=kinds[index % len(kinds)],
+            release=f"coder/v{index + 1}",
+            rc=f"rc/coder/{index}" if index else None,
+            actor="Ratchet Bot <ratchet-bot@localhost>",
+            reason=f"decision {index + 1}",
+            fixes=index,
+            gate_pass_rate=0.5,
         )
         entries.append(entry)
         text = append_line(text, entry)
@@ -60,7 +76,7 @@ def test_chain_builds_and_parses_back() -> None:
     assert parsed == entries
     assert [e.seq for e in parsed] == [1, 2, 3, 4]
     assert parsed[0].prev_hash == GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(parsed, parsed[1:]))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(parsed))
     assert all(e.hash == e.compute_hash() and len(e.hash) == 64 for e in parsed)
     assert text.endswith("\n") and len(text.splitlines()) == 4
 
@@ -129,14 +145,20 @@ def test_reordering_lines_breaks_the_chain(a: int, b: int) -> None:
 
 def test_entries_are_frozen_records() -> None:
     _, entries = _chain(1)
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         entries[0].reason = "changed"  # type: ignore[misc]
     assert entries[0].version == LEDGER_VERSION == 2
 
 
 def test_a_reason_with_a_unicode_line_separator_keeps_the_ledger_readable() -> None:
     first = new_entry([], agent="coder", decision="release", release="coder/v1", actor="bot", reason="init")
-    second = new_entry([first], agent="coder", decision="manual_reject", rc="rc/coder/1", actor="Ada <a@b.c>",
-                       reason="bad\u2028idea\u0085really")
+    second = new_entry(
+        [first],
+        agent="coder",
+        decision="manual_reject",
+        rc="rc/coder/1",
+        actor="Ada <a@b.c>",
+        reason="bad\u2028idea\u0085really",
+    )
     text = append_line(append_line("", first), second)
     assert [e.reason for e in parse_ledger(text, "ledger")] == ["init", "bad\u2028idea\u0085really"]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.errors import StateError, UserError
-from pipeline.workspace import init_workspace
-from releases.gitstore import BOT, Identity
-from releases.ledger import parse_trailers
-from releases.registry import CandidateRef, Registry, evidence_dir, rc_branch, rejected_tag, release_tag
+from ratchet.agents.errors import StateError, UserError
+from ratchet.pipeline.workspace import init_workspace
+from ratchet.releases.gitstore import BOT, Identity
+from ratchet.releases.ledger import parse_trailers
+from ratchet.releases.registry import CandidateRef, Registry, evidence_dir, rc_branch, rejected_tag, release_tag
 
 AGENT_YAML = "agents/coder/agent.yaml"
 PROMPT = "agents/coder/prompts/system.md.j2"
@@ -83,7 +83,7 @@ def test_init_makes_main_tag_v1_clean_tree_and_first_ledger_line(ws: Path) -> No
 
 
 def test_init_refuses_a_non_empty_folder(tmp_path: Path) -> None:
-    from agents.errors import UserError
+    from ratchet.agents.errors import UserError
 
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "file").write_text("x")
@@ -150,8 +150,9 @@ def test_promote_merges_tags_and_updates_the_checkout(ws: Path) -> None:
     old_main = git(ws, "rev-parse", "main")
     rc = registry.add_evidence(_candidate(registry, ws), {"verdict.json": b"{}\n"}, "evidence")
     notes = "# coder/v2\n\nFixes 3 tasks, breaks none.\n"
-    entry = registry.promote(rc, notes, decision="promote", reason="gate: 3 fixes, 0 regressions",
-                             intent="stop prose around code", fixes=3)
+    entry = registry.promote(
+        rc, notes, decision="promote", reason="gate: 3 fixes, 0 regressions", intent="stop prose around code", fixes=3
+    )
 
     main = git(ws, "rev-parse", "main")
     assert _parents(ws, main) == [old_main, rc.commit]
@@ -165,7 +166,12 @@ def test_promote_merges_tags_and_updates_the_checkout(ws: Path) -> None:
     _clean(ws)
 
     assert (entry.decision, entry.release, entry.rc, entry.rc_commit, entry.fixes) == (
-        "promote", "coder/v2", "rc/coder/1", rc.commit, 3)
+        "promote",
+        "coder/v2",
+        "rc/coder/1",
+        rc.commit,
+        3,
+    )
     assert registry.ledger("coder")[-1] == entry and len(registry.ledger("coder")) == 2
     assert registry.current_release("coder").tag == "coder/v2"
     assert "stop prose around code" in git(ws, "log", "-1", "--format=%B", "main")
@@ -288,8 +294,9 @@ def test_a_history_of_decisions_keeps_the_repository_sound(ws: Path) -> None:
     one = _candidate(registry, ws)
     registry.reject(registry.add_evidence(one, {"verdict.json": b"{}\n"}, "e1"), "r", decision="reject", reason="r")
     two = _candidate(registry, ws, marker="- Second idea.")
-    registry.promote(registry.add_evidence(two, {"verdict.json": b"{}\n"}, "e2"), "# coder/v2\n",
-                     decision="promote", reason="p")
+    registry.promote(
+        registry.add_evidence(two, {"verdict.json": b"{}\n"}, "e2"), "# coder/v2\n", decision="promote", reason="p"
+    )
     three = registry.create_candidate("coder", _edit(ws, PROMPT, "Third idea."), "rc: third")
     registry.hold(three, decision="hold", reason="h")
     four = registry.create_candidate("coder", _edit(ws, PROMPT, "Fourth idea."), "rc: fourth")
@@ -299,7 +306,9 @@ def test_a_history_of_decisions_keeps_the_repository_sound(ws: Path) -> None:
     assert [e.seq for e in registry.ledger("coder")] == [1, 2, 3, 4, 5]
     assert git(ws, "tag", "-l").splitlines() == ["coder/rc1-rejected", "coder/v1", "coder/v2", "coder/v3"]
     assert sorted(git(ws, "branch", "--format=%(refname:short)").splitlines()) == [
-        "main", *(rc_branch("coder", n) for n in (1, 2, 3, 4))]
+        "main",
+        *(rc_branch("coder", n) for n in (1, 2, 3, 4)),
+    ]
     assert registry.current_release("coder").tag == release_tag("coder", 3)
     assert "Fourth idea." in (ws / PROMPT).read_text() and "Second idea." in (ws / AGENT_YAML).read_text()
     authors = set(git(ws, "log", "--all", "--format=%an <%ae>|%cn <%ce>").splitlines())
@@ -311,7 +320,7 @@ def test_a_history_of_decisions_keeps_the_repository_sound(ws: Path) -> None:
 
 
 def test_rollback_makes_a_new_release_with_the_old_artifact_and_rewrites_nothing(ws: Path) -> None:
-    from releases.gitstore import Identity
+    from ratchet.releases.gitstore import Identity
 
     registry = Registry(ws)
     registry.promote(_candidate(registry, ws), "# coder/v2\n", decision="promote", reason="ok")

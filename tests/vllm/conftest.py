@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.serving import ServeOptions, VllmServer, cpu_command
+from ratchet.pipeline.serving import ServeOptions, VllmServer, cpu_command
 
 ENV_VAR = "RATCHET_VLLM_PYTHON"
 SKIP_MESSAGE = (
@@ -29,8 +29,12 @@ SERVER_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
 # The tool flags let requests with `tools` / tool_choice="auto" through (the template renders them).
 # Compact JSON: left free to place whitespace, the random model fills max_tokens with it.
 SERVER_ARGS = [
-    "--enforce-eager", "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
-    "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
+    "--enforce-eager",
+    "--enable-auto-tool-choice",
+    "--tool-call-parser",
+    "hermes",
+    "--structured-outputs-config",
+    '{"backend": "xgrammar", "disable_any_whitespace": true}',
 ]
 
 
@@ -74,7 +78,11 @@ def tiny_model_dir(vllm_venv_python: str, tmp_path_factory: pytest.TempPathFacto
     out = tmp_path_factory.mktemp("tiny-model")
     done = subprocess.run(
         [vllm_venv_python, str(HERE / "make_tiny_model.py"), str(out)],
-        capture_output=True, text=True, timeout=300, check=False, env={**os.environ, **SERVER_ENV},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **SERVER_ENV},
     )
     if done.returncode != 0:
         raise RuntimeError(f"make_tiny_model.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -82,11 +90,19 @@ def tiny_model_dir(vllm_venv_python: str, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
-def tiny_serve_options(vllm_venv_python: str, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> ServeOptions:
+def tiny_serve_options(
+    vllm_venv_python: str, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> ServeOptions:
     """Options for a CPU server of the tiny model named "tiny"; tests vary them with `model_copy(update=...)`."""
     return ServeOptions(
-        model=str(tiny_model_dir), served_name="tiny", command=cpu_command(vllm_venv_python),
-        max_model_len=512, dtype="float32", extra_args=SERVER_ARGS, env=SERVER_ENV, startup_timeout_s=240,
+        model=str(tiny_model_dir),
+        served_name="tiny",
+        command=cpu_command(vllm_venv_python),
+        max_model_len=512,
+        dtype="float32",
+        extra_args=SERVER_ARGS,
+        env=SERVER_ENV,
+        startup_timeout_s=240,
         log_file=tmp_path_factory.mktemp("vllm-logs") / "tiny.log",
     )
 

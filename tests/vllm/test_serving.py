@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agents.errors import ModelBackendError, UserError
-from pipeline.serving import ServeOptions, VllmServer
+from ratchet.agents.errors import ModelBackendError, UserError
+from ratchet.pipeline.serving import ServeOptions, VllmServer
 from tests.vllm.conftest import SERVER_ENV
 
 pytestmark = pytest.mark.vllm
@@ -47,11 +47,29 @@ def refuses(url: str) -> bool:
 
 
 def test_argv_and_snippet() -> None:
-    gpu = ServeOptions(model="Qwen/Qwen3-0.6B", served_name="qwen", port=8001, tensor_parallel_size=2,
-                       gpu_memory_utilization=0.9, extra_args=["--enforce-eager"])
+    gpu = ServeOptions(
+        model="Qwen/Qwen3-0.6B",
+        served_name="qwen",
+        port=8001,
+        tensor_parallel_size=2,
+        gpu_memory_utilization=0.9,
+        extra_args=["--enforce-eager"],
+    )
     assert gpu.argv(8001) == [
-        "vllm", "serve", "Qwen/Qwen3-0.6B", "--served-model-name", "qwen", "--host", "127.0.0.1", "--port", "8001",
-        "--gpu-memory-utilization", "0.9", "--tensor-parallel-size", "2", "--enforce-eager",
+        "vllm",
+        "serve",
+        "Qwen/Qwen3-0.6B",
+        "--served-model-name",
+        "qwen",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8001",
+        "--gpu-memory-utilization",
+        "0.9",
+        "--tensor-parallel-size",
+        "2",
+        "--enforce-eager",
     ]
     cpu = ServeOptions(model="/m", command=["py", "-m", "vllm.entrypoints.openai.api_server"], dtype="float32")
     assert cpu.argv(9)[3:5] == ["--model", "/m"] and cpu.argv(9)[-2:] == ["--dtype", "float32"]
@@ -69,7 +87,9 @@ def test_missing_command_is_a_user_error(tmp_path: Path) -> None:
 
 def test_unhealthy_server_times_out_and_is_killed(tmp_path: Path) -> None:
     script = "import time; print('pretending to load', flush=True); time.sleep(120)"
-    options = ServeOptions(model="m", command=[sys.executable, "-c", script], startup_timeout_s=2, log_file=tmp_path / "s.log")
+    options = ServeOptions(
+        model="m", command=[sys.executable, "-c", script], startup_timeout_s=2, log_file=tmp_path / "s.log"
+    )
     server = VllmServer(options)
     started = time.monotonic()
     with pytest.raises(ModelBackendError) as caught:
@@ -115,7 +135,9 @@ def test_chat_completion_through_litellm(vllm_server: VllmServer) -> None:
 
     async def ask() -> litellm.ModelResponse:
         return await litellm.acompletion(
-            model=vllm_server.litellm_model, api_base=vllm_server.base_url, max_tokens=16,
+            model=vllm_server.litellm_model,
+            api_base=vllm_server.base_url,
+            max_tokens=16,
             messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."}],
         )
 
@@ -129,7 +151,7 @@ def test_chat_completion_through_litellm(vllm_server: VllmServer) -> None:
 # --- `ratchet serve-model` as a subprocess -------------------------------------------------------
 def ratchet_argv() -> list[str]:
     """The real `ratchet` command, run as `python -m pipeline.cli`."""
-    return [sys.executable, "-m", "pipeline.cli"]
+    return [sys.executable, "-m", "ratchet.pipeline.cli"]
 
 
 def read_until(lines: queue.Queue[str | None], seen: list[str], marker: str, timeout: float) -> None:
@@ -147,9 +169,25 @@ def read_until(lines: queue.Queue[str | None], seen: list[str], marker: str, tim
 def test_serve_model_cli_prints_usage_and_stops_on_sigterm(tiny_serve_options: ServeOptions, tmp_path: Path) -> None:
     o = tiny_serve_options
     argv = [
-        *ratchet_argv(), "serve-model", o.model, "--served-name", "tiny", "--port", "0", "--max-model-len", "512",
-        "--dtype", "float32", "--command", " ".join(o.command), "--log-file", str(tmp_path / "cli.log"),
-        "--startup-timeout", "240", "--", *o.extra_args,
+        *ratchet_argv(),
+        "serve-model",
+        o.model,
+        "--served-name",
+        "tiny",
+        "--port",
+        "0",
+        "--max-model-len",
+        "512",
+        "--dtype",
+        "float32",
+        "--command",
+        " ".join(o.command),
+        "--log-file",
+        str(tmp_path / "cli.log"),
+        "--startup-timeout",
+        "240",
+        "--",
+        *o.extra_args,
     ]
     env = {**os.environ, **SERVER_ENV, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -8,27 +8,40 @@ from pathlib import Path
 
 import pytest
 
-from agents.artifact import ModelParams, load_artifact
-from agents.errors import ModelBackendError
-from agents.model_config import ModelConfig
-from agents.models import ModelClient
-from agents.structured import complete_json
-from agents.trace import Message
-from gates.evaluation import evaluate
-from gates.run_store import RunStore
-from gates.suite import Suite
-from gates.task import ExactMatchVerifier, Task
-from pipeline.serving import VllmServer
+from ratchet.agents.artifact import ModelParams, load_artifact
+from ratchet.agents.errors import ModelBackendError
+from ratchet.agents.model_config import ModelConfig
+from ratchet.agents.models import ModelClient
+from ratchet.agents.structured import complete_json
+from ratchet.agents.trace import Message
+from ratchet.gates.evaluation import evaluate
+from ratchet.gates.run_store import RunStore
+from ratchet.gates.suite import Suite
+from ratchet.gates.task import ExactMatchVerifier, Task
+from ratchet.pipeline.serving import VllmServer
 
 pytestmark = pytest.mark.vllm
 
-QUESTIONS = ["2+2?", "Capital of France?", "Color of the sky?", "Opposite of hot?", "3*3?", "First letter?",
-             "Largest planet?", "Water formula?", "Ten minus one?", "Sun rises in the?", "Cats say?", "Ice is?"]
+QUESTIONS = [
+    "2+2?",
+    "Capital of France?",
+    "Color of the sky?",
+    "Opposite of hot?",
+    "3*3?",
+    "First letter?",
+    "Largest planet?",
+    "Water formula?",
+    "Ten minus one?",
+    "Sun rises in the?",
+    "Cats say?",
+    "Ice is?",
+]
 
 
 def short_suite() -> Suite:
-    tasks = {f"q{i}": Task(id=f"q{i}", input=q, verifier=ExactMatchVerifier(expected=["x"]))
-             for i, q in enumerate(QUESTIONS)}
+    tasks = {
+        f"q{i}": Task(id=f"q{i}", input=q, verifier=ExactMatchVerifier(expected=["x"])) for i, q in enumerate(QUESTIONS)
+    }
     return Suite(name="tiny-qa", tasks=tasks, splits={"dev": list(tasks), "gate": [], "holdout": []})
 
 
@@ -43,14 +56,16 @@ def tiny_agent(root: Path) -> Path:
     return root
 
 
-def client_for(base_url: str, **config) -> ModelClient:  # noqa: ANN003
-    return ModelClient(ModelConfig(model="hosted_vllm/tiny", api_base=base_url, **config),
-                       ModelParams(max_tokens=8, timeout_s=30))
+def client_for(base_url: str, **config) -> ModelClient:
+    return ModelClient(
+        ModelConfig(model="hosted_vllm/tiny", api_base=base_url, **config), ModelParams(max_tokens=8, timeout_s=30)
+    )
 
 
-def run(c: ModelClient, awaitable):  # noqa: ANN001, ANN201
+def run(c: ModelClient, awaitable):
     """Await in a fresh event loop, then close the client's connections in it."""
-    async def once():  # noqa: ANN202
+
+    async def once():
         try:
             return await awaitable
         finally:
@@ -67,8 +82,9 @@ def test_agent_runs_through_vllm_with_complete_traces(vllm_server: VllmServer, t
     artifact = load_artifact(tiny_agent(tmp_path / "qa"))
     suite = short_suite()
     c = client_for(vllm_server.base_url, transport=transport)
-    evaluation = run(c, evaluate(artifact, c, suite, suite.split("dev"),
-                                 RunStore(tmp_path / "store"), split="dev", concurrency=4))
+    evaluation = run(
+        c, evaluate(artifact, c, suite, suite.split("dev"), RunStore(tmp_path / "store"), split="dev", concurrency=4)
+    )
     assert evaluation.summary.runs == len(QUESTIONS) and not evaluation.summary.simulated
     for record in evaluation.records:
         trace = record.trace
@@ -86,10 +102,13 @@ def test_json_schema_call_returns_schema_valid_output(vllm_server: VllmServer, t
     schema = {
         "type": "object",
         "properties": {"label": {"type": "string", "enum": ["fix", "keep"]}, "ok": {"type": "boolean"}},
-        "required": ["label", "ok"], "additionalProperties": False,
+        "required": ["label", "ok"],
+        "additionalProperties": False,
     }
-    c = ModelClient(ModelConfig(model="hosted_vllm/tiny", api_base=vllm_server.base_url, transport=transport),
-                    ModelParams(max_tokens=64, timeout_s=60))
+    c = ModelClient(
+        ModelConfig(model="hosted_vllm/tiny", api_base=vllm_server.base_url, transport=transport),
+        ModelParams(max_tokens=64, timeout_s=60),
+    )
     messages = [Message(role="user", content="Label this.")]
     answers = [run(c, complete_json(c, messages, schema, name="label")) for _ in range(3)]
     for answer in answers:
@@ -104,7 +123,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_server_killed_mid_run_fails_clearly_and_the_run_resumes(tiny_serve_options, tmp_path: Path) -> None:  # noqa: ANN001
+def test_server_killed_mid_run_fails_clearly_and_the_run_resumes(tiny_serve_options, tmp_path: Path) -> None:
     options = tiny_serve_options.model_copy(update={"port": free_port(), "log_file": tmp_path / "server.log"})
     artifact = load_artifact(tiny_agent(tmp_path / "qa"))
     suite = short_suite()
@@ -120,8 +139,12 @@ def test_server_killed_mid_run_fails_clearly_and_the_run_resumes(tiny_serve_opti
                 server.stop()  # the backend dies with work in flight
 
         with pytest.raises(ModelBackendError, match="after 3 attempts"):
-            run(c, evaluate(artifact, c, suite, suite.split("dev"), store, split="dev", concurrency=1,
-                            on_progress=progress))
+            run(
+                c,
+                evaluate(
+                    artifact, c, suite, suite.split("dev"), store, split="dev", concurrency=1, on_progress=progress
+                ),
+            )
         finished = asyncio.run(_stored(store, artifact, suite, c))
         assert 4 <= finished < len(QUESTIONS)
 
@@ -135,8 +158,8 @@ def test_server_killed_mid_run_fails_clearly_and_the_run_resumes(tiny_serve_opti
             running.stop()
 
 
-async def _stored(store: RunStore, artifact, suite: Suite, c: ModelClient) -> int:  # noqa: ANN001
-    from gates.evaluation import run_key
+async def _stored(store: RunStore, artifact, suite: Suite, c: ModelClient) -> int:
+    from ratchet.gates.evaluation import run_key
 
     return len(store.load(run_key(artifact, suite, c)))
 
@@ -144,23 +167,33 @@ async def _stored(store: RunStore, artifact, suite: Suite, c: ModelClient) -> in
 def test_a_guarded_call_rejects_the_tiny_models_noise_and_returns_the_fallback(vllm_server: VllmServer) -> None:
     """Schema-constrained samples from the random model parse, but cannot know the secret: the proven
     template fallback comes back, and the record says which clause each sample broke."""
-    from agents.contracts.guarded import guarded_call
-    from agents.contracts.model import Contract, check
-    from agents.contracts.prove import prove_fallback
+    from ratchet.agents.contracts.guarded import guarded_call
+    from ratchet.agents.contracts.model import Contract, check
+    from ratchet.agents.contracts.prove import prove_fallback
 
-    contract = Contract.model_validate({
-        "name": "secret",
-        "input_schema": {"type": "object", "properties": {"secret": {"type": "string", "maxLength": 20}},
-                         "required": ["secret"]},
-        "output_schema": {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 20}},
-                          "required": ["answer"], "additionalProperties": False},
-        "clauses": {"knows_secret": "output.answer == input.secret"},
-        "samples": 2,
-        "fallback": {"template": {"answer": "{{ input.secret }}"}},
-    })
+    contract = Contract.model_validate(
+        {
+            "name": "secret",
+            "input_schema": {
+                "type": "object",
+                "properties": {"secret": {"type": "string", "maxLength": 20}},
+                "required": ["secret"],
+            },
+            "output_schema": {
+                "type": "object",
+                "properties": {"answer": {"type": "string", "maxLength": 20}},
+                "required": ["answer"],
+                "additionalProperties": False,
+            },
+            "clauses": {"knows_secret": "output.answer == input.secret"},
+            "samples": 2,
+            "fallback": {"template": {"answer": "{{ input.secret }}"}},
+        }
+    )
     assert prove_fallback(contract).status == "proven"  # (refuted without the maxLength on the input: z3 finds it)
-    c = ModelClient(ModelConfig(model="hosted_vllm/tiny", api_base=vllm_server.base_url),
-                    ModelParams(max_tokens=48, timeout_s=60))
+    c = ModelClient(
+        ModelConfig(model="hosted_vllm/tiny", api_base=vllm_server.base_url), ModelParams(max_tokens=48, timeout_s=60)
+    )
     given = {"secret": "ratchet-7f3a"}
     result = run(c, guarded_call(c, [Message(role="user", content="Say the secret.")], contract, given))
     assert result.value == {"answer": "ratchet-7f3a"} and check(contract, given, result.value) == []

@@ -1,5 +1,8 @@
-"""Reading the evidence a cycle committed on an RC branch (`releases/<agent>/rc-<N>/`), fast.
+"""The evidence of a decision, committed on its RC branch in `releases/<agent>/rc-<N>/`: the one module
+that names its files (written by pipeline.record) and reads them (`ratchet verify`'s re-derivation,
+`why`, `diff`, `history`, the report). docs/formats.md describes each file.
 
+Every read goes through one open repository's persistent `git cat-file --batch` process with a
 Every read goes through one open repository's persistent `git cat-file --batch` process with a
 `<rev>:<path>` request: git resolves the path itself, so a blob costs one pipe round trip and no
 subprocess, whatever the number of releases. Outcome tables (`outcomes-<side>-<split>.csv`, see
@@ -9,6 +12,7 @@ pipeline.record) are parsed only as far as a command needs: one task's rows, or 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -19,10 +23,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from gates.outcome import Outcome
-from releases.gitstore import GitStore
-from releases.ledger import LedgerEntry, ledger_path, parse_ledger
-from releases.registry import MAIN
+from ratchet.gates import Evaluation, Outcome
+from ratchet.releases.gitstore import GitStore
+from ratchet.releases.ledger import MAIN, LedgerEntry, ledger_path, parse_ledger
 
 if TYPE_CHECKING:  # pandas only for whole tables (`diff`, the report); `why` counts without it
     import pandas as pd
@@ -30,10 +33,44 @@ if TYPE_CHECKING:  # pandas only for whole tables (`diff`, the report); `why` co
 Side = Literal["baseline", "candidate"]
 OUTCOME_HEADER = b"task_id,trial,passed,"
 
+# The files of a decision's evidence folder (docs/formats.md).
+VERDICT = "verdict.json"  # gates.policy.Verdict: the decision, its policy and every input besides the outcomes
+INTENT = "intent.json"  # the RC's proposal (pipeline.synthesis.Proposal)
+SPEC_JSON, SPEC_MD = "spec.json", "spec.md"  # the engineering spec (critics.diagnosis.EngineeringSpec)
+SYMPTOMS = "symptoms.csv"  # one row per symptom of the baseline's runs
+NOTES_JSON, NOTES_MD = "notes.json", "notes.md"  # the release notes (releases.notes.ReleaseNotes)
+CRITIC_CALLS = "critic-calls.jsonl"  # the LLM critic's guarded calls, when it ran
+SMOKE = "smoke.json"  # gates.smoke.SmokeCheck, when the agent has a smoke suite
+FLIPS = "flips.csv"  # gates.flips.FlipTable, one row per task
+
+
+def evidence_dir(agent: str, number: int) -> str:
+    """The evidence folder of an agent's RC number `number`, on that RC's branch."""
+    return f"releases/{agent}/rc-{number}"
+
 
 def outcome_file(side: Side, split: str = "gate") -> str:
     """The evidence file holding one side's outcomes on a split, e.g. outcomes-candidate-gate.csv."""
     return f"outcomes-{side}-{split}.csv"
+
+
+def outcome_tables(split: str) -> tuple[str, str]:
+    """(baseline, candidate) outcome files of a split."""
+    return outcome_file("baseline", split), outcome_file("candidate", split)
+
+
+def is_outcome_file(name: str) -> bool:
+    return name.startswith("outcomes-") and name.endswith(".csv")
+
+
+GATE_TABLES = outcome_tables("gate")
+HOLDOUT_TABLES = outcome_tables("holdout")
+# what re-deriving a verdict reads (releases.rederive)
+REDERIVATION_FILES = (VERDICT, *GATE_TABLES, *HOLDOUT_TABLES)
+# (passes, runs) per task of an outcome table, by the table's sha256: a release's candidate table is often
+# the next cycle's baseline.
+TaskCounts = dict[str, tuple[int, int]]
+OutcomeCache = dict[str, TaskCounts]
 
 
 class TaskRuns(BaseModel):
@@ -125,8 +162,12 @@ class EvidenceReader:
 
 def batch_read(git_dir: Path, keys: list[str]) -> list[bytes | None]:
     """`<rev>:<path>` blobs through one `git cat-file --batch`; None for what is missing or not a blob."""
-    out = subprocess.run(["git", "--git-dir", str(git_dir), "cat-file", "--batch", "--buffer"], input="".join(
-        f"{key}\n" for key in keys).encode(), capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "cat-file", "--batch", "--buffer"],
+        input="".join(f"{key}\n" for key in keys).encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
     found: list[bytes | None] = []
     pos = 0
     for _ in keys:
@@ -135,7 +176,7 @@ def batch_read(git_dir: Path, keys: list[str]) -> list[bytes | None]:
         pos = end + 1
         if len(header) == 3 and header[2].isdigit():  # "<sha> <type> <size>", then the content and a newline
             size = int(header[2])
-            found.append(out[pos:pos + size] if header[1] == b"blob" else None)
+            found.append(out[pos : pos + size] if header[1] == b"blob" else None)
             pos += size + 1
         else:  # "<key> missing" or "<key> ambiguous"
             found.append(None)
@@ -157,7 +198,7 @@ def task_runs(table: bytes, task_id: str) -> TaskRuns | None:
     passes = runs = 0
     pos = table.find(needle)
     while pos >= 0:
-        trial, _, rest = table[pos + len(needle):pos + len(needle) + 32].partition(b",")
+        trial, _, rest = table[pos + len(needle) : pos + len(needle) + 32].partition(b",")
         if trial.isdigit() and rest.startswith((b"True,", b"False,")):
             runs += 1
             passes += rest.startswith(b"True,")
@@ -182,8 +223,9 @@ def outcome_frame(table: bytes) -> pd.DataFrame:
     """The whole outcome table: task_id, trial, passed (bool), score, error_type and message ('' when none)."""
     import pandas as pd
 
-    frame = pd.read_csv(io.BytesIO(table), dtype={"task_id": str, "error_type": str, "message": str},
-                        keep_default_na=False)
+    frame = pd.read_csv(
+        io.BytesIO(table), dtype={"task_id": str, "error_type": str, "message": str}, keep_default_na=False
+    )
     frame["passed"] = frame["passed"].astype(str).str.lower().eq("true")
     return frame
 
@@ -191,8 +233,14 @@ def outcome_frame(table: bytes) -> pd.DataFrame:
 def outcomes_of(frame: pd.DataFrame) -> list[Outcome]:
     """An outcome frame as gates' Outcome records (what gates.flips takes for its error columns)."""
     return [
-        Outcome(task_id=row.task_id, trial=int(row.trial), passed=bool(row.passed), score=float(row.score),
-                error_type=row.error_type or None, message=str(row.message))
+        Outcome(
+            task_id=row.task_id,
+            trial=int(row.trial),
+            passed=bool(row.passed),
+            score=float(row.score),
+            error_type=row.error_type or None,
+            message=str(row.message),
+        )
         for row in frame.itertuples(index=False)
     ]
 
@@ -205,3 +253,39 @@ def flip_row(flips_csv: bytes, task_id: str) -> dict[str, str] | None:
         return None
     rows = list(csv.reader([header.decode(), match.group(0).decode()]))
     return dict(zip(rows[0], rows[1], strict=False))
+
+
+def outcome_counts(data: bytes, cache: OutcomeCache | None = None) -> TaskCounts:
+    """(passes, runs) per task_id of an outcome table (columns task_id and passed, one row per run).
+
+    The same numbers as gates.statistics.task_counts (what re-deriving a verdict reads), read with the csv module: pandas' parser and
+    groupby cost milliseconds a table, which a thousand releases would turn into most of `verify`.
+    """
+    key = hashlib.sha256(data).hexdigest()
+    if cache is not None and key in cache:
+        return cache[key]
+    rows = csv.reader(io.StringIO(data.decode()))
+    header = next(rows, [])
+    if "task_id" not in header or "passed" not in header:
+        raise ValueError("an outcome table needs the columns task_id and passed")
+    task, passed = header.index("task_id"), header.index("passed")
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        if row[passed] not in ("True", "False"):
+            raise ValueError(f"column 'passed' holds {row[passed]!r}, not True or False")
+        tally = counts.setdefault(row[task], [0, 0])
+        tally[0] += row[passed] == "True"
+        tally[1] += 1
+    found = {t: (p, n) for t, (p, n) in counts.items()}
+    if cache is not None:
+        cache[key] = found
+    return found
+
+
+def outcome_csv(evaluation: Evaluation) -> bytes:
+    """The outcome table plus each raw trace's content hash (the traces stay in the run store)."""
+    table = evaluation.outcome_table()
+    table["trace_sha256"] = [hashlib.sha256(r.trace.model_dump_json().encode()).hexdigest() for r in evaluation.records]
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
