@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     )
     from ratchet.agents.runtime import redact_trace, run_agent_unredacted
     from ratchet.agents.trace import (
-        GuardedCallRecord,
         INVALID_MODEL_OUTPUT,
+        GuardedCallRecord,
         Message,
         Trace,
         bounded_for_storage,

@@ -183,7 +183,7 @@ async def _run_tool(tools: Mapping[str, Tool], call_id: str, name: str, raw_args
     tool = tools.get(name)
     if tool is None:
         error = f"UnknownTool: no tool named {name!r} (available: {', '.join(sorted(tools)) or 'none'})"
-    if error is not None:
+    if error is not None or tool is None:  # no tool always comes with an error
         result = f"error: {error}"
     else:
         result = escape_surrogates(await tool.call(arguments))  # what code printed or raised, as text

@@ -79,8 +79,8 @@ def diagnose(reports: list[SymptomReport], agent: str, release: str, split: str)
     patterns = []
     if not frame.empty:
         counts = frame.groupby("label").size().reset_index(name="count")
-        for row in counts.sort_values(["count", "label"], ascending=[False, True]).itertuples():
-            patterns.append(_pattern(frame[frame["label"] == row.label], row.label, failed))
+        for label in counts.sort_values(["count", "label"], ascending=[False, True])["label"]:
+            patterns.append(_pattern(frame[frame["label"] == label], label, failed))
     runs = len(reports)
     return EngineeringSpec(
         agent=agent,

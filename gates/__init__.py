@@ -15,7 +15,7 @@ from ratchet.agents import lazy_exports
 if TYPE_CHECKING:
     from ratchet.gates.evaluation import Evaluation, evaluate, run_key, run_one, stored_evaluation
     from ratchet.gates.flakiness import flakiness_table, flaky
-    from ratchet.gates.flips import Flip, FlipKind, FlipTable, KINDS, flips_from_classified
+    from ratchet.gates.flips import KINDS, Flip, FlipKind, FlipTable, flips_from_classified
     from ratchet.gates.judgement import JudgedSplit, Judgement, judge
     from ratchet.gates.junit import write_junit
     from ratchet.gates.outcome import Outcome
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ratchet.gates.results_file import read_results
     from ratchet.gates.run_store import RunKey, RunRecord, RunStore, history
     from ratchet.gates.smoke import SmokeCheck, smoke_check
-    from ratchet.gates.statistics import ClassifiedTasks, FLAKY_DIVISOR, TaskClass, paired_counts, paired_from_counts
+    from ratchet.gates.statistics import FLAKY_DIVISOR, ClassifiedTasks, TaskClass, paired_counts, paired_from_counts
     from ratchet.gates.suite import Suite, assign_splits, builtin_humaneval_tasks, builtin_tqbpp_tasks, load_suite
     from ratchet.gates.task import Task, natural_key
 

@@ -32,13 +32,16 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
-from ratchet.gates.statistics import classify, fisher_greater, fisher_less
+from ratchet.gates.statistics import ClassifiedTasks, TaskClass, classify, fisher_greater, fisher_less
 
 Side = Literal["baseline", "candidate"]
 # sample(task_ids, side) -> {task_id: passed} for one more trial of each of those tasks
 Sampler = Callable[[list[str], Side], dict[str, bool]]
+# (side, its passes column, its runs column) in the counts table
+_SIDES: tuple[tuple[Side, str, str], ...] = (("baseline", "b_pass", "b_n"), ("candidate", "c_pass", "c_n"))
 
 
 @dataclass
@@ -64,8 +67,9 @@ def in_doubt(classified: pd.DataFrame, cap: int, flaky_cap: int | None = None) -
     settled = classified["flip"].isin(["regression", "fix"])
     caps = task_caps(classified, cap, flaky_cap)
     room = (classified["b_n"] < caps) | (classified["c_n"] < caps)
-    candidates = classified[(leaning | balanced) & ~settled & room]
-    return [row.task_id for row in candidates.itertuples() if _can_still_confirm(row, int(caps[row.Index]))]
+    chosen = (leaning | balanced) & ~settled & room
+    candidates = zip(ClassifiedTasks(classified[chosen]).rows(), caps[chosen], strict=True)
+    return [row.task_id for row, row_cap in candidates if _can_still_confirm(row, int(row_cap))]
 
 
 def task_caps(classified: pd.DataFrame, cap: int, flaky_cap: int | None = None) -> pd.Series:
@@ -74,11 +78,11 @@ def task_caps(classified: pd.DataFrame, cap: int, flaky_cap: int | None = None) 
     return classified["flaky"].map({True: smaller, False: cap}).astype("int64")
 
 
-def _can_still_confirm(row: object, cap: int) -> bool:
+def _can_still_confirm(row: TaskClass, cap: int) -> bool:
     """Whether the most extreme remaining trials would bring either one-sided p-value to the task's level."""
-    b_pass, b_n, c_pass, c_n = (int(getattr(row, name)) for name in ("b_pass", "b_n", "c_pass", "c_n"))
+    b_pass, b_n, c_pass, c_n = row.b_pass, row.b_n, row.c_pass, row.c_n
     b_more, c_more = max(0, cap - b_n), max(0, cap - c_n)
-    level = float(row.level)
+    level = row.level
     worse = fisher_greater(b_pass + b_more, b_n + b_more, c_pass, c_n + c_more)
     better = fisher_less(b_pass, b_n + b_more, c_pass + c_more, c_n + c_more)
     return min(worse, better) <= level
@@ -101,12 +105,19 @@ def confirm(
             return result
         caps = task_caps(result.classified, cap, flaky_cap).set_axis(result.classified["task_id"])
         result.rounds += 1
-        for side, passes, runs in (("baseline", "b_pass", "b_n"), ("candidate", "c_pass", "c_n")):
+        for side, passes, runs in _SIDES:
             tasks = [t for t in doubtful if counts.at[t, runs] < caps[t]]
             if not tasks:
                 continue
             for task, passed in sample(tasks, side).items():
-                counts.at[task, runs] += 1
-                counts.at[task, passes] += int(passed)
+                counts.at[task, runs] = _count(counts, task, runs) + 1
+                counts.at[task, passes] = _count(counts, task, passes) + int(passed)
             result.extra_runs[side] += len(tasks)
         result.classified = classify(counts.reset_index(drop=True), alpha, flaky)
+
+
+def _count(counts: pd.DataFrame, task: str, column: str) -> int:
+    """One task's count: an integer, as `classify` (math.comb) has already required of every count."""
+    value = counts.at[task, column]
+    assert isinstance(value, int | np.integer)
+    return int(value)

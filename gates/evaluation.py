@@ -138,13 +138,19 @@ async def evaluate(
         finally:
             await writer.flush()  # runs that finished before a failure stay stored
     records = sorted((done[(t.id, k)] for t, k in wanted), key=lambda r: (natural_key(r.task_id), r.trial))
+    return _evaluation(key, client, split, len(tasks), records, trials=trials, reused=reused)
+
+
+def _evaluation(
+    key: RunKey, client: ModelClient, split: str, tasks: int, records: list[RunRecord], trials: int, reused: int
+) -> Evaluation:
     summary = EvaluationSummary(
         split=split,
         artifact_hash=key.artifact_hash,
         suite_hash=key.suite_hash,
         model=client.model,
         simulated=client.simulated,
-        tasks=len(tasks),
+        tasks=tasks,
         trials=trials,
         runs=len(records),
         passed=sum(r.outcome.passed for r in records),
@@ -163,19 +169,8 @@ def stored_evaluation(
         (r for (task_id, _), r in store.load(key).items() if task_id in wanted),
         key=lambda r: (natural_key(r.task_id), r.trial),
     )
-    summary = EvaluationSummary(
-        split=split,
-        artifact_hash=key.artifact_hash,
-        suite_hash=key.suite_hash,
-        model=client.model,
-        simulated=client.simulated,
-        tasks=len(tasks),
-        trials=max((r.trial + 1 for r in records), default=0),
-        runs=len(records),
-        passed=sum(r.outcome.passed for r in records),
-        reused=len(records),
-    )
-    return Evaluation(summary=summary, records=records)
+    trials = max((r.trial + 1 for r in records), default=0)
+    return _evaluation(key, client, split, len(tasks), records, trials=trials, reused=len(records))
 
 
 async def run_one(

@@ -34,8 +34,9 @@ fewer confirmation trials (gates.confirmation); `ratchet flaky` lists them with 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -105,12 +106,14 @@ def _swings(per_version: pd.DataFrame) -> pd.Series:
 def _posterior(repeated: pd.DataFrame) -> pd.Series:
     """Per task: the posterior probability of "flaky" against "stable", from its versions with 2+ runs
     (in the order they ran)."""
-    evidence: dict[str, float] = {}
+    evidence: dict[Hashable, float] = {}  # keyed by task id, as the frame holds it
     for task, group in repeated.groupby("task_id", sort=False):
         passes, runs = group["sum"].to_numpy(), group["size"].to_numpy()
         evidence[task] = _log_flaky(int(passes.sum()), int(runs.sum())) - _log_stable(passes, runs)
     log_odds = math.log(FLAKY_PRIOR / (1 - FLAKY_PRIOR)) + pd.Series(evidence, dtype="float64")
-    return 1 / (1 + np.exp(-log_odds.clip(-50, 50)))
+    # numpy's stub types a ufunc's result as an array; on a Series, pandas' __array_ufunc__ returns a Series
+    exp = cast(pd.Series, np.exp(-log_odds.clip(-50, 50)))
+    return 1 / (1 + exp)
 
 
 def _log_flaky(passes: int, runs: int) -> float:

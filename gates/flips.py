@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pandas only where a frame is made: `ratchet why` never need
 
 FlipKind = Literal["P->P", "P->F", "F->P", "F->F"]
 KINDS: tuple[FlipKind, ...] = ("P->F", "F->P", "P->P", "F->F")
+_KIND_OF: dict[str, FlipKind] = {kind: kind for kind in KINDS}  # a kind's text as the FlipKind it names
 
 
 class Flip(BaseModel):
@@ -41,7 +42,7 @@ class FlipTable(BaseModel):
     flips: list[Flip]
 
     def counts(self) -> dict[str, int]:
-        counts = {kind: 0 for kind in KINDS}
+        counts: dict[str, int] = {kind: 0 for kind in KINDS}
         for flip in self.flips:
             counts[flip.kind] += 1
         return counts
@@ -69,7 +70,7 @@ def flips_from_classified(classified: ClassifiedTasks, baseline: list[Outcome], 
     base_errors, cand_errors = _first_errors(baseline), _first_errors(candidate)
     flips = []
     for row in sorted(classified.rows(), key=lambda r: natural_key(r.task_id)):
-        kind = f"{'P' if row.b_rate >= 0.5 else 'F'}->{'P' if row.c_rate >= 0.5 else 'F'}"
+        kind = _KIND_OF[f"{'P' if row.b_rate >= 0.5 else 'F'}->{'P' if row.c_rate >= 0.5 else 'F'}"]
         p_value = {"P->F": row.p_regression, "F->P": row.p_fix}.get(kind)
         flips.append(
             Flip(

@@ -62,7 +62,7 @@ def read_results(path: Path) -> pd.DataFrame:
     duplicated = frame.duplicated(["task_id", "trial"])
     if duplicated.any():
         again = int(duplicated.to_numpy().argmax())
-        task_id, trial = frame["task_id"].iat[again], int(frame["trial"].iat[again])
+        task_id, trial = frame["task_id"].iat[again], int(frame["trial"].to_numpy()[again])
         first = int(((frame["task_id"] == task_id) & (frame["trial"] == trial)).to_numpy().argmax())
         raise UserError(
             f"{path} line {numbers[again]}: task {task_id!r} trial {trial} appears twice (first on line "

@@ -50,7 +50,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -247,7 +247,7 @@ async def _run_in(workdir: Path, program: str, limits: SandboxLimits) -> Sandbox
         stdout, stderr = await _collect(readers)
         finished, details = await _collect_channels(channels)
     verdict = _last_message(details)
-    outputs = {
+    outputs: dict[str, Any] = {
         "stdout": stdout,
         "stderr": stderr,
         "duration_s": time.monotonic() - started,
@@ -379,7 +379,7 @@ async def _read_capped(stream: asyncio.StreamReader | None, cap: int) -> tuple[b
     return bytes(kept), dropped
 
 
-async def _collect(readers: list[asyncio.Future[tuple[bytes, int]]]) -> tuple[str, str]:
+async def _collect(readers: Sequence[asyncio.Future[tuple[bytes, int]]]) -> tuple[str, str]:
     """Wait briefly for both pipes to close (a stray grandchild may hold them open)."""
     await asyncio.wait(readers, timeout=_DRAIN_AFTER_EXIT_S)
     texts = []
@@ -419,7 +419,7 @@ async def _read_fd(fd: int, cap: int, keep: Literal["head", "tail"]) -> bytes:
     return bytes(kept)
 
 
-async def _collect_channels(channels: list[asyncio.Future[bytes]]) -> tuple[bytes, bytes]:
+async def _collect_channels(channels: Sequence[asyncio.Future[bytes]]) -> tuple[bytes, bytes]:
     """The verdict and details channels' contents (empty where a stray process still holds one open)."""
     await asyncio.wait(channels, timeout=_DRAIN_AFTER_EXIT_S)
     found = []

@@ -75,7 +75,7 @@ def decide_manually(
     if override and not overriding:
         state = held.decision if held else "no decision recorded"
         raise StateError(f"--override promotes a candidate the gate rejected; {rc.branch} is not one ({state})")
-    if not overriding and (held is None or held.decision != "hold"):
+    if held is None or (not overriding and held.decision != "hold"):  # overriding needs a held entry
         state = held.decision if held else "no decision recorded"
         hint = "; to promote it against the gate's verdict add --override" if state == "reject" else ""
         raise StateError(f"{rc.branch} is not on hold ({state}); only held candidates take a manual decision{hint}")

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 
 from ratchet.agents import (
     Artifact,
@@ -165,7 +165,7 @@ def _run_shards(
     are stored: a re-run redoes only the failed shards' runs."""
     runner = task_runner(execution)
     with _without_parent_parameters(), _api_reachable_from_workers():
-        futures = {
+        futures: dict[PrefectFuture[ShardResult], Shard] = {
             runner.submit(evaluate_shard, parameters={"split": split, "index": i, "shard": shard}): shard
             for i, shard in enumerate(work)
         }
@@ -332,9 +332,8 @@ async def _run_all(artifact: Artifact, shard: Shard) -> list[RunRecord]:
 
 
 evaluate_shard = task(
-    _evaluate_shard,
     name="evaluate-shard",
     task_run_name="evaluate/{split}/shard-{index}",
     cache_policy=NO_CACHE,
     persist_result=False,
-)
+)(_evaluate_shard)

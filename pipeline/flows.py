@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Flow, task
 from prefect.cache_policies import NO_CACHE
@@ -26,6 +26,8 @@ from ratchet.pipeline.validate import validate_proposal
 from ratchet.releases import rejected_tag
 
 RUN_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.extra")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _task(fn, name: str):  # noqa: ANN001, ANN202
@@ -34,8 +36,8 @@ def _task(fn, name: str):  # noqa: ANN001, ANN202
 
 
 resolve_task = _task(stages.resolve_release, name="resolve")
-run_task = task(
-    stages.run_split, name="evaluate", task_run_name="evaluate/{split}", cache_policy=NO_CACHE, persist_result=False
+run_task = task(name="evaluate", task_run_name="evaluate/{split}", cache_policy=NO_CACHE, persist_result=False)(
+    stages.run_split
 )
 critique_task = _task(stages.critique, name="critique")
 diagnose_task = _task(stages.diagnose_reports, name="diagnose")
@@ -48,7 +50,7 @@ record_task = _task(record, name="record")
 publish_task = _task(publish, name="publish")
 
 
-class RedactedParametersFlow(Flow):
+class RedactedParametersFlow(Flow[P, R]):
     """A Prefect flow whose parameters reach Prefect (its API, database and UI) with every secret masked:
     credentials in an `api_base` URL, key values, secret-shaped tokens. The flow function still gets
     them as passed, in this process. (`with_options` returns a plain Flow: wrap again if you use it.)"""
@@ -57,7 +59,7 @@ class RedactedParametersFlow(Flow):
         return redact_strings(super().serialize_parameters(parameters), secret_values())
 
 
-def redacted_flow(**options: Any) -> Callable[[Callable[..., Any]], RedactedParametersFlow]:
+def redacted_flow(**options: Any) -> Callable[[Callable[P, R]], RedactedParametersFlow[P, R]]:
     """`@flow(...)` for a RedactedParametersFlow."""
     return lambda fn: RedactedParametersFlow(fn, **options)
 

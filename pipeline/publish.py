@@ -17,11 +17,12 @@ def publish(ctx: CycleContext, rc: CandidateRef, ev: Evidence, new_tag: str | No
     A report that cannot be drawn is logged and left out; it never fails the recorded decision."""
     title = new_tag or f"{rc.branch} ({ev.verdict.decision})"
     notes = build_notes(ctx, rc, ev, title, actor=str(BOT)).markdown()
-    report: Path | None = ctx.scratch / "reports" / f"{ctx.agent}.html"
+    html = ctx.scratch / "reports" / f"{ctx.agent}.html"
+    report: Path | None = html
     try:
         from ratchet.pipeline.report import write_report
 
-        write_report(ctx.workspace, ctx.agent, report)
+        write_report(ctx.workspace, ctx.agent, html)
     except Exception as exc:  # noqa: BLE001 - the decision is recorded already; the report is a convenience
         get_run_logger().warning("HTML report not written: %s", exc)
         report = None

@@ -26,6 +26,7 @@ from ratchet.releases import (
     FlipRow,
     LedgerEntry,
     ReleaseNotes,
+    Side,
     evidence_dir,
     is_outcome_file,
     outcome_csv,
@@ -119,23 +120,23 @@ def evidence_files(ev: Evidence, notes: ReleaseNotes) -> dict[str, bytes]:
         NOTES_JSON: notes.model_dump_json(indent=2).encode(),
         NOTES_MD: notes.markdown().encode(),
     }
-    calls = [r for r in ev.reports if r.critic_call is not None]
+    calls = [(r, r.critic_call) for r in ev.reports if r.critic_call is not None]
     if calls:  # what the LLM critic's guarded calls did, run by run
         files[CRITIC_CALLS] = b"".join(
-            json.dumps({"task_id": r.task_id, "trial": r.trial, **r.critic_call.model_dump(mode="json")}).encode()
-            + b"\n"
-            for r in calls
+            json.dumps({"task_id": r.task_id, "trial": r.trial, **call.model_dump(mode="json")}).encode() + b"\n"
+            for r, call in calls
         )
     if ev.smoke is not None:
         files[SMOKE] = ev.smoke.model_dump_json(indent=2).encode()
     if ev.flips is not None:
         files[FLIPS] = ev.flips.to_frame().to_csv(index=False).encode()
-    for side, split, evaluation in (
+    tables: tuple[tuple[Side, str, Evaluation | None], ...] = (
         ("baseline", "gate", ev.baseline_gate),
         ("candidate", "gate", ev.candidate_gate),
         ("baseline", "holdout", ev.baseline_holdout),
         ("candidate", "holdout", ev.candidate_holdout),
-    ):
+    )
+    for side, split, evaluation in tables:
         if evaluation is not None:
             files[outcome_file(side, split)] = outcome_csv(evaluation)
     return files
@@ -170,7 +171,7 @@ def record(ctx: CycleContext, rc: CandidateRef, ev: Evidence) -> tuple[LedgerEnt
         },
     )
     if decision == "promote":
-        return registry.promote(rc, notes.markdown(), **entry), next_tag
+        return registry.promote(rc, notes.markdown(), BOT, **entry), next_tag
     if decision == "reject":
-        return registry.reject(rc, notes.markdown(), **entry), None
-    return registry.hold(rc, **entry), None
+        return registry.reject(rc, notes.markdown(), BOT, **entry), None
+    return registry.hold(rc, BOT, **entry), None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ratchet.agents import UserError
-from ratchet.gates import Flip, FlipKind, flips_from_classified
+from ratchet.gates import KINDS, Flip, FlipKind, flips_from_classified
 from ratchet.releases import (
     FLIPS,
     VERDICT,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pandas and the statistics are for `diff`; `why` reads count
 PROMOTIONS = ("promote", "manual_promote")
 STORY_EVENTS = 3  # `ratchet why`'s summary names the first two and the last three changes
 RELEASE_NAME = re.compile(r"(?P<agent>[a-z][a-z0-9_-]*)/v(?P<number>\d+)")
+_KIND_OF: dict[str, FlipKind] = {kind: kind for kind in KINDS}  # "P->F" as the FlipKind it names
 
 
 class OutcomeSource(BaseModel):
@@ -234,7 +235,7 @@ def _task_decision(line: ReleaseLine, entry: LedgerEntry, task_id: str) -> TaskD
     candidate = line.reader.task_runs(entry, "candidate", task_id)
     if baseline is None and candidate is None:
         return None
-    kind = f"{baseline.letter}->{candidate.letter}" if baseline and candidate else None
+    kind = _KIND_OF[f"{baseline.letter}->{candidate.letter}"] if baseline and candidate else None
     confirmed = None
     if kind in ("P->F", "F->P") and (flips := line.reader.read(entry, FLIPS)):
         row = flip_row(flips, task_id) or {}

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from pydantic import BaseModel, ConfigDict, Field
 
+from ratchet.gates import FlipKind
 from ratchet.pipeline.report_data import CycleSummary, FlipMatrix, ReleasePoint, ReportData, collect_report
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -161,7 +162,7 @@ def _matrix_figure(matrix: FlipMatrix | None) -> Figure:
         ax.text(0.5, 0.5, "no flip table yet", ha="center", va="center", fontsize=14)
         ax.set_axis_off()
         return figure
-    kinds = [["P->P", "P->F"], ["F->P", "F->F"]]
+    kinds: list[list[FlipKind]] = [["P->P", "P->F"], ["F->P", "F->F"]]
     counts = [[matrix.counts[k] for k in row] for row in kinds]
     image = ax.imshow(counts, cmap="Blues", vmin=0)
     peak = max(max(row) for row in counts) or 1

@@ -121,13 +121,16 @@ def collect_report(workspace: Path, agent: str) -> ReportData:
 def _release_point(reader: EvidenceReader, entries: list[LedgerEntry], made: LedgerEntry) -> ReleasePoint:
     """The candidate rates of the decision that made the release; failing those, the baseline rates of the
     first candidate built on it (the initial release has only these)."""
-    gate, holdout = made.gate_pass_rate, made.holdout_pass_rate
+    gate = made.gate_pass_rate
+    holdout: object = made.holdout_pass_rate  # or a value of the notes' JSON: ReleasePoint validates it
     built_on = next((e for e in entries if e.base_release == made.release and e.rc), None)
     if built_on is not None and gate is None:
         gate = built_on.baseline_gate_pass_rate
     if built_on is not None and holdout is None:
         holdout = reader.read_json(built_on, NOTES_JSON).get("baseline_holdout_pass_rate")
-    return ReleasePoint(release=made.release or "", gate_pass_rate=gate, holdout_pass_rate=holdout)
+    return ReleasePoint.model_validate(
+        {"release": made.release or "", "gate_pass_rate": gate, "holdout_pass_rate": holdout}
+    )
 
 
 def _flip_matrix(reader: EvidenceReader, entry: LedgerEntry) -> FlipMatrix | None:
@@ -136,9 +139,11 @@ def _flip_matrix(reader: EvidenceReader, entry: LedgerEntry) -> FlipMatrix | Non
         return None
     counts: dict[FlipKind, int] = {kind: 0 for kind in KINDS}
     confirmed: dict[FlipKind, int] = {kind: 0 for kind in KINDS}
+    kind_of: dict[str, FlipKind] = {kind: kind for kind in KINDS}
     for row in csv.DictReader(io.StringIO(data.decode())):
-        counts[row["kind"]] += 1
-        confirmed[row["kind"]] += row.get("confirmed") == "True"
+        kind = kind_of[row["kind"]]  # KeyError for a kind outside KINDS
+        counts[kind] += 1
+        confirmed[kind] += row.get("confirmed") == "True"
     return FlipMatrix(
         rc=entry.rc or "", decision=entry.decision, base_release=entry.base_release, counts=counts, confirmed=confirmed
     )

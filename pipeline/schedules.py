@@ -94,7 +94,7 @@ def serve_schedule(workspace: Path, agent: str, cron: str, timezone: str | None)
     """Register (or update) the agent's deployment with its cron schedule and serve it until interrupted."""
     from prefect import serve
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-    from prefect.deployments.runner import EntrypointType
+    from prefect.deployments.runner import EntrypointType, RunnerDeployment
     from prefect.schedules import Cron
 
     from ratchet.pipeline.flows import improve_cycle
@@ -110,6 +110,8 @@ def serve_schedule(workspace: Path, agent: str, cron: str, timezone: str | None)
         tags=["ratchet", f"agent:{agent}"],
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
+    # to_deployment gives a coroutine only inside an event loop or an async flow; `ratchet schedule` runs in neither
+    assert isinstance(deployment, RunnerDeployment)
     serve(deployment, print_starting_message=True)
 
 

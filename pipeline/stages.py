@@ -289,22 +289,22 @@ def _confirmation_start(
 ) -> ConfirmationStart:
     """The counts and flaky set this gate's confirmation starts from: recorded by the first attempt,
     replayed by a restart (pipeline.confirmation_start)."""
-    slugs = [
+    baseline_slug, candidate_slug = (
         run_key(states[side].artifact, ctx.suite, client_for(ctx, states[side].artifact)).slug
         for side in ("baseline", "candidate")
-    ]
+    )
 
     def now() -> ConfirmationStart:
         trials = {
             side: evaluations[side].outcome_table().groupby("task_id")["trial"].size().to_dict() for side in states
         }
         return ConfirmationStart(
-            baseline={t: int(n) for t, n in trials["baseline"].items()},
-            candidate={t: int(n) for t, n in trials["candidate"].items()},
+            baseline={str(t): int(n) for t, n in trials["baseline"].items()},
+            candidate={str(t): int(n) for t, n in trials["candidate"].items()},
             flaky=sorted(flaky_in_history(ctx, states["baseline"], tasks)),
         )
 
-    return load_or_record(start_path(ctx.workspace / ".ratchet", *slugs, split), now)
+    return load_or_record(start_path(ctx.workspace / ".ratchet", baseline_slug, candidate_slug, split), now)
 
 
 def _first_trials(table: pd.DataFrame, trials: dict[str, int]) -> pd.DataFrame:

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from ratchet.releases.audit import AuditReport, Problem, verify_workspace
     from ratchet.releases.evidence import (
         CRITIC_CALLS,
-        EvidenceReader,
         FLIPS,
         INTENT,
         NOTES_JSON,
@@ -25,9 +24,10 @@ if TYPE_CHECKING:
         SPEC_JSON,
         SPEC_MD,
         SYMPTOMS,
+        VERDICT,
+        EvidenceReader,
         Side,
         TaskRuns,
-        VERDICT,
         evidence_dir,
         flip_row,
         is_outcome_file,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         task_runs,
     )
     from ratchet.releases.gitstore import BOT, GitStore, Identity
-    from ratchet.releases.ledger import DecisionKind, LedgerEntry, MAIN, actor_problem, ledger_path, parse_ledger
+    from ratchet.releases.ledger import MAIN, DecisionKind, LedgerEntry, actor_problem, ledger_path, parse_ledger
     from ratchet.releases.notes import FlipRow, ReleaseNotes
     from ratchet.releases.registry import CandidateRef, Registry, ReleaseRef, initialize, rejected_tag, release_tag
 

@@ -46,7 +46,7 @@ class AuditReport(BaseModel):
     main: str = Field(description="The commit of main that was checked.")
     agents: list[AgentAudit]
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorators over @property; the form pydantic documents
     @property
     def ok(self) -> bool:
         return not any(a.problems for a in self.agents)

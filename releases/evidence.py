@@ -80,7 +80,7 @@ class TaskRuns(BaseModel):
     passes: int = Field(ge=0)
     runs: int = Field(ge=1)
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorators over @property; the form pydantic documents
     @property
     def passed(self) -> bool:
         """The majority outcome, as the gate counts it (a tie passes)."""
@@ -106,6 +106,8 @@ class EvidenceReader:
         """A file's bytes at a revision, or None when the revision or the file does not exist."""
         key = f"{rev}:{path}"
         if key not in self._blobs:
+            kind: str | bytes  # GitPython's annotation says str; cat-file's header comes back as bytes
+            data: bytes | None
             try:
                 _, kind, _, data = self.git.repo.git.get_object_data(key)
             except ValueError:  # cat-file answered "<rev>:<path> missing"
@@ -232,16 +234,17 @@ def outcome_frame(table: bytes) -> pd.DataFrame:
 
 def outcomes_of(frame: pd.DataFrame) -> list[Outcome]:
     """An outcome frame as gates' Outcome records (what gates.flips takes for its error columns)."""
+    columns = frame[["task_id", "trial", "passed", "score", "error_type", "message"]]
     return [
         Outcome(
-            task_id=row.task_id,
-            trial=int(row.trial),
-            passed=bool(row.passed),
-            score=float(row.score),
-            error_type=row.error_type or None,
-            message=str(row.message),
+            task_id=task_id,
+            trial=int(trial),
+            passed=bool(passed),
+            score=float(score),
+            error_type=error_type or None,
+            message=str(message),
         )
-        for row in frame.itertuples(index=False)
+        for task_id, trial, passed, score, error_type, message in columns.itertuples(index=False, name=None)
     ]
 
 

@@ -108,7 +108,7 @@ class GitStore:
         return {
             Path(item.path).relative_to(folder).as_posix(): item.data_stream.read()
             for item in tree.traverse()
-            if item.type == "blob"
+            if isinstance(item, Blob)
         }
 
     def commit(

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,7 +23,13 @@ LEDGER_VERSION = 2
 RELEASING = ("release", "promote", "manual_promote", "rollback")  # the decisions that make a release tag
 # Fields added after the first ledgers were written: left out of the hash while at their default,
 # so that every older line keeps its hash and the chain stays valid.
-_LATER_FIELDS = {"stage": None, "flip_counts": {}, "outcome_hashes": {}, "override": False, "rollback_to": None}
+_LATER_FIELDS: dict[str, object] = {
+    "stage": None,
+    "flip_counts": {},
+    "outcome_hashes": {},
+    "override": False,
+    "rollback_to": None,
+}
 TRAILER_PREFIX = "Ratchet-"
 PERSON = re.compile(r"^(?P<name>[^<>]*\S[^<>]*)<(?P<email>[^<>@\s]+@[^<>\s]+)>$")
 
@@ -146,8 +152,9 @@ def parse_ledger(text: str, source: str) -> list[LedgerEntry]:
     return entries
 
 
-def new_entry(previous: list[LedgerEntry], **fields: object) -> LedgerEntry:
-    """The next entry of the chain, with version, seq, timestamp, prev_hash and hash filled in."""
+def new_entry(previous: list[LedgerEntry], **fields: Any) -> LedgerEntry:
+    """The next entry of the chain, with version, seq, timestamp, prev_hash and hash filled in.
+    `fields` are LedgerEntry's other fields, of any type: the model validates them."""
     draft = LedgerEntry(
         version=fields.pop("version", LEDGER_VERSION),
         seq=len(previous) + 1,

@@ -1,11 +1,11 @@
 """Re-derive a recorded gate verdict from the evidence it was decided on.
 
-An automatic decision's evidence (pipeline/record.py) holds `verdict.json` (the policy and every
+An automatic decision's evidence (written by pipeline/record.py, laid out by releases/evidence.py) holds `verdict.json` (the policy and every
 input of the decision besides the outcomes: flaky tasks, targeted fixes) and one outcome table per
 split and side (`outcomes-<side>-<split>.csv`, one row per run, confirmation trials included). The
 ledger entry records the sha256 of each table. Re-deriving means: check those hashes, rebuild the
-paired pass counts, classify them with the policy's alpha and the same flaky tasks, apply the
-policy (gates.policy.decide_on_trials), and compare decision, fixes and regressions with both
+paired pass counts and hand them to the same judge as the cycle (gates.judge) with the recorded
+policy, flaky tasks and targeted fixes, and compare decision, fixes and regressions with both
 `verdict.json` and the ledger entry. Pure: the caller reads the files from git.
 """
 

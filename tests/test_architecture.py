@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -28,6 +29,8 @@ ALLOWED = {
 }
 # critics read a run through gates' record types only: blind_view takes a Task and an Outcome.
 CRITICS_FROM_GATES = {"Task", "Outcome"}
+# releases raise agents' errors and use nothing else of agents.
+RELEASES_FROM_AGENTS = {"RatchetError", "StateError", "UserError", "validation_message", "lazy_exports"}
 # Where Python code lives beside the packages; none of it may use the old top-level import names.
 OTHER_CODE = ("tests", "benchmarks", "scripts")
 
@@ -122,15 +125,19 @@ def test_each_face_exports_what_it_declares(package: str) -> None:
     assert not set(face.__all__) & submodules, "an exported name that is also a module's name is shadowed on import"
 
 
-def test_critics_take_only_types_from_gates() -> None:
+@pytest.mark.parametrize(
+    ("package", "imported", "allowed"),
+    [("critics", "gates", CRITICS_FROM_GATES), ("releases", "agents", RELEASES_FROM_AGENTS)],
+)
+def test_narrow_arrows_carry_only_their_names(package: str, imported: str, allowed: set[str]) -> None:
     used = {
         name
-        for path in package_files("critics")
+        for path in package_files(package)
         for _, module, names in imports(path)
-        if module.startswith("ratchet.gates")
+        if module.startswith(f"ratchet.{imported}")
         for name in names
     }
-    assert used <= CRITICS_FROM_GATES
+    assert used <= allowed, sorted(used - allowed)
 
 
 def test_no_import_circles() -> None:
@@ -204,3 +211,15 @@ def test_pyproject_lists_every_package_folder() -> None:
         if path.is_dir() and "__pycache__" not in path.parts and any(f.is_file() for f in path.iterdir())
     }
     assert folders == set(setuptools["packages"])
+
+
+def test_the_documented_arrows_are_the_enforced_ones() -> None:
+    """docs/architecture.md draws the arrows this file enforces: the two cannot drift apart."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("## Dependency rules", 1)[1].split("```", 2)[1]
+    drawn = {}
+    for line in block.strip().splitlines():
+        package, _, targets = line.partition("──►")
+        names = {word.strip() for word in re.sub(r"\([^)]*\)", "", targets).split(",")}
+        drawn[package.strip()] = set() if "nothing" in targets else {n for n in names if n}
+    assert drawn == ALLOWED

@@ -230,10 +230,13 @@ class _Interpreter:
         return is_and
 
     def call(self, node: ast.Call, env: dict[str, Any]) -> Any:  # noqa: C901 - one case per function
-        name = node.func.id  # type: ignore[attr-defined]
+        assert isinstance(node.func, ast.Name)  # a checked tree (_Checker.check_call): only named calls
+        name = node.func.id
         if name in QUANTIFIERS:
             gen = node.args[0]
-            loop = gen.generators[0]  # type: ignore[attr-defined]
+            assert isinstance(gen, ast.GeneratorExp)  # _Checker: a quantifier takes one generator
+            loop = gen.generators[0]
+            assert isinstance(loop.target, ast.Name)  # _Checker: ... binding one plain name
             items = self.run(loop.iter, env)
             if not isinstance(items, list):
                 raise EvalFailure(f"{name}(...) needs a list, got {_kind(items)}")
@@ -242,7 +245,7 @@ class _Interpreter:
                 inner = {**env, loop.target.id: item}
                 if not all(_boolean(self.run(c, inner), "if") for c in loop.ifs):
                     continue
-                if _boolean(self.run(gen.elt, inner), name) is not want_all:  # type: ignore[attr-defined]
+                if _boolean(self.run(gen.elt, inner), name) is not want_all:
                     return not want_all
             return want_all
         if name == "implies":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ratchet.agents.contracts.fallback import FallbackRenderError, render_fallback
 from ratchet.agents.contracts.model import ClauseFailure, Contract, check
@@ -76,28 +76,10 @@ async def guarded_call(
     records: list[SampleRecord] = []
     count = contract.samples if samples is None else samples
     for index, temperature in enumerate(sample_temperatures(client.params.temperature, count)):
-        try:
-            answer = await complete_json(
-                client, messages, contract.output_schema, turn=index, name=contract.name, temperature=temperature
-            )
-        except ModelBackendError as exc:
-            records.append(SampleRecord(index=index, temperature=temperature, text="", backend_error=str(exc)))
-            continue
-        if answer.error is not None:
-            failures = [ClauseFailure(clause="schema", reason=answer.error)]
-        else:
-            failures = failures_of(answer.value)
-        records.append(
-            SampleRecord(
-                index=index,
-                temperature=temperature,
-                text=excerpt(answer.text),
-                failures=failures,
-                usage=answer.call.usage,
-            )
-        )
-        if not failures:
-            return GuardedResult(answer.value, _record(contract, records, "sample", started))
+        record, value = await _sample(client, messages, contract, index, temperature, failures_of)
+        records.append(record)
+        if record.backend_error is None and not record.failures:
+            return GuardedResult(value, _record(contract, records, "sample", started))
 
     computed_failures: list[ClauseFailure] = []
     if computed_fallback is not None:
@@ -105,6 +87,38 @@ async def guarded_call(
         computed_failures = failures_of(value)
         if not computed_failures:
             return GuardedResult(value, _record(contract, records, "computed_fallback", started))
+    value = declared_fallback(contract, input)
+    return GuardedResult(value, _record(contract, records, "fallback", started, computed_failures))
+
+
+async def _sample(
+    client: ModelClient,
+    messages: list[Message],
+    contract: Contract,
+    index: int,
+    temperature: float,
+    failures_of: Callable[[Any], list[ClauseFailure]],
+) -> tuple[SampleRecord, Any]:
+    """One sample and what it broke (a backend error is recorded as such and never accepted)."""
+    try:
+        answer = await complete_json(
+            client, messages, contract.output_schema, turn=index, name=contract.name, temperature=temperature
+        )
+    except ModelBackendError as exc:
+        return SampleRecord(index=index, temperature=temperature, text="", backend_error=str(exc)), None
+    if answer.error is not None:
+        failures = [ClauseFailure(clause="schema", reason=answer.error)]
+    else:
+        failures = failures_of(answer.value)
+    record = SampleRecord(
+        index=index, temperature=temperature, text=excerpt(answer.text), failures=failures, usage=answer.call.usage
+    )
+    return record, answer.value
+
+
+def declared_fallback(contract: Contract, input: Any) -> Any:
+    """The contract's declared fallback for `input`; StateError when the input breaks input_schema (the
+    prover shows the fallback satisfies every clause for inputs that match it)."""
     try:
         value = render_fallback(contract.fallback, input)
     except FallbackRenderError as exc:
@@ -117,21 +131,20 @@ async def guarded_call(
             f"contract {contract.name!r}: its fallback breaks clause {broken[0].clause!r} "
             f"({broken[0].reason}) for this input; the input does not match input_schema"
         )
-    record = _record(contract, records, "fallback", started, computed_failures)
-    return GuardedResult(value, record)
+    return value
 
 
 def _record(
     contract: Contract,
     samples: list[SampleRecord],
-    source: str,
+    source: Literal["sample", "computed_fallback", "fallback"],
     started: float,
     computed: list[ClauseFailure] | None = None,
 ) -> GuardedCallRecord:
     return GuardedCallRecord(
         contract=contract.name,
         samples=samples,
-        source=source,  # type: ignore[arg-type]
+        source=source,
         computed_fallback_failures=computed or [],
         duration_s=round(time.perf_counter() - started, 6),
     )

@@ -195,9 +195,12 @@ class _Translator:
         return Sym("bool", table[type(op)])
 
     def call(self, node: ast.Call, env: dict[str, Any]) -> Any:
-        name = node.func.id  # type: ignore[attr-defined]
+        assert isinstance(node.func, ast.Name)  # clause trees passed expr's _Checker: only named calls
+        name = node.func.id
         if name in ("all", "any"):
-            return self.quantifier(name, node.args[0], env)  # type: ignore[arg-type]
+            gen = node.args[0]
+            assert isinstance(gen, ast.GeneratorExp)  # _Checker: a quantifier takes one generator
+            return self.quantifier(name, gen, env)
         args = [self.run(arg, env) for arg in node.args]
         if name == "implies":
             return Sym("bool", z3.Implies(_b(args[0], "implies"), _b(args[1], "implies")))
@@ -235,9 +238,10 @@ class _Translator:
         items = self.run(loop.iter, env)
         if not isinstance(items, list):
             raise OutsideFragment(f"{name}() over a list that is not statically known")
+        assert isinstance(loop.target, ast.Name)  # _Checker: a quantifier binds one plain name
         terms = []
         for item in items:
-            inner = {**env, loop.target.id: item}  # type: ignore[union-attr]
+            inner = {**env, loop.target.id: item}
             guard = z3.And([_b(self.run(c, inner), "if") for c in loop.ifs])
             body = _b(self.run(gen.elt, inner), name)
             terms.append(z3.Implies(guard, body) if name == "all" else z3.And(guard, body))

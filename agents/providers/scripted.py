@@ -57,7 +57,7 @@ class _NoStreaming(litellm.CustomLLM):
     def streaming(self, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
         raise CustomLLMError(status_code=400, message=_NO_STREAMING)
 
-    async def astreaming(  # type: ignore[override]
+    async def astreaming(  # type: ignore[override]  # litellm declares astreaming a coroutine; it iterates it as an async generator
         self, *args: Any, **kwargs: Any
     ) -> AsyncIterator[GenericStreamingChunk]:
         raise CustomLLMError(status_code=400, message=_NO_STREAMING)
@@ -104,7 +104,7 @@ class ScriptedProvider(_NoStreaming):
         """Answer one request; `model` is the registered name (litellm strips "scripted/")."""
         return _respond(self, model.removeprefix(SCRIPTED_PREFIX), messages, kwargs)
 
-    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         """Same as `completion`: a script has nothing to await."""
         return self.completion(*args, **kwargs)
 
@@ -129,9 +129,7 @@ class _ScriptedRouter(_NoStreaming):
         name, provider = self._provider(model)
         return _respond(provider, name, messages, kwargs)
 
-    async def acompletion(  # type: ignore[override]
-        self, model: str, messages: list[Any], *args: Any, **kwargs: Any
-    ) -> ModelResponse:
+    async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
         return self.completion(model, messages, *args, **kwargs)
 
 
@@ -162,7 +160,7 @@ def _respond(provider: ScriptedProvider, name: str, messages: list[Any], kwargs:
     plain = [_as_dict(m) for m in messages]
     tools = optional.get("tools")
     reply = provider.reply(name, plain, [_as_dict(t) for t in tools] if tools else None)
-    calls = [
+    calls: list[dict[str, Any]] = [
         {
             "id": f"call_{len(provider.requests)}_{index}",
             "type": "function",
@@ -175,7 +173,7 @@ def _respond(provider: ScriptedProvider, name: str, messages: list[Any], kwargs:
     choice.finish_reason = "tool_calls" if calls else "stop"
     prompt_tokens = _tokens("".join(_message_text(m) for m in plain))
     completion_tokens = _tokens((reply.content or "") + "".join(c["function"]["arguments"] for c in calls))
-    model_response.usage = Usage(  # type: ignore[attr-defined]
+    model_response.usage = Usage(  # type: ignore[attr-defined]  # litellm sets ModelResponse.usage at run time but does not declare it
         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
     )
     model_response.model = SCRIPTED_PREFIX + name

@@ -123,7 +123,7 @@ def build_response(
         completion_text = reply.text
     prompt_text = "".join(_text(_field(m, "content")) for m in messages)
     prompt_tokens, completion_tokens = _tokens(prompt_text), _tokens(completion_text)
-    model_response.usage = Usage(  # type: ignore[attr-defined]
+    model_response.usage = Usage(  # type: ignore[attr-defined]  # litellm sets ModelResponse.usage at run time but does not declare it
         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
     )
     model_response.model = f"sim/{world_name}"
@@ -167,7 +167,9 @@ class SimProvider(litellm.CustomLLM):
         """Not supported: say so plainly instead of litellm's "Not implemented yet!"."""
         raise CustomLLMError(status_code=400, message=_NO_STREAMING)
 
-    async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:  # type: ignore[override]
+    async def astreaming(  # type: ignore[override]  # litellm declares astreaming a coroutine; it iterates it as an async generator
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[GenericStreamingChunk]:
         """Not supported (see `streaming`); an async generator, as litellm iterates it."""
         raise CustomLLMError(status_code=400, message=_NO_STREAMING)
         yield  # unreachable; makes this an async generator

@@ -62,13 +62,13 @@ def _print(report: AuditReport, elapsed: float) -> None:
         box=box.SIMPLE_HEAD,
     )
     for audit in report.agents:
-        problems = f"[bold red]{len(audit.problems)}[/]" if audit.problems else "0"
+        problem_count = f"[bold red]{len(audit.problems)}[/]" if audit.problems else "0"
         table.add_row(
             audit.agent,
             str(audit.entries),
             str(audit.tags),
             f"{audit.rederived}/{audit.gate_decisions}",
-            problems,
+            problem_count,
             str(len(audit.warnings)),
         )
     console.print(table)

@@ -99,14 +99,20 @@ def flaky_tasks(
             "pass rate",
             title="Flaky tasks",
         )
-        for row in table[table["task_id"].isin(found)].itertuples():
+        shown = table.loc[
+            table["task_id"].isin(found),
+            ["task_id", "p_flaky", "mixed_versions", "versions", "swings", "runs", "pass_rate"],
+        ]
+        for task_id, p_flaky, mixed_versions, versions, swings, runs, pass_rate in shown.itertuples(
+            index=False, name=None
+        ):
             rows.add_row(
-                str(row.task_id),
-                f"{row.p_flaky:.2f}",
-                f"{row.mixed_versions} / {row.versions}",
-                str(row.swings),
-                str(row.runs),
-                pct(row.pass_rate),
+                str(task_id),
+                f"{p_flaky:.2f}",
+                f"{mixed_versions} / {versions}",
+                str(swings),
+                str(runs),
+                pct(pass_rate),
             )
         console.print(rows)
 

@@ -86,12 +86,13 @@ def _results(source: str, workspace: Path, split: str) -> pd.DataFrame:
     from ratchet.gates import read_results
 
     path = Path(source)
-    if path.is_file() or not VERSION.fullmatch(source):
+    version = VERSION.fullmatch(source)
+    if path.is_file() or not version:
         return read_results(path)
     from ratchet.gates import stored_evaluation
     from ratchet.pipeline import context
 
-    agent = VERSION.fullmatch(source).group(1)  # type: ignore[union-attr]
+    agent = version.group(1)
     ctx = context.open_context(workspace, agent)
     rev = source if source.startswith("rc/") else f"refs/tags/{source}"
     state = context.checkout_artifact(ctx, rev, source)

@@ -74,8 +74,12 @@ def serve_model(
         )
     except (ValidationError, ValueError) as exc:
         raise UserError(f"serve-model: invalid options: {exc}") from exc
-    server = VllmServer(options)
     console.print(f"starting vLLM server for {model} ({command})", markup=False, soft_wrap=True)
+    _run_until_stopped(VllmServer(options))
+
+
+def _run_until_stopped(server: VllmServer) -> None:
+    """Start, wait until healthy, serve until Ctrl-C or SIGTERM, and stop the server whatever happens."""
     previous = {sig: signal.signal(sig, _interrupt) for sig in _STOP_SIGNALS}
     try:
         ready = _start(server)

@@ -44,9 +44,14 @@ class LlmSettings(BaseModel):
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
 
 
+def _playbook_only() -> list[Literal["playbook", "llm"]]:
+    """The default strategies: the playbook alone."""
+    return ["playbook"]
+
+
 class SynthesizerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    strategies: list[Literal["playbook", "llm"]] = Field(default_factory=lambda: ["playbook"], min_length=1)
+    strategies: list[Literal["playbook", "llm"]] = Field(default_factory=_playbook_only, min_length=1)
     llm: LlmSettings | None = Field(default=None, description="Needed when strategies include llm.")
     min_pattern_count: int = Field(default=2, ge=1)
     skip_rejected: bool = True
