@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         secret_values,
     )
     from ratchet.agents.runtime import redact_trace, run_agent_unredacted
+    from ratchet.agents.templating import package_templates
     from ratchet.agents.trace import (
         INVALID_MODEL_OUTPUT,
         GuardedCallRecord,
@@ -63,6 +64,7 @@ __all__ = [
     "is_simulated",
     "lazy_exports",
     "load_artifact",
+    "package_templates",
     "redact",
     "redact_record",
     "redact_strings",
@@ -89,6 +91,7 @@ __getattr__ = lazy_exports(
         "providers": ["is_simulated"],
         "redaction": ["MASK", "redact", "redact_record", "redact_strings", "register_key_variables", "secret_values"],
         "runtime": ["redact_trace", "run_agent_unredacted"],
+        "templating": ["package_templates"],
         "trace": [
             "GuardedCallRecord",
             "INVALID_MODEL_OUTPUT",

@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from ratchet.agents.artifact import Artifact
 from ratchet.agents.contracts.guarded import excerpt, guarded_call
 from ratchet.agents.contracts.model import ClauseFailure, check
@@ -19,6 +17,7 @@ from ratchet.agents.errors import UserError
 from ratchet.agents.models import ModelClient
 from ratchet.agents.redaction import redact_record
 from ratchet.agents.structured import parse_and_validate
+from ratchet.agents.templating import package_templates
 from ratchet.agents.tools import Tool, tool_schema
 from ratchet.agents.trace import (
     INVALID_MODEL_OUTPUT,
@@ -34,10 +33,7 @@ from ratchet.agents.trace import (
     storable,
 )
 
-_FEEDBACK = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    undefined=jinja2.StrictUndefined,
-).get_template("answer_feedback.md.j2")
+_FEEDBACK = package_templates(Path(__file__).parent / "templates").get_template("answer_feedback.md.j2")
 
 
 def select_tools(artifact: Artifact, available: Mapping[str, Tool]) -> list[Tool]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jinja2
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from ratchet.agents import package_templates
 from ratchet.critics.symptoms import TAXONOMY, SymptomReport
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -45,13 +45,7 @@ class EngineeringSpec(BaseModel):
     patterns: list[Pattern] = Field(description="Most frequent first.")
 
     def markdown(self) -> str:
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        return env.get_template("spec.md.j2").render(spec=self)
+        return package_templates(TEMPLATES, trim_blocks=True).get_template("spec.md.j2").render(spec=self)
 
 
 def symptom_frame(reports: list[SymptomReport]) -> pd.DataFrame:

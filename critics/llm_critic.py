@@ -14,22 +14,24 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
 
-from ratchet.agents import Contract, GuardedCallRecord, Message, ModelClient, guarded_call, redact_record
+from ratchet.agents import (
+    Contract,
+    GuardedCallRecord,
+    Message,
+    ModelClient,
+    guarded_call,
+    package_templates,
+    redact_record,
+)
 from ratchet.critics.detectors import detect
 from ratchet.critics.symptoms import TAXONOMY, Symptom, SymptomReport
 from ratchet.critics.view import BlindView
 
 HERE = Path(__file__).parent
 CRITIC_NAME = "llm-critic"
-_ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
+_ENV = package_templates(HERE / "templates", keep_trailing_newline=True)
 
 
 @cache

@@ -12,12 +12,12 @@ import io
 import math
 from pathlib import Path
 
-import jinja2
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from pydantic import BaseModel, ConfigDict, Field
 
+from ratchet.agents import package_templates
 from ratchet.gates import FlipKind
 from ratchet.pipeline.report_data import CycleSummary, FlipMatrix, ReleasePoint, ReportData, collect_report
 
@@ -83,13 +83,7 @@ def render_plots(data: ReportData) -> list[Plot]:
 
 
 def render_html(data: ReportData, plots: list[Plot]) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = package_templates(TEMPLATES, autoescape=True, trim_blocks=True)
     return env.get_template("report.html.j2").render(data=data, plots=plots)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jinja2
 from pydantic import BaseModel, ConfigDict, Field
+
+from ratchet.agents import package_templates
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -51,10 +52,5 @@ class ReleaseNotes(BaseModel):
     smoke: str | None = Field(default=None, description="The smoke check's one-line summary, when one ran.")
 
     def markdown(self) -> str:
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        return env.get_template("release_notes.md.j2").render(notes=self)
+        template = package_templates(TEMPLATES, trim_blocks=True).get_template("release_notes.md.j2")
+        return template.render(notes=self)

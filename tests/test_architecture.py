@@ -29,8 +29,15 @@ ALLOWED = {
 }
 # critics read a run through gates' record types only: blind_view takes a Task and an Outcome.
 CRITICS_FROM_GATES = {"Task", "Outcome"}
-# releases raise agents' errors and use nothing else of agents.
-RELEASES_FROM_AGENTS = {"RatchetError", "StateError", "UserError", "validation_message", "lazy_exports"}
+# releases raise agents' errors and render their notes with its template environment; nothing else of agents.
+RELEASES_FROM_AGENTS = {
+    "RatchetError",
+    "StateError",
+    "UserError",
+    "validation_message",
+    "lazy_exports",
+    "package_templates",
+}
 # Where Python code lives beside the packages; none of it may use the old top-level import names.
 OTHER_CODE = ("tests", "benchmarks", "scripts")
 

@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import litellm
-from litellm.llms.custom_llm import CustomLLMError
-from litellm.types.utils import GenericStreamingChunk, Message, ModelResponse, Usage
+from litellm.types.utils import Message, ModelResponse, Usage
 from pydantic import BaseModel, ConfigDict, Field
+
+from ratchet.agents.providers.no_streaming import NoStreamingProvider
 
 __all__ = ["SCRIPTED_PREFIX", "ScriptedProvider", "ScriptedReply", "register_scripted", "unregister_scripted"]
 
 SCRIPTED_PREFIX = "scripted/"
+SCRIPTED_NO_STREAMING = "the scripted model scripted/<name> does not stream; call it without stream=True"
 _PROVIDER_KEY = "scripted"
-_NO_STREAMING = "the scripted model scripted/<name> does not stream; call it without stream=True"
 
 
 class ScriptedReply(BaseModel):
@@ -51,24 +52,13 @@ class ScriptedReply(BaseModel):
 Script = Callable[[list[dict[str, Any]], list[dict[str, Any]] | None], ScriptedReply]
 
 
-class _NoStreaming(litellm.CustomLLM):
-    """Scripts answer whole messages; streaming requests get a clear 400."""
-
-    def streaming(self, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
-        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
-
-    async def astreaming(  # type: ignore[override]  # litellm declares astreaming a coroutine; it iterates it as an async generator
-        self, *args: Any, **kwargs: Any
-    ) -> AsyncIterator[GenericStreamingChunk]:
-        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
-        yield  # unreachable; makes this an async generator
-
-
-class ScriptedProvider(_NoStreaming):
+class ScriptedProvider(NoStreamingProvider):
     """Answers each chat request with the script's next reply (sync and async, no streaming).
 
     `requests` records what each call received: `{"messages": [...], "tools": [...] | None}`.
     """
+
+    no_streaming = SCRIPTED_NO_STREAMING
 
     def __init__(self, script: Script | Sequence[ScriptedReply]) -> None:
         super().__init__()
@@ -109,8 +99,10 @@ class ScriptedProvider(_NoStreaming):
         return self.completion(*args, **kwargs)
 
 
-class _ScriptedRouter(_NoStreaming):
+class _ScriptedRouter(NoStreamingProvider):
     """The one handler litellm knows as provider "scripted": finds the provider by name."""
+
+    no_streaming = SCRIPTED_NO_STREAMING
 
     def __init__(self) -> None:
         super().__init__()

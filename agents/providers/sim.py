@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import litellm
-from litellm.llms.custom_llm import CustomLLMError
-from litellm.types.utils import GenericStreamingChunk, Message, ModelResponse, Usage
+from litellm.types.utils import Message, ModelResponse, Usage
 
 from ratchet.agents.errors import UserError
 from ratchet.agents.providers import sim_qa, sim_world
+from ratchet.agents.providers.no_streaming import NoStreamingProvider
 
 SIM_FINGERPRINT_PREFIX = "ratchet-sim/"
-_NO_STREAMING = "the simulated model sim/<world> does not stream; call it without stream=True"
 
 
 def _field(item: Any, key: str) -> Any:
@@ -132,8 +131,10 @@ def build_response(
     return model_response
 
 
-class SimProvider(litellm.CustomLLM):
+class SimProvider(NoStreamingProvider):
     """litellm handler for `model="sim/<world>"` (sync and async, no streaming)."""
+
+    no_streaming = "the simulated model sim/<world> does not stream; call it without stream=True"
 
     def completion(
         self,
@@ -162,14 +163,3 @@ class SimProvider(litellm.CustomLLM):
     async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         """Same as `completion`: the simulator is pure and fast, nothing to await."""
         return self.completion(*args, **kwargs)
-
-    def streaming(self, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
-        """Not supported: say so plainly instead of litellm's "Not implemented yet!"."""
-        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
-
-    async def astreaming(  # type: ignore[override]  # litellm declares astreaming a coroutine; it iterates it as an async generator
-        self, *args: Any, **kwargs: Any
-    ) -> AsyncIterator[GenericStreamingChunk]:
-        """Not supported (see `streaming`); an async generator, as litellm iterates it."""
-        raise CustomLLMError(status_code=400, message=_NO_STREAMING)
-        yield  # unreachable; makes this an async generator
