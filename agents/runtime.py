@@ -85,29 +85,13 @@ async def run_agent_unredacted(
         Message(role="system", content=artifact.render("system", task_id=task_id)),
         Message(role="user", content=artifact.render("user", task_id=task_id, task_input=task_input)),
     ]
-    model_calls: list[ModelCall] = []
-    tool_calls: list[ToolCall] = []
     started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
     clock = time.perf_counter()
-    final_output, error = "", None
-    seed = trial_seed(task_id, trial)
-    for turn in range(artifact.spec.max_turns):
-        reply = await client.complete(messages, schemas, turn, seed=seed)
-        model_calls.append(reply.call)
-        problem = reply_problem(reply.message)  # not Unicode text: the run ends here, its reply kept escaped
-        messages.append(reply.message if problem is None else storable(reply.message))
-        if problem is not None:
-            error = f"{INVALID_MODEL_OUTPUT}: turn {turn}: {problem}"
-            break
-        if not reply.message.tool_calls:
-            final_output = reply.message.content or ""
-            break
-        for request in reply.message.tool_calls:
-            call = await _run_tool(by_name, request.id, request.name, request.arguments, turn)
-            tool_calls.append(call)
-            messages.append(Message(role="tool", content=call.result, tool_call_id=request.id, name=request.name))
-    else:
-        error = f"no final answer after max_turns={artifact.spec.max_turns} turns"
+    model_calls: list[ModelCall] = []
+    tool_calls: list[ToolCall] = []
+    final_output, error = await _tool_loop(
+        artifact, client, messages, by_name, schemas, trial_seed(task_id, trial), model_calls, tool_calls
+    )
     guard = None
     if artifact.spec.answer_contract is not None and error is None:
         final_output, guard = await _guard_answer(artifact, client, messages, final_output, task_input)
@@ -129,6 +113,34 @@ async def run_agent_unredacted(
         usage=usage,
         answer_guard=guard,
     )
+
+
+async def _tool_loop(
+    artifact: Artifact,
+    client: ModelClient,
+    messages: list[Message],
+    tools: Mapping[str, Tool],
+    schemas: list[dict[str, Any]],
+    seed: int,
+    model_calls: list[ModelCall],
+    tool_calls: list[ToolCall],
+) -> tuple[str, str | None]:
+    """Model turns (and the tool calls they ask for) until an answer without a tool call: (final output,
+    error). Appends to `messages`, `model_calls` and `tool_calls` as it goes."""
+    for turn in range(artifact.spec.max_turns):
+        reply = await client.complete(messages, schemas, turn, seed=seed)
+        model_calls.append(reply.call)
+        problem = reply_problem(reply.message)  # not Unicode text: the run ends here, its reply kept escaped
+        messages.append(reply.message if problem is None else storable(reply.message))
+        if problem is not None:
+            return "", f"{INVALID_MODEL_OUTPUT}: turn {turn}: {problem}"
+        if not reply.message.tool_calls:
+            return reply.message.content or "", None
+        for request in reply.message.tool_calls:
+            call = await _run_tool(tools, request.id, request.name, request.arguments, turn)
+            tool_calls.append(call)
+            messages.append(Message(role="tool", content=call.result, tool_call_id=request.id, name=request.name))
+    return "", f"no final answer after max_turns={artifact.spec.max_turns} turns"
 
 
 def trial_seed(task_id: str, trial: int) -> int:

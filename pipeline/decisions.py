@@ -11,6 +11,7 @@ from git import Repo
 from ratchet.agents import StateError, UserError
 from ratchet.releases import (
     NOTES_JSON,
+    CandidateRef,
     GitStore,
     Identity,
     LedgerEntry,
@@ -54,6 +55,24 @@ def _person(who: Identity, source: str) -> Identity:
     return who
 
 
+# what a manual decision carries over from the gate's entry: the evidence it decides on
+CARRIED_FIELDS = {
+    "base_release",
+    "intent",
+    "remediation",
+    "fixes",
+    "regressions",
+    "gate_pass_rate",
+    "baseline_gate_pass_rate",
+    "holdout_pass_rate",
+    "policy_hash",
+    "evidence",
+    "stage",
+    "flip_counts",
+    "outcome_hashes",
+}
+
+
 def decide_manually(
     workspace: Path,
     rc_name: str,
@@ -70,38 +89,9 @@ def decide_manually(
     registry = Registry(workspace)
     registry.require_consistent()
     rc = registry.candidate(agent, number)
-    held = _last_entry(registry.ledger(agent), rc.branch)
-    overriding = override and decision == "promote" and held is not None and held.decision == "reject"
-    if override and not overriding:
-        state = held.decision if held else "no decision recorded"
-        raise StateError(f"--override promotes a candidate the gate rejected; {rc.branch} is not one ({state})")
-    if held is None or (not overriding and held.decision != "hold"):  # overriding needs a held entry
-        state = held.decision if held else "no decision recorded"
-        hint = "; to promote it against the gate's verdict add --override" if state == "reject" else ""
-        raise StateError(f"{rc.branch} is not on hold ({state}); only held candidates take a manual decision{hint}")
-    if rc.commit != held.rc_commit:
-        raise StateError(
-            f"{rc.branch} moved to {rc.commit[:10]} after the gate decided on {str(held.rc_commit)[:10]}; "
-            f"a person decides on what the gate saw: run a new cycle for the new commit"
-        )
+    held, overriding = _decidable(rc, _last_entry(registry.ledger(agent), rc.branch), decision, override)
     notes = _held_notes(workspace, rc.branch, agent, number)
-    fields = held.model_dump(
-        include={
-            "base_release",
-            "intent",
-            "remediation",
-            "fixes",
-            "regressions",
-            "gate_pass_rate",
-            "baseline_gate_pass_rate",
-            "holdout_pass_rate",
-            "policy_hash",
-            "evidence",
-            "stage",
-            "flip_counts",
-            "outcome_hashes",
-        }
-    )
+    fields = held.model_dump(include=CARRIED_FIELDS)
     who = f"{actor} (manual)"
     if decision == "promote":
         tag = release_tag(agent, registry.current_release(agent).number + 1)
@@ -126,6 +116,27 @@ def decide_manually(
         }
     ).markdown()
     return registry.reject(rc, text, who=actor, decision="manual_reject", reason=reason, **fields), None
+
+
+def _decidable(
+    rc: CandidateRef, held: LedgerEntry | None, decision: Literal["promote", "reject"], override: bool
+) -> tuple[LedgerEntry, bool]:
+    """The gate's entry the decision is made on, and whether it overrides a gate rejection; StateError when
+    the candidate cannot take it: not on hold (nor rejected, with `override`), or moved since the gate decided."""
+    overriding = override and decision == "promote" and held is not None and held.decision == "reject"
+    if override and not overriding:
+        state = held.decision if held else "no decision recorded"
+        raise StateError(f"--override promotes a candidate the gate rejected; {rc.branch} is not one ({state})")
+    if held is None or (not overriding and held.decision != "hold"):  # overriding needs a held entry
+        state = held.decision if held else "no decision recorded"
+        hint = "; to promote it against the gate's verdict add --override" if state == "reject" else ""
+        raise StateError(f"{rc.branch} is not on hold ({state}); only held candidates take a manual decision{hint}")
+    if rc.commit != held.rc_commit:
+        raise StateError(
+            f"{rc.branch} moved to {rc.commit[:10]} after the gate decided on {str(held.rc_commit)[:10]}; "
+            f"a person decides on what the gate saw: run a new cycle for the new commit"
+        )
+    return held, overriding
 
 
 def _last_entry(entries: list[LedgerEntry], branch: str) -> LedgerEntry | None:

@@ -114,20 +114,7 @@ def run_sharded(
     reused = total - len(todo)
     reporter().progress(label, reused, total)
     if todo:
-        parts = shards(todo, ctx.settings.execution.shard_size)
-        files = artifact_files(state.artifact.root)
-        work = [
-            Shard(
-                key=key,
-                agent=ctx.agent,
-                files=files,
-                model=client.config,
-                params=client.params,
-                runs=part,
-                concurrency=ctx.settings.run.concurrency,
-            )
-            for part in parts
-        ]
+        work = _shards_of(ctx, state, client, key, todo)
         workers = _run_shards(
             ctx.settings.execution,
             ctx.store,
@@ -137,7 +124,7 @@ def run_sharded(
         )
         reporter().stage(
             "run",
-            f"{label}: {len(parts)} shard(s) on {len(workers)} Dask worker process(es) [{', '.join(sorted(workers))}]",
+            f"{label}: {len(work)} shard(s) on {len(workers)} Dask worker process(es) [{', '.join(sorted(workers))}]",
         )
 
     async def collect() -> Evaluation:
@@ -154,6 +141,25 @@ def run_sharded(
             f"{label}: {total - evaluation.summary.reused} run(s) ran in the flow's process, not in the Dask shards"
         )
     return evaluation.model_copy(update={"summary": evaluation.summary.model_copy(update={"reused": reused})})
+
+
+def _shards_of(
+    ctx: CycleContext, state: ReleaseState, client: ModelClient, key: RunKey, todo: list[tuple[Task, int]]
+) -> list[Shard]:
+    """The runs still to do, cut into shards of `[execution] shard_size`, each carrying the artifact's files."""
+    files = artifact_files(state.artifact.root)
+    return [
+        Shard(
+            key=key,
+            agent=ctx.agent,
+            files=files,
+            model=client.config,
+            params=client.params,
+            runs=part,
+            concurrency=ctx.settings.run.concurrency,
+        )
+        for part in shards(todo, ctx.settings.execution.shard_size)
+    ]
 
 
 def _run_shards(

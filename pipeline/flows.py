@@ -11,28 +11,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from prefect import Flow, task
+from prefect import Flow, Task, task
 from prefect.cache_policies import NO_CACHE
 
 from ratchet.agents import MASK, UserError, redact, redact_strings, secret_values
-from ratchet.gates import reject_before_evaluation
+from ratchet.critics import EngineeringSpec, SymptomReport
+from ratchet.gates import Evaluation, reject_before_evaluation
 from ratchet.pipeline import context, stages
+from ratchet.pipeline.context import CycleContext, ReleaseState
 from ratchet.pipeline.cycle_result import CycleResult
 from ratchet.pipeline.locking import cycle_lock
 from ratchet.pipeline.process_setup import setup
 from ratchet.pipeline.publish import publish
 from ratchet.pipeline.record import Evidence, rate, record
+from ratchet.pipeline.synthesis import Proposal
 from ratchet.pipeline.validate import validate_proposal
-from ratchet.releases import rejected_tag
+from ratchet.releases import CandidateRef, rejected_tag
 
 RUN_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.extra")
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _task(fn, name: str):  # noqa: ANN001, ANN202
+def _task(fn: Callable[P, R], name: str) -> Task[P, R]:
     """A Prefect task for one stage: no input hashing (stage inputs are live objects), no result storage."""
-    return task(fn, name=name, cache_policy=NO_CACHE, persist_result=False)
+    return task(name=name, cache_policy=NO_CACHE, persist_result=False)(fn)
 
 
 resolve_task = _task(stages.resolve_release, name="resolve")
@@ -109,7 +112,7 @@ def improve_cycle(
         dev = run_task(ctx, base, "dev")
         reports = critique_task(ctx, dev)
         spec = diagnose_task(ctx, reports, release.tag, "dev")
-        summary = dict(
+        summary: dict[str, Any] = dict(
             agent=agent,
             base_release=release.tag,
             model=dev.summary.model,
@@ -125,35 +128,57 @@ def improve_cycle(
             return CycleResult(status="no_proposal", **summary)
         rc = candidate_task(ctx, proposal, base.files)
         evidence = _judge(ctx, rc, base, proposal, spec, reports, release.tag, dev)
-        entry, new_tag = record_task(ctx, rc, evidence)
+        _, new_tag = record_task(ctx, rc, evidence)
         publish_task(ctx, rc, evidence, new_tag)
-        return CycleResult(
-            status="decided",
-            rc=rc.branch,
-            remediation=proposal.remediation,
-            intent=proposal.intent,
-            counts=evidence.flips.counts() if evidence.flips else {},
-            confirmed=evidence.flips.confirmed_counts() if evidence.flips else {},
-            trials=ctx.policy.trials,
-            confirmation_runs=evidence.confirmation_runs,
-            in_doubt=evidence.in_doubt,
-            decision=evidence.verdict.decision,
-            stage=evidence.verdict.stage,
-            reasons=evidence.verdict.reasons,
-            new_tag=new_tag,
-            rejected_tag=rejected_tag(agent, rc.number) if evidence.verdict.decision == "reject" else None,
-            baseline_gate_pass_rate=rate(evidence.baseline_gate),
-            gate_pass_rate=rate(evidence.candidate_gate),
-            baseline_holdout_pass_rate=rate(evidence.baseline_holdout),
-            holdout_pass_rate=rate(evidence.candidate_holdout),
-            smoke=evidence.smoke.summary() if evidence.smoke else None,
-            **summary,
-        )
+        return _decided(ctx, rc, proposal, evidence, new_tag, summary)
 
 
-def _judge(ctx, rc, base, proposal, spec, reports, base_tag, dev) -> Evidence:  # noqa: ANN001
+def _decided(
+    ctx: CycleContext,
+    rc: CandidateRef,
+    proposal: Proposal,
+    evidence: Evidence,
+    new_tag: str | None,
+    summary: dict[str, Any],
+) -> CycleResult:
+    """What a cycle that reached a decision reports."""
+    flips, verdict = evidence.flips, evidence.verdict
+    return CycleResult(
+        status="decided",
+        rc=rc.branch,
+        remediation=proposal.remediation,
+        intent=proposal.intent,
+        counts=flips.counts() if flips else {},
+        confirmed=flips.confirmed_counts() if flips else {},
+        trials=ctx.policy.trials,
+        confirmation_runs=evidence.confirmation_runs,
+        in_doubt=evidence.in_doubt,
+        decision=verdict.decision,
+        stage=verdict.stage,
+        reasons=verdict.reasons,
+        new_tag=new_tag,
+        rejected_tag=rejected_tag(ctx.agent, rc.number) if verdict.decision == "reject" else None,
+        baseline_gate_pass_rate=rate(evidence.baseline_gate),
+        gate_pass_rate=rate(evidence.candidate_gate),
+        baseline_holdout_pass_rate=rate(evidence.baseline_holdout),
+        holdout_pass_rate=rate(evidence.candidate_holdout),
+        smoke=evidence.smoke.summary() if evidence.smoke else None,
+        **summary,
+    )
+
+
+def _judge(
+    ctx: CycleContext,
+    rc: CandidateRef,
+    base: ReleaseState,
+    proposal: Proposal,
+    spec: EngineeringSpec,
+    reports: list[SymptomReport],
+    base_tag: str,
+    dev: Evaluation,
+) -> Evidence:
     """Validate the RC, then evaluate baseline and RC on gate (and holdout, for the report) and gate it."""
-    common = dict(
+    common: dict[str, Any] = dict(
         base_release=base_tag,
         model=dev.summary.model,
         simulated=dev.summary.simulated,

@@ -19,12 +19,19 @@ import asyncio
 import hashlib
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict
 
 from ratchet.agents import StateError, UserError
+
+if TYPE_CHECKING:  # Prefect's client is for `ratchet status`, imported there
+    from uuid import UUID
+
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import FlowRun, StateType
+    from prefect.client.schemas.sorting import FlowRunSort
 
 FLOW_NAME = "improve-cycle"
 START_SERVER = (
@@ -123,17 +130,11 @@ def scheduled_cycles(agent: str | None = None, workspace: Path | None = None) ->
 
 async def _scheduled_cycles(agent: str | None, workspace: Path | None) -> list[ScheduledCycle]:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import DeploymentSort, FlowRunSort
 
+    finished = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED, StateType.RUNNING]
     found = []
     async with get_client() as client:
         deployments = await client.read_deployments(
@@ -145,32 +146,8 @@ async def _scheduled_cycles(agent: str | None, workspace: Path | None) -> list[S
                 continue
             if workspace and params.get("workspace") != str(workspace.resolve()):
                 continue
-            ids = FlowRunFilterDeploymentId(any_=[d.id])
-            upcoming = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    deployment_id=ids, state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
-                ),
-                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-                limit=1,
-            )
-            done = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    deployment_id=ids,
-                    state=FlowRunFilterState(
-                        type=FlowRunFilterStateType(
-                            any_=[
-                                StateType.COMPLETED,
-                                StateType.FAILED,
-                                StateType.CRASHED,
-                                StateType.CANCELLED,
-                                StateType.RUNNING,
-                            ]
-                        )
-                    ),
-                ),
-                sort=FlowRunSort.START_TIME_DESC,
-                limit=1,
-            )
+            upcoming = await _first_run(client, d.id, [StateType.SCHEDULED], FlowRunSort.EXPECTED_START_TIME_ASC)
+            done = await _first_run(client, d.id, finished, FlowRunSort.START_TIME_DESC)
             found.append(
                 ScheduledCycle(
                     name=f"{FLOW_NAME}/{d.name}",
@@ -178,12 +155,34 @@ async def _scheduled_cycles(agent: str | None, workspace: Path | None) -> list[S
                     workspace=str(params.get("workspace", "?")),
                     schedules=[_describe(s.schedule) for s in d.schedules],
                     paused=bool(d.paused),
-                    next_run=upcoming[0].expected_start_time if upcoming else None,
-                    last_run=(done[0].start_time or done[0].expected_start_time) if done else None,
-                    last_state=done[0].state_name if done else None,
+                    next_run=upcoming.expected_start_time if upcoming else None,
+                    last_run=(done.start_time or done.expected_start_time) if done else None,
+                    last_state=done.state_name if done else None,
                 )
             )
     return found
+
+
+async def _first_run(
+    client: PrefectClient, deployment: UUID, states: list[StateType], sort: FlowRunSort
+) -> FlowRun | None:
+    """The deployment's first flow run in one of `states`, in `sort` order; None when it has none."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+
+    runs = await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=[deployment]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)),
+        ),
+        sort=sort,
+        limit=1,
+    )
+    return runs[0] if runs else None
 
 
 def _describe(schedule: object) -> str:

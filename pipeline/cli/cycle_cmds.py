@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -13,6 +14,9 @@ from ratchet.pipeline.cli.options import AgentOption, ApiBaseOption, ModelOption
 from ratchet.pipeline.cli.output import RichReporter, console, model_label, pct, print_cycle, progress_bars
 from ratchet.pipeline.cli.runner import run_cycle
 from ratchet.pipeline.progress import use_reporter
+
+if TYPE_CHECKING:  # pandas only for `ratchet flaky`
+    import pandas as pd
 
 
 def register(app: typer.Typer) -> None:
@@ -90,31 +94,29 @@ def flaky_tasks(
         f"({repeated} run more than once by one version); a flaky task weighs 1/{FLAKY_DIVISOR} of a stable one in the gate's share of alpha"
     )
     if found:
-        rows = Table(
-            "task",
-            "p(flaky)",
-            "versions mixed / repeated",
-            "swings across versions",
-            "runs",
-            "pass rate",
-            title="Flaky tasks",
+        console.print(_flaky_table(table, found))
+
+
+def _flaky_table(table: pd.DataFrame, found: set[str]) -> Table:
+    """The flaky tasks' rows of a flakiness table (gates.flakiness), most likely first."""
+    rows = Table(
+        "task",
+        "p(flaky)",
+        "versions mixed / repeated",
+        "swings across versions",
+        "runs",
+        "pass rate",
+        title="Flaky tasks",
+    )
+    shown = table.loc[
+        table["task_id"].isin(found),
+        ["task_id", "p_flaky", "mixed_versions", "versions", "swings", "runs", "pass_rate"],
+    ]
+    for task_id, p_flaky, mixed_versions, versions, swings, runs, pass_rate in shown.itertuples(index=False, name=None):
+        rows.add_row(
+            str(task_id), f"{p_flaky:.2f}", f"{mixed_versions} / {versions}", str(swings), str(runs), pct(pass_rate)
         )
-        shown = table.loc[
-            table["task_id"].isin(found),
-            ["task_id", "p_flaky", "mixed_versions", "versions", "swings", "runs", "pass_rate"],
-        ]
-        for task_id, p_flaky, mixed_versions, versions, swings, runs, pass_rate in shown.itertuples(
-            index=False, name=None
-        ):
-            rows.add_row(
-                str(task_id),
-                f"{p_flaky:.2f}",
-                f"{mixed_versions} / {versions}",
-                str(swings),
-                str(runs),
-                pct(pass_rate),
-            )
-        console.print(rows)
+    return rows
 
 
 def _agent_of(release: str) -> str:

@@ -20,7 +20,8 @@ from ratchet.releases import GitStore
 
 if TYPE_CHECKING:  # these pull in pandas: imported when `diff` or `why` runs, not at every `ratchet` start-up
     from ratchet.gates import Flip
-    from ratchet.pipeline.release_outcomes import ReleaseDiff, ReleaseLine, TaskHistory
+    from ratchet.pipeline.release_diff import ReleaseDiff
+    from ratchet.pipeline.release_outcomes import ReleaseLine, TaskHistory
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON object instead of tables.")
 COLLAPSE_AFTER = 8  # `ratchet why` shows longer runs of unchanged outcomes as one line (all of them with --all)
@@ -54,7 +55,8 @@ def diff(
     as_json: bool = JsonOption,
 ) -> None:
     """The artifact diff between two releases, then the flips between their stored gate outcomes."""
-    from ratchet.pipeline.release_outcomes import parse_release, release_diff
+    from ratchet.pipeline.release_diff import release_diff
+    from ratchet.pipeline.release_outcomes import parse_release
 
     (agent, _), (other, _) = parse_release(old), parse_release(new)
     if agent != other:
