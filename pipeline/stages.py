@@ -61,7 +61,10 @@ def run_tasks(
         from ratchet.pipeline.execution import run_sharded
 
         return run_sharded(ctx, state, split, tasks, trials, label)
-    progress = lambda done, total: reporter().progress(label, done, total)  # noqa: E731
+
+    def progress(done: int, total: int) -> None:
+        reporter().progress(label, done, total)
+
     client = client_for(ctx, state.artifact)
 
     async def run_and_close() -> Evaluation:

@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ratchet.agents.contracts.model import ClauseFailure, Contract, Fallback, check
@@ -24,7 +24,7 @@ _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False
 
 
 @lru_cache(maxsize=512)
-def _template(source: str):  # noqa: ANN202 - a jinja2 Template
+def _template(source: str) -> Template:
     return _ENV.from_string(source)
 
 
