@@ -285,10 +285,11 @@ def test_guard_refusals_are_recorded_even_when_caught_or_timed_out(monkeypatch: 
 @pytest.mark.parametrize("guard", [True, False])
 def test_the_program_holds_no_descriptor_of_the_verdict_channel(guard: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Its thread has a descriptor table of its own: stdio and the details channel only (the attacks on
-    the verdict are in tests/faults/test_trust_sandbox.py)."""
+    the verdict are in tests/faults/test_trust_sandbox.py). Every descriptor number up to 4096 is tried:
+    the channels inherit the evaluator's numbers, which are high when it holds many files open."""
     monkeypatch.setattr(sandbox, "IN_PROCESS_GUARD", guard)
     program = (
-        "import os, stat, sys\nopen_fds = []\nfor fd in range(64):\n    try:\n"
+        "import os, stat, sys\nopen_fds = []\nfor fd in range(4096):\n    try:\n"
         "        open_fds.append((fd, stat.S_ISFIFO(os.fstat(fd).st_mode)))\n    except OSError:\n"
         "        pass\nprint(open_fds)\nprint(sys.argv)\n"
     )
