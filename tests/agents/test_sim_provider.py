@@ -119,7 +119,7 @@ def test_is_simulated() -> None:
 
 
 def test_importing_the_package_does_not_import_litellm() -> None:
-    code = "import sys, agents.providers; assert 'litellm' not in sys.modules, 'litellm imported'"
+    code = "import sys, ratchet.agents.providers; assert 'litellm' not in sys.modules, 'litellm imported'"
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={"PYTHONPATH": str(root)}, timeout=60)
 

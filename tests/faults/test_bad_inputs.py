@@ -616,10 +616,10 @@ while time.monotonic() < deadline:  # reap what we killed (orphans are our child
 print(json.dumps({"subreaper": ok, "code": code, "output": output[-4000:], "left": found, "elapsed": elapsed}))
 """
 NO_GUARD = (
-    "import sys, gates.sandbox as s\n"
+    "import sys, ratchet.gates.sandbox as s\n"
     "if not hasattr(s, 'IN_PROCESS_GUARD'): sys.exit('ratchet.gates.sandbox has no IN_PROCESS_GUARD switch any more')\n"
     "s.IN_PROCESS_GUARD = False\n"
-    "from pipeline.cli.app import main\n"
+    "from ratchet.pipeline.cli.app import main\n"
     "sys.argv[0] = 'ratchet'\n"
     "main()\n"
 )

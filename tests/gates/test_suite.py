@@ -71,7 +71,7 @@ def test_content_hash_is_stable_across_processes() -> None:
     tasks = builtin_humaneval_tasks()[:5]
     suite = Suite(name="s", tasks={t.id: t for t in tasks}, splits=assign_splits(t.id for t in tasks))
     script = (
-        "from gates.suite import Suite, assign_splits, builtin_humaneval_tasks\n"
+        "from ratchet.gates.suite import Suite, assign_splits, builtin_humaneval_tasks\n"
         "tasks = builtin_humaneval_tasks()[:5]\n"
         "print(Suite(name='s', tasks={t.id: t for t in reversed(tasks)}, "
         "splits=assign_splits(t.id for t in tasks)).content_hash())\n"

@@ -112,7 +112,7 @@ def test_second_cycle_while_one_runs_fails_fast(workspace: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from pipeline.locking import cycle_lock\n"
+            "import sys, time; from pathlib import Path; from ratchet.pipeline.locking import cycle_lock\n"
             "with cycle_lock(Path(sys.argv[1]), 'coder'):\n    print('locked', flush=True); time.sleep(60)",
             str(workspace),
         ],
