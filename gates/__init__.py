@@ -19,8 +19,15 @@ if TYPE_CHECKING:
     from ratchet.gates.judgement import JudgedSplit, Judgement, judge
     from ratchet.gates.junit import write_junit
     from ratchet.gates.outcome import Outcome
-    from ratchet.gates.policy import GatePolicy, Verdict, load_policy, load_policy_file, reject_before_evaluation
-    from ratchet.gates.results_file import read_results
+    from ratchet.gates.policy import (
+        GatePolicy,
+        UndecidedTask,
+        Verdict,
+        load_policy,
+        load_policy_file,
+        reject_before_evaluation,
+    )
+    from ratchet.gates.results_file import LoadedResults, load_results, read_results
     from ratchet.gates.run_store import RunKey, RunRecord, RunStore, history
     from ratchet.gates.smoke import SmokeCheck, smoke_check
     from ratchet.gates.statistics import FLAKY_DIVISOR, ClassifiedTasks, TaskClass, paired_counts, paired_from_counts
@@ -38,6 +45,7 @@ __all__ = [
     "JudgedSplit",
     "Judgement",
     "KINDS",
+    "LoadedResults",
     "Outcome",
     "RunKey",
     "RunRecord",
@@ -46,6 +54,7 @@ __all__ = [
     "Suite",
     "Task",
     "TaskClass",
+    "UndecidedTask",
     "Verdict",
     "assign_splits",
     "builtin_humaneval_tasks",
@@ -58,6 +67,7 @@ __all__ = [
     "judge",
     "load_policy",
     "load_policy_file",
+    "load_results",
     "load_suite",
     "natural_key",
     "paired_counts",
@@ -79,8 +89,15 @@ __getattr__ = lazy_exports(
         "judgement": ["JudgedSplit", "Judgement", "judge"],
         "junit": ["write_junit"],
         "outcome": ["Outcome"],
-        "policy": ["GatePolicy", "Verdict", "load_policy", "load_policy_file", "reject_before_evaluation"],
-        "results_file": ["read_results"],
+        "policy": [
+            "GatePolicy",
+            "UndecidedTask",
+            "Verdict",
+            "load_policy",
+            "load_policy_file",
+            "reject_before_evaluation",
+        ],
+        "results_file": ["LoadedResults", "load_results", "read_results"],
         "run_store": ["RunKey", "RunRecord", "RunStore", "history"],
         "smoke": ["SmokeCheck", "smoke_check"],
         "statistics": ["ClassifiedTasks", "FLAKY_DIVISOR", "TaskClass", "paired_counts", "paired_from_counts"],

@@ -1,29 +1,27 @@
-"""Adaptive confirmation: more trials only for the tasks whose flip is in doubt.
+"""Sequential confirmation: more trials only for the tasks whose verdict is still open.
 
 After the first trials, a task is *in doubt* when
 
-* its data leans towards a change (the one-sided Fisher p-value in either direction is
-  <= gates.statistics.FAMILY_SCREEN) but the change is not confirmed yet, or
-* it is not known to be flaky and both sides passed some runs and failed others at exactly the
-  same rate (1 of 2 against 1 of 2): such counts cannot lean either way, and a stable pass that
-  broke can hide there.
+* it is undecided (gates.statistics): it leans towards a regression (lower pass rate on the
+  candidate, or equal mixed outcomes on a task not known to be flaky) that is neither confirmed
+  (gates.fdr) nor cleared (gates.clearing); or
+* its data lean towards a fix (one-sided Fisher p-value <= gates.fdr.SCREEN, higher rate on the
+  candidate) that is not confirmed yet: fixes count towards the policy's `min_fixes`.
 
 Each round runs one more trial of every task in doubt, on each side still below the task's cap,
-and classifies again; tasks whose evidence settles either way leave the loop. The cap is the
-policy's `confirmation_cap` (11 by default), or its `flaky_confirmation_cap` (7) for tasks known
-to be flaky: at their stricter level a few more trials rarely settle anything, and they are where
-most confirmation runs would otherwise go. Stable tasks never get a second look, which is how the
-gate is both more trustworthy and cheaper than "run everything N times".
+and classifies again; a task leaves the loop as soon as it crosses a boundary: confirmed (either
+way) or cleared. This is a group-sequential design with two boundaries and curtailment: a task
+also leaves as soon as neither boundary can be crossed within its cap. For the regression side,
+if even the most extreme remaining trials (every further baseline run passing, every candidate
+run failing) would leave the Fisher p-value above the task's level, and even the kindest ones
+(every baseline run failing, every candidate run passing) would leave the bound of its fall at or
+above the margin, no trial can settle it and none is run: it stays undecided, and the verdict is
+inconclusive. Trials go where the evidence is closest to a boundary; stable tasks never get a
+second look.
 
-A task also leaves the loop as soon as it cannot be confirmed any more (curtailment): if even the
-most extreme remaining trials (every further baseline run passing and every candidate run
-failing, or the other way round) would leave the Fisher p-value above the task's current level,
-none are run. The level is the task's share of alpha (gates.statistics), which can grow a little
-as other tasks settle, so curtailment may stop a task that a later, larger share would have
-confirmed; `benchmarks/gate_error_rates.py` measures the gate with it.
-
-The sampler is a callback, so the cycle (real runs through the run store), `ratchet gate`'s
-tests and the ground-truth benchmark (simulated tasks) share this loop.
+The cap is the policy's `confirmation_cap`, or its `flaky_confirmation_cap` for tasks known to be
+flaky. The sampler is a callback, so the cycle (real runs through the run store), tests and the
+ground-truth benchmark (simulated tasks) share this loop.
 """
 
 from __future__ import annotations
@@ -35,13 +33,20 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ratchet.gates.statistics import ClassifiedTasks, TaskClass, classify, fisher_greater, fisher_less
+from ratchet.gates.clearing import drop_bound_of, z_for
+from ratchet.gates.fdr import SCREEN
+from ratchet.gates.fisher import fisher_greater, fisher_less
+from ratchet.gates.statistics import TaskRule, classify
 
 Side = Literal["baseline", "candidate"]
 # sample(task_ids, side) -> {task_id: passed} for one more trial of each of those tasks
 Sampler = Callable[[list[str], Side], dict[str, bool]]
 # (side, its passes column, its runs column) in the counts table
 _SIDES: tuple[tuple[Side, str, str], ...] = (("baseline", "b_pass", "b_n"), ("candidate", "c_pass", "c_n"))
+_DOUBT_COLUMNS = (
+    "task_id", "b_pass", "b_n", "c_pass", "c_n", "b_rate", "c_rate", "p_fix", "flip", "undecided", "level",
+    "fix_level", "margin",
+)  # fmt: skip
 
 
 @dataclass
@@ -53,23 +58,20 @@ class Confirmation:
     extra_runs: dict[str, int] = field(default_factory=lambda: {"baseline": 0, "candidate": 0})
 
 
-def in_doubt(classified: pd.DataFrame, cap: int, flaky_cap: int | None = None) -> list[str]:
-    """Tasks leaning towards a change that is not confirmed (or balanced, see above), with room for
-    another trial on a side, that more trials (up to `cap` a side, `flaky_cap` for flaky tasks)
-    could still confirm."""
-    leaning = classified["shares_alpha"]
-    balanced = (
-        (classified["b_rate"] == classified["c_rate"])
-        & (classified["b_rate"] > 0)
-        & (classified["b_rate"] < 1)
-        & ~classified["flaky"]
-    )
-    settled = classified["flip"].isin(["regression", "fix"])
-    caps = task_caps(classified, cap, flaky_cap)
-    room = (classified["b_n"] < caps) | (classified["c_n"] < caps)
-    chosen = (leaning | balanced) & ~settled & room
-    candidates = zip(ClassifiedTasks(classified[chosen]).rows(), caps[chosen], strict=True)
-    return [row.task_id for row, row_cap in candidates if _can_still_confirm(row, int(row_cap))]
+def in_doubt(
+    classified: pd.DataFrame, rule: TaskRule, cap: int, flaky_cap: int | None = None, wants_fixes: bool = True
+) -> list[str]:
+    """Tasks still open (above) with room for another trial on a side (up to `cap` a side, `flaky_cap`
+    for flaky tasks) that more trials could still settle; tasks leaning towards a fix only when
+    `wants_fixes` (the policy counts confirmed fixes)."""
+    column = {name: classified[name].to_numpy() for name in _DOUBT_COLUMNS}
+    fix_leaning = (column["p_fix"] <= SCREEN) & (column["c_rate"] > column["b_rate"]) & (column["flip"] != "fix")
+    fix_leaning &= wants_fixes
+    caps = task_caps(classified, cap, flaky_cap).to_numpy()
+    room = (column["b_n"] < caps) | (column["c_n"] < caps)
+    z = z_for(rule.clearing_level)
+    chosen = np.flatnonzero((column["undecided"].astype(bool) | fix_leaning) & room)
+    return [str(column["task_id"][i]) for i in chosen if _can_still_settle(column, int(i), int(caps[i]), z)]
 
 
 def task_caps(classified: pd.DataFrame, cap: int, flaky_cap: int | None = None) -> pd.Series:
@@ -78,46 +80,46 @@ def task_caps(classified: pd.DataFrame, cap: int, flaky_cap: int | None = None) 
     return classified["flaky"].map({True: smaller, False: cap}).astype("int64")
 
 
-def _can_still_confirm(row: TaskClass, cap: int) -> bool:
-    """Whether the most extreme remaining trials would bring either one-sided p-value to the task's level."""
-    b_pass, b_n, c_pass, c_n = row.b_pass, row.b_n, row.c_pass, row.c_n
+def _can_still_settle(column: dict[str, np.ndarray], i: int, cap: int, z: float) -> bool:
+    """Whether the most extreme remaining trials (up to `cap` a side) could cross a boundary for task
+    `i`: confirm or clear an undecided task, confirm a task leaning towards a fix."""
+    b_pass, b_n, c_pass, c_n = (int(column[name][i]) for name in ("b_pass", "b_n", "c_pass", "c_n"))
     b_more, c_more = max(0, cap - b_n), max(0, cap - c_n)
-    level = row.level
+    if not column["undecided"][i]:
+        return fisher_less(b_pass, b_n + b_more, c_pass + c_more, c_n + c_more) <= column["fix_level"][i]
     worse = fisher_greater(b_pass + b_more, b_n + b_more, c_pass, c_n + c_more)
-    better = fisher_less(b_pass, b_n + b_more, c_pass + c_more, c_n + c_more)
-    return min(worse, better) <= level
+    kindest = drop_bound_of(b_pass, b_n + b_more, c_pass + c_more, c_n + c_more, z)
+    return bool(worse <= column["level"][i] or kindest < column["margin"][i])
 
 
 def confirm(
     counts: pd.DataFrame,
     sample: Sampler,
-    alpha: float,
+    rule: TaskRule,
     cap: int,
     flaky: Collection[str] = (),
     flaky_cap: int | None = None,
+    wants_fixes: bool = True,
 ) -> Confirmation:
     """Run more trials for tasks in doubt until none is left or every one reached its cap on both sides."""
-    counts = counts.set_index("task_id", drop=False)
-    result = Confirmation(classified=classify(counts.reset_index(drop=True), alpha, flaky))
-    while True:
-        doubtful = in_doubt(result.classified, cap, flaky_cap)
-        if not doubtful:
-            return result
-        caps = task_caps(result.classified, cap, flaky_cap).set_axis(result.classified["task_id"])
+    ids = [str(t) for t in counts["task_id"]]
+    position = {task: i for i, task in enumerate(ids)}
+    tally = {name: counts[name].to_numpy(dtype="int64").copy() for name in ("b_pass", "b_n", "c_pass", "c_n")}
+
+    def table() -> pd.DataFrame:
+        return pd.DataFrame({"task_id": ids, **{name: values.copy() for name, values in tally.items()}})
+
+    result = Confirmation(classified=classify(table(), rule, flaky))
+    caps = task_caps(result.classified, cap, flaky_cap).to_numpy()
+    while doubtful := in_doubt(result.classified, rule, cap, flaky_cap, wants_fixes):
         result.rounds += 1
         for side, passes, runs in _SIDES:
-            tasks = [t for t in doubtful if counts.at[t, runs] < caps[t]]
+            tasks = [t for t in doubtful if tally[runs][position[t]] < caps[position[t]]]
             if not tasks:
                 continue
             for task, passed in sample(tasks, side).items():
-                counts.at[task, runs] = _count(counts, task, runs) + 1
-                counts.at[task, passes] = _count(counts, task, passes) + int(passed)
+                tally[runs][position[task]] += 1
+                tally[passes][position[task]] += int(passed)
             result.extra_runs[side] += len(tasks)
-        result.classified = classify(counts.reset_index(drop=True), alpha, flaky)
-
-
-def _count(counts: pd.DataFrame, task: str, column: str) -> int:
-    """One task's count: an integer, as `classify` (math.comb) has already required of every count."""
-    value = counts.at[task, column]
-    assert isinstance(value, int | np.integer)
-    return int(value)
+        result.classified = classify(table(), rule, flaky)
+    return result

@@ -11,14 +11,17 @@ from ratchet.gates.statistics import ClassifiedTasks
 
 def write_junit(path: Path, classified: ClassifiedTasks, verdict: Verdict) -> None:
     """A suite `ratchet-gate`: a failing testcase per confirmed regression, a skipped one per
-    unconfirmed regression, and a `verdict` testcase that fails when the gate rejects."""
-    looked = [row for row in classified.rows() if row.flip in ("regression", "unconfirmed_regression")]
+    undecided task (it leans towards a regression neither confirmed nor cleared) and per other
+    unconfirmed regression, and a `verdict` testcase that fails when the gate rejects or cannot
+    decide (inconclusive)."""
+    looked = [row for row in classified.rows() if row.flip in ("regression", "unconfirmed_regression") or row.undecided]
+    failed = verdict.decision in ("reject", "inconclusive")
     suite = ET.Element(
         "testsuite",
         name="ratchet-gate",
         tests=str(len(looked) + 1),
-        failures=str(classified.count("regression") + (verdict.decision == "reject")),
-        skipped=str(classified.count("unconfirmed_regression")),
+        failures=str(classified.count("regression") + failed),
+        skipped=str(len(looked) - classified.count("regression")),
         errors="0",
     )
     for row in looked:
@@ -29,12 +32,15 @@ def write_junit(path: Path, classified: ClassifiedTasks, verdict: Verdict) -> No
         )
         if row.flip == "regression":
             ET.SubElement(case, "failure", message=f"regression: {counts}", type="regression").text = counts
+        elif row.undecided:
+            bound = f"; the fall of its pass rate may be up to {row.upper_drop:.2f} (margin {row.margin:.2f})"
+            ET.SubElement(case, "skipped", message=f"undecided: {counts}{bound}")
         else:
             ET.SubElement(case, "skipped", message=f"unconfirmed regression: {counts}")
     verdict_case = ET.SubElement(suite, "testcase", classname="ratchet.gate", name="verdict")
-    if verdict.decision == "reject":
+    if failed:
         ET.SubElement(
-            verdict_case, "failure", message="; ".join(verdict.reasons), type="reject"
+            verdict_case, "failure", message="; ".join(verdict.reasons), type=verdict.decision
         ).text = verdict.explanation
     ET.SubElement(verdict_case, "system-out").text = verdict.explanation
     root = ET.Element("testsuites", name="ratchet")

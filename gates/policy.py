@@ -10,12 +10,22 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ratchet.agents import UserError, validation_message
-from ratchet.gates.statistics import FLAKY_DIVISOR, ClassifiedTasks, wilson_interval
+from ratchet.gates.statistics import RULE_VERSION, TaskRule
 
-Decision = Literal["promote", "reject", "hold"]
+Decision = Literal["promote", "reject", "hold", "inconclusive"]
 
-
-FLAKY_CAP_DEFAULT = 7
+FLAKY_CAP_DEFAULT = 7  # the shipped policy (gates/default.yaml) asks for 11; older verdicts lack the field
+LISTED = 100  # undecided and missing tasks a verdict names (it counts them all)
+# fields added after policies were first hashed, with the value they had before they existed: at that
+# value they stay out of the hash, so a policy (and a verdict) written before them keeps its hash
+LATER_FIELDS: dict[str, object] = {
+    "flaky_confirmation_cap": 7,
+    "regression_margin": 0.4,
+    "flaky_regression_margin": 0.8,
+    "clearing_level": 0.1,
+    "suite_alpha": 0.01,
+    "missing_tasks": "inconclusive",
+}
 
 
 class GatePolicy(BaseModel):
@@ -39,13 +49,44 @@ class GatePolicy(BaseModel):
         "(gates.statistics).",
     )
     confirmation_cap: int = Field(
-        default=11, ge=1, le=50, description="Most trials per side for a task that looks flipped."
+        default=20, ge=1, le=50, description="Most trials per side for a task that looks flipped."
     )
     flaky_confirmation_cap: int = Field(
         default=FLAKY_CAP_DEFAULT,
         ge=1,
         le=50,
         description="Most trials per side for a task known to be flaky (at most confirmation_cap).",
+    )
+    regression_margin: float = Field(
+        default=0.4,
+        gt=0,
+        le=1,
+        description="Smallest fall of a task's pass probability that counts as a regression: a task that leans "
+        "towards one is cleared only when the data exclude a fall this large (gates.clearing).",
+    )
+    flaky_regression_margin: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="The same for a task known to be flaky, whose baseline rate is itself uncertain.",
+    )
+    clearing_level: float = Field(
+        default=0.1,
+        gt=0,
+        lt=0.5,
+        description="Chance, at each look, of clearing a task whose pass probability really fell by the margin.",
+    )
+    suite_alpha: float | None = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="Level of the suite-level paired test (mean per-task change of pass rate < 0, "
+        "gates.suite_test); none: no suite test.",
+    )
+    missing_tasks: Literal["inconclusive", "reject"] = Field(
+        default="inconclusive",
+        description="Verdict when the candidate lacks tasks the baseline has (a crashed eval looks like a clean "
+        "candidate otherwise): inconclusive or reject. Never promote.",
     )
     max_nfr: float | None = Field(
         default=None,
@@ -73,9 +114,38 @@ class GatePolicy(BaseModel):
     )
 
     def content_hash(self) -> str:
-        # flaky_confirmation_cap came later: at its default it stays out, so older policies keep their hash
-        later = {"flaky_confirmation_cap"} if self.flaky_confirmation_cap == FLAKY_CAP_DEFAULT else None
-        return hashlib.sha256(self.model_dump_json(exclude=later).encode()).hexdigest()
+        """sha256 of the policy's fields; a field of LATER_FIELDS at its old value stays out, so older
+        policies keep their hash."""
+        later = {name for name, old in LATER_FIELDS.items() if getattr(self, name) == old}
+        return hashlib.sha256(self.model_dump_json(exclude=later or None).encode()).hexdigest()
+
+    def task_rule(self, version: int = RULE_VERSION, sequential: bool = False) -> TaskRule:
+        """The per-task rule of this policy, as verdicts of `version` applied it; `sequential`: the counts
+        came from the confirmation loop, up to this policy's caps (gates.statistics.clearing_boundary)."""
+        return TaskRule(
+            alpha=self.alpha,
+            version=version,
+            margin=self.regression_margin,
+            flaky_margin=self.flaky_regression_margin,
+            clearing_level=self.clearing_level,
+            cap=self.confirmation_cap if sequential else None,
+            flaky_cap=min(self.confirmation_cap, self.flaky_confirmation_cap) if sequential else None,
+        )
+
+
+class UndecidedTask(BaseModel):
+    """A task that leans towards a regression that is neither confirmed nor cleared."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    task_id: str
+    baseline: str = Field(description="passes/runs")
+    candidate: str = Field(description="passes/runs")
+    p_regression: float
+    drop_bound: float = Field(description="Upper confidence bound of the fall of its pass rate (gates.clearing).")
+    margin: float
+    more_trials: int | None = Field(
+        description="Trials per side that would settle it if the observed rates held; none: more than 100."
+    )
 
 
 class Verdict(BaseModel):
@@ -83,9 +153,9 @@ class Verdict(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     version: int = Field(
-        default=2,
-        description="2: alpha shared among the tasks that lean (gates.statistics); "
-        "1: every task tested at alpha (verdicts made before that).",
+        default=RULE_VERSION,
+        description="3: false discovery rate control, clearing and the suite test, three values (docs/gate-statistics.md); "
+        "2: alpha shared among the tasks that lean, undecided tasks ignored; 1: every task tested at alpha.",
     )
     decision: Decision
     stage: Literal["validate", "smoke", "gate"] = "gate"
@@ -105,10 +175,22 @@ class Verdict(BaseModel):
     holdout_regressions: int | None = None
     explanation: str = ""
     flaky_tasks: list[str] = Field(
-        default_factory=list, description="Gate tasks known to be flaky: a 1 / FLAKY_DIVISOR share of alpha."
+        default_factory=list, description="Gate tasks known to be flaky: 1 / FLAKY_DIVISOR weight, the flaky margin."
     )
     holdout_flaky_tasks: list[str] = Field(default_factory=list, description="The same for the holdout split.")
     targeted_fixes: int | None = Field(default=None, description="Input of min_intent_coverage (see decide_on_trials).")
+    undecided_count: int = Field(default=0, description="Gate (and gated holdout) tasks neither confirmed nor cleared.")
+    undecided: list[UndecidedTask] = Field(default_factory=list, description=f"The first {LISTED} of them.")
+    suite_change: float | None = Field(default=None, description="Mean per-task change of pass rate (suite test).")
+    suite_p: float | None = Field(default=None, description="One-sided p-value of the suite test (mean change < 0).")
+    missing_count: int = Field(default=0, description="Baseline tasks the candidate lacks.")
+    missing_tasks: list[str] = Field(default_factory=list, description=f"The first {LISTED} of them.")
+    notes: list[str] = Field(default_factory=list, description="What the input held that the verdict did not use.")
+    sequential: bool = Field(
+        default=False,
+        description="The counts came from the confirmation loop (the cycle): tasks were cleared at the "
+        "sequential boundary (gates.statistics.clearing_boundary); an input of re-derivation.",
+    )
 
 
 def load_policy(workspace: Path, name: str = "default") -> GatePolicy:
@@ -143,119 +225,6 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
     return f"{problem} (line {mark.line + 1})" if mark is not None else problem
-
-
-def decide_on_trials(
-    classified: ClassifiedTasks,
-    policy: GatePolicy,
-    targeted_fixes: int | None = None,
-    holdout: ClassifiedTasks | None = None,
-) -> Verdict:
-    """Apply the policy to per-task flip classes (gates.statistics.classify): only confirmed flips count
-    against `max_regressions` and towards `min_fixes`; `max_nfr` bounds the negative flip rate.
-    Call it through gates.judge, which classifies and confirms first.
-
-    `targeted_fixes`: how many confirmed fixes failed, on the baseline, with a symptom the RC said it
-    targets (for `min_intent_coverage`). `holdout`: the holdout split classified the same way (for
-    `holdout: gate`); its confirmed regressions count against `max_regressions` too.
-    """
-    fixes, regressions = classified.count("fix"), classified.count("regression")
-    nfr, relative = classified.negative_flip_rate()
-    coverage = (targeted_fixes / fixes) if targeted_fixes is not None and fixes else None
-    holdout_regressions = holdout.count("regression") if policy.holdout == "gate" and holdout is not None else None
-    reasons = _reasons(classified, policy, nfr, targeted_fixes, coverage, holdout if holdout_regressions else None)
-    decision: Decision = "reject" if reasons else ("hold" if policy.require_manual_approval else "promote")
-    if not reasons:
-        reasons.append(
-            f"{fixes} confirmed fix(es), {regressions} confirmed regression(s) within policy"
-            + ("; policy requires a person's approval" if decision == "hold" else "")
-        )
-    _, b_runs, c_pass, c_runs = classified.runs()
-    return Verdict(
-        decision=decision,
-        reasons=reasons,
-        fixes=fixes,
-        regressions=regressions,
-        policy=policy,
-        policy_hash=policy.content_hash(),
-        unconfirmed_fixes=classified.count("unconfirmed_fix"),
-        unconfirmed_regressions=classified.count("unconfirmed_regression"),
-        nfr=round(nfr, 6),
-        relative_nfr=None if relative is None else round(relative, 6),
-        baseline_pass_rate=_rate(classified)[0],
-        candidate_pass_rate=_rate(classified)[1],
-        candidate_pass_interval=wilson_interval(c_pass, c_runs) if c_runs else None,
-        intent_coverage=None if coverage is None else round(coverage, 4),
-        holdout_regressions=holdout_regressions,
-        explanation=_explanation(decision, classified, policy, reasons),
-    )
-
-
-def _rate(classified: ClassifiedTasks) -> tuple[float | None, float | None]:
-    b_pass, b_runs, c_pass, c_runs = classified.runs()
-    return (b_pass / b_runs if b_runs else None), (c_pass / c_runs if c_runs else None)
-
-
-def _reasons(
-    classified: ClassifiedTasks,
-    policy: GatePolicy,
-    nfr: float,
-    targeted_fixes: int | None,
-    coverage: float | None,
-    holdout: ClassifiedTasks | None,
-) -> list[str]:
-    """Why the policy rejects, one reason per broken rule; none when it does not."""
-    fixes, regressions = classified.count("fix"), classified.count("regression")
-    reasons = []
-    if regressions > policy.max_regressions:
-        names = ", ".join(classified.tasks("regression")[:5])
-        reasons.append(f"{regressions} confirmed regression(s), policy allows {policy.max_regressions}: {names}")
-    if fixes < policy.min_fixes:
-        reasons.append(f"{fixes} confirmed fix(es), policy requires at least {policy.min_fixes}")
-    if policy.max_nfr is not None and nfr > policy.max_nfr:
-        reasons.append(f"negative flip rate {nfr:.1%} above the policy's {policy.max_nfr:.1%}")
-    if policy.min_intent_coverage is not None and coverage is not None and coverage < policy.min_intent_coverage:
-        reasons.append(
-            f"only {targeted_fixes} of {fixes} confirmed fixes show a targeted symptom ({coverage:.0%}); "
-            f"policy requires {policy.min_intent_coverage:.0%}: the RC's intent does not explain its fixes"
-        )
-    if holdout is not None and holdout.count("regression") > policy.max_regressions:
-        names = ", ".join(holdout.tasks("regression")[:5])
-        reasons.append(
-            f"holdout: {holdout.count('regression')} confirmed regression(s), policy allows "
-            f"{policy.max_regressions}: {names}"
-        )
-    return reasons
-
-
-def _explanation(decision: Decision, classified: ClassifiedTasks, policy: GatePolicy, reasons: list[str]) -> str:
-    fixes, regressions = classified.count("fix"), classified.count("regression")
-    nfr, relative = classified.negative_flip_rate()
-    _, b_runs, _, c_runs = classified.runs()
-    b_rate, c_rate = _rate(classified)
-    return (
-        f"{decision.upper()}: over {len(classified)} tasks ({b_runs} baseline and {c_runs} candidate runs), "
-        f"{regressions} task(s) regressed and {fixes} were fixed, each with a one-sided Fisher p within its share "
-        f"of alpha {policy.alpha} ({_family_note(classified)}); "
-        f"{classified.count('unconfirmed_regression')} more looked regressed and "
-        f"{classified.count('unconfirmed_fix')} looked fixed without enough "
-        f"evidence. Negative flip rate {nfr:.1%}"
-        + (f" ({relative:.2f}x the baseline's error rate)" if relative is not None else "")
-        + (f"; pass rate {b_rate:.1%} -> {c_rate:.1%}" if b_rate is not None and c_rate is not None else "")
-        + ". "
-        + " ".join(reasons)
-        + "."
-    )
-
-
-def _family_note(classified: ClassifiedTasks) -> str:
-    """Who shared alpha (gates.statistics): the tasks that leaned either way, flaky ones at 1 / FLAKY_DIVISOR."""
-    stable, flaky = classified.family()
-    if not stable and not flaky:
-        return "no task leaned either way"
-    return f"shared by {stable} task(s) that leaned either way" + (
-        f" and {flaky} flaky one(s) at 1/{FLAKY_DIVISOR} weight" if flaky else ""
-    )
 
 
 def reject_before_evaluation(

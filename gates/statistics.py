@@ -39,21 +39,29 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from ratchet.gates.clearing import drop_upper_bound, wilson_bounds, z_for
+from ratchet.gates.fdr import SCREEN, fdr_levels
+from ratchet.gates.fisher import fisher_greater, fisher_less
+
 FlipClass = Literal["regression", "fix", "unconfirmed_regression", "unconfirmed_fix", "stable_pass", "stable_fail"]
 COUNT_COLUMNS = ["task_id", "b_pass", "b_n", "c_pass", "c_n"]
 FLAKY_DIVISOR = 20
-FAMILY_SCREEN = 0.5
+FAMILY_SCREEN = SCREEN
+RULE_VERSION = 3  # the rule of new verdicts (gates.policy.Verdict.version)
+MIXED_BAND = (0.1, 0.9)  # a baseline rate surely inside it is flaky (the flakiness model's STABLE_EDGE)
+MIXED_MIN_RUNS = 8  # baseline runs before its own counts may show it (fewer: a stable task's slips look mixed)
 
 
 class TaskClass(NamedTuple):
-    """One task of a classified table: both sides' pass counts, the two one-sided p-values, the task's
-    level (share of alpha) and its flip class."""
+    """One task of a classified table: both sides' pass counts, the two one-sided p-values, the
+    p-value each direction needs (level, fix_level), its flip class, and the clearing test: the upper
+    bound of its fall against the margin, whether that cleared it, and whether it is undecided
+    (leans towards a regression that is neither confirmed nor cleared)."""
 
     task_id: str
     b_pass: int
@@ -68,6 +76,11 @@ class TaskClass(NamedTuple):
     shares_alpha: bool
     level: float
     flip: FlipClass
+    fix_level: float
+    upper_drop: float
+    margin: float
+    cleared: bool
+    undecided: bool
 
 
 @dataclass(frozen=True)
@@ -82,13 +95,7 @@ class ClassifiedTasks:
 
     def rows(self) -> Iterator[TaskClass]:
         """Every task, in the table's order."""
-        columns = self.frame[list(TaskClass._fields)]
-        for values in columns.itertuples(index=False, name=None):
-            task_id, b_pass, b_n, c_pass, c_n, b_rate, c_rate, p_reg, p_fix, flaky, shares, level, flip = values
-            yield TaskClass(
-                str(task_id), int(b_pass), int(b_n), int(c_pass), int(c_n), float(b_rate), float(c_rate),
-                float(p_reg), float(p_fix), bool(flaky), bool(shares), float(level), flip,
-            )  # fmt: skip
+        return _rows(self.frame)
 
     def tasks(self, *flips: FlipClass) -> list[str]:
         """The ids of the tasks in any of these flip classes, in the table's order."""
@@ -98,8 +105,17 @@ class ClassifiedTasks:
         return int((self.frame["flip"] == flip).sum())
 
     def changed(self) -> list[TaskClass]:
-        """Tasks whose majority outcome changed or whose change was confirmed (every class but stable)."""
-        return [row for row in self.rows() if row.flip not in ("stable_pass", "stable_fail")]
+        """Tasks whose majority outcome changed, whose change was confirmed, or that are undecided."""
+        f = self.frame
+        return list(_rows(f[~f["flip"].isin(["stable_pass", "stable_fail"]) | f["undecided"]]))
+
+    def undecided(self) -> list[TaskClass]:
+        """Tasks leaning towards a regression that is neither confirmed nor cleared, strongest lean first."""
+        f = self.frame
+        return list(_rows(f[f["undecided"]].sort_values(["p_regression", "upper_drop"], ascending=[True, False])))
+
+    def count_undecided(self) -> int:
+        return int(self.frame["undecided"].sum())
 
     def flaky_tasks(self) -> list[str]:
         """The tasks weighed as flaky (1 / FLAKY_DIVISOR of a share), sorted: an input of the verdict."""
@@ -120,6 +136,18 @@ class ClassifiedTasks:
         leaning = self.frame["shares_alpha"]
         flaky = int((leaning & self.frame["flaky"]).sum())
         return int(leaning.sum()) - flaky, flaky
+
+
+def _rows(frame: pd.DataFrame) -> Iterator[TaskClass]:
+    columns = frame[list(TaskClass._fields)]
+    for values in columns.itertuples(index=False, name=None):
+        (task_id, b_pass, b_n, c_pass, c_n, b_rate, c_rate, p_reg, p_fix, flaky, shares, level, flip, fix_level,
+         upper_drop, margin, cleared, undecided) = values  # fmt: skip
+        yield TaskClass(
+            str(task_id), int(b_pass), int(b_n), int(c_pass), int(c_n), float(b_rate), float(c_rate),
+            float(p_reg), float(p_fix), bool(flaky), bool(shares), float(level), flip, float(fix_level),
+            float(upper_drop), float(margin), bool(cleared), bool(undecided),
+        )  # fmt: skip
 
 
 def task_counts(outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -164,55 +192,137 @@ def paired_from_counts(
     )
 
 
-@lru_cache(maxsize=65536)
-def fisher_greater(b_pass: int, b_n: int, c_pass: int, c_n: int) -> float:
-    """One-sided Fisher exact p-value for "the baseline passes more often than the candidate"."""
-    total, passes = b_n + c_n, b_pass + c_pass
-    denominator = math.comb(total, b_n)
-    top = min(b_n, passes)
-    tail = sum(math.comb(passes, i) * math.comb(total - passes, b_n - i) for i in range(b_pass, top + 1))
-    return min(1.0, tail / denominator)
+@dataclass(frozen=True)
+class TaskRule:
+    """The parameters of the per-task rule (a GatePolicy gives them: `GatePolicy.task_rule`)."""
+
+    alpha: float
+    version: int = RULE_VERSION
+    margin: float = 0.4
+    flaky_margin: float = 0.8
+    clearing_level: float = 0.1
+    # the caps of a sequential gate (the cycle's confirmation): the clearing boundary is then
+    # O'Brien-Fleming shaped, z * sqrt(cap / n), so a task is not cleared early by a lucky streak;
+    # None: the counts were not collected sequentially (result files), the boundary is z
+    cap: int | None = None
+    flaky_cap: int | None = None
 
 
-def fisher_less(b_pass: int, b_n: int, c_pass: int, c_n: int) -> float:
-    """One-sided Fisher exact p-value for "the candidate passes more often than the baseline"."""
-    return fisher_greater(c_pass, c_n, b_pass, b_n)
+def classify(counts: pd.DataFrame, rule: TaskRule, flaky: Collection[str] = ()) -> pd.DataFrame:
+    """`counts` plus, per task: b_rate, c_rate, p_regression, p_fix, flaky, shares_alpha, level and
+    fix_level (the p-value each direction needs), flip (a FlipClass), upper_drop and margin (the
+    clearing test), cleared and undecided. The rule of `rule.version`: 3 (the module's notes) or, to
+    re-derive older verdicts, 2 and 1 (`classify_shared_alpha`).
+
+    A task is undecided when it leans towards a regression (the candidate's pass rate is lower, or
+    both sides passed some runs and failed others at the same rate and the task is not known to be
+    flaky: such counts cannot lean either way, and a stable pass that broke can hide there) that is
+    neither confirmed nor cleared."""
+    if rule.version < RULE_VERSION:
+        return classify_shared_alpha(counts, rule.alpha, flaky, shared=rule.version >= 2)
+    columns = _with_p_values(counts, flaky)
+    b_pass, b_n, c_pass, c_n = columns["b_pass"], columns["b_n"], columns["c_pass"], columns["c_n"]
+    b_rate, c_rate = columns["b_rate"], columns["c_rate"]
+    p_regression, p_fix, is_flaky = columns["p_regression"], columns["p_fix"], columns["flaky"]
+    weight = np.where(is_flaky, 1 / FLAKY_DIVISOR, 1.0)
+    level, regression = fdr_levels(p_regression, weight, rule.alpha)
+    fix_level, fix = fdr_levels(p_fix, weight, rule.alpha)
+    flip = _flip_array(b_rate, c_rate, regression & (c_rate < b_rate), fix & (c_rate > b_rate))
+    z = z_for(rule.clearing_level)
+    boundary = clearing_boundary(rule, is_flaky, np.minimum(b_n, c_n))
+    low, high = wilson_bounds(b_pass, b_n, z)
+    # this gate's own baseline runs show the task is flaky
+    mixed = (b_n >= MIXED_MIN_RUNS) & (low > MIXED_BAND[0]) & (high < MIXED_BAND[1])
+    margin = np.where(is_flaky | mixed, rule.flaky_margin, rule.margin)
+    upper = drop_upper_bound(b_pass, b_n, c_pass, c_n, boundary)
+    clear = upper < margin
+    leaning = (c_rate < b_rate) | ((c_rate == b_rate) & (b_rate > 0) & (b_rate < 1) & ~is_flaky)
+    columns |= {
+        "shares_alpha": (p_regression <= SCREEN) | (p_fix <= SCREEN),
+        "level": level,
+        "fix_level": fix_level,
+        "flip": flip,
+        "margin": margin,
+        "upper_drop": upper,
+        "cleared": clear,
+        "undecided": leaning & ~clear & (flip != "regression"),
+    }
+    return pd.DataFrame(columns)
 
 
-def classify(counts: pd.DataFrame, alpha: float, flaky: Collection[str] = (), shared: bool = True) -> pd.DataFrame:
-    """`counts` plus b_rate, c_rate, p_regression, p_fix, `flaky`, `shares_alpha` (leans either way),
-    `level` and `flip` (a FlipClass) per task.
+def clearing_boundary(rule: TaskRule, flaky: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """The normal quantile each task is cleared at: z of the clearing level, or, in a sequential gate,
+    z * sqrt(cap / n) with n the runs of the task's smaller side (O'Brien & Fleming 1979): strict at
+    the first looks, z at the cap."""
+    z = z_for(rule.clearing_level)
+    if rule.cap is None:
+        return np.full(runs.shape, z)
+    caps = np.where(flaky, rule.flaky_cap or rule.cap, rule.cap)
+    return z * np.sqrt(np.maximum(1.0, caps / np.maximum(runs, 1)))
 
-    `level` is the task's share of alpha (see the module's notes): alpha * weight / the family's total
-    weight, where a task in `flaky` weighs 1 / FLAKY_DIVISOR. The tests run once per distinct
-    (b_pass, b_n, c_pass, c_n): with a handful of trials there are only a few dozen, whatever the
-    number of tasks. `shared=False` is the rule of verdicts before version 2 (gates.policy.Verdict):
-    every task at alpha, flaky ones at alpha / FLAKY_DIVISOR; `ratchet verify` re-derives those with it.
-    """
-    frame = counts.copy()
-    frame["b_rate"] = frame["b_pass"] / frame["b_n"]
-    frame["c_rate"] = frame["c_pass"] / frame["c_n"]
-    keys = list(zip(frame["b_pass"], frame["b_n"], frame["c_pass"], frame["c_n"], strict=True))
-    distinct = {key: (fisher_greater(*key), fisher_less(*key)) for key in set(keys)}
-    frame["p_regression"] = [distinct[k][0] for k in keys]
-    frame["p_fix"] = [distinct[k][1] for k in keys]
-    frame["flaky"] = frame["task_id"].isin(set(flaky)) if len(flaky) else False
-    weight = frame["flaky"].map({True: 1 / FLAKY_DIVISOR, False: 1.0}).astype("float64")
+
+def classify_shared_alpha(
+    counts: pd.DataFrame, alpha: float, flaky: Collection[str] = (), shared: bool = True
+) -> pd.DataFrame:
+    """The rule of verdicts before version 3 (`ratchet verify` re-derives them with it): every task
+    in the family at its weighted Bonferroni share of alpha (`shared`, version 2) or at alpha
+    (version 1), flaky ones at 1 / FLAKY_DIVISOR of it; no clearing, nothing undecided.
+
+    `level` is the task's share of alpha: alpha * weight / the family's total weight, where a task in
+    `flaky` weighs 1 / FLAKY_DIVISOR."""
+    frame = pd.DataFrame(_with_p_values(counts, flaky))
+    weight = _weights(frame)
     family = (frame["p_regression"] <= FAMILY_SCREEN) | (frame["p_fix"] <= FAMILY_SCREEN)
     frame["shares_alpha"] = family
-    frame["weight"] = weight
-    frame["family_weight"] = max(1.0, float(weight[family].sum())) if shared else 1.0
-    frame["level"] = alpha * weight / frame["family_weight"]
-    b_up, c_up = frame["b_rate"] >= 0.5, frame["c_rate"] >= 0.5
-    looks_regression, looks_fix = b_up & ~c_up, ~b_up & c_up
-    flip = pd.Series("stable_fail", index=frame.index, dtype="object")
-    flip[b_up & c_up] = "stable_pass"
-    flip[looks_regression] = "unconfirmed_regression"
-    flip[looks_fix] = "unconfirmed_fix"
-    flip[(frame["c_rate"] < frame["b_rate"]) & (frame["p_regression"] <= frame["level"])] = "regression"
-    flip[(frame["c_rate"] > frame["b_rate"]) & (frame["p_fix"] <= frame["level"])] = "fix"
-    frame["flip"] = flip
+    family_weight = max(1.0, float(weight[family].sum())) if shared else 1.0
+    frame["level"] = alpha * weight / family_weight
+    frame["fix_level"] = frame["level"]
+    regression = (frame["c_rate"] < frame["b_rate"]) & (frame["p_regression"] <= frame["level"])
+    fix = (frame["c_rate"] > frame["b_rate"]) & (frame["p_fix"] <= frame["level"])
+    frame["flip"] = _flip_array(
+        frame["b_rate"].to_numpy(), frame["c_rate"].to_numpy(), regression.to_numpy(), fix.to_numpy()
+    )
+    frame["margin"] = np.nan
+    frame["upper_drop"] = np.nan
+    frame["cleared"] = True
+    frame["undecided"] = False
     return frame
+
+
+def _with_p_values(counts: pd.DataFrame, flaky: Collection[str]) -> dict[str, np.ndarray]:
+    """The columns of `counts` plus b_rate, c_rate, both one-sided Fisher p-values and `flaky`. The
+    tests run once per distinct (b_pass, b_n, c_pass, c_n): with a handful of trials there are only a
+    few dozen, whatever the number of tasks."""
+    columns = {c: counts[c].to_numpy(dtype="int64") for c in ("b_pass", "b_n", "c_pass", "c_n")}
+    keys = np.stack([columns["b_pass"], columns["b_n"], columns["c_pass"], columns["c_n"]], axis=1)
+    distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+    tests = np.array([(fisher_greater(*key), fisher_less(*key)) for key in distinct.tolist()], dtype="float64")
+    tests = tests.reshape(-1, 2)[inverse.reshape(-1)]
+    ids = counts["task_id"]
+    return {
+        "task_id": ids.to_numpy(dtype=object),
+        **columns,
+        "b_rate": columns["b_pass"] / columns["b_n"],
+        "c_rate": columns["c_pass"] / columns["c_n"],
+        "p_regression": tests[:, 0],
+        "p_fix": tests[:, 1],
+        "flaky": ids.isin(set(flaky)).to_numpy(dtype=bool) if len(flaky) else np.zeros(len(ids), dtype=bool),
+    }
+
+
+def _weights(frame: pd.DataFrame) -> pd.Series:
+    return frame["flaky"].map({True: 1 / FLAKY_DIVISOR, False: 1.0}).astype("float64")
+
+
+def _flip_array(b_rate: np.ndarray, c_rate: np.ndarray, regression: np.ndarray, fix: np.ndarray) -> np.ndarray:
+    """Majority classes (stable pass / fail, unconfirmed regression / fix), then the confirmed ones."""
+    b_up, c_up = b_rate >= 0.5, c_rate >= 0.5
+    flip = np.select(
+        [fix, regression, b_up & c_up, b_up & ~c_up, ~b_up & c_up],
+        ["fix", "regression", "stable_pass", "unconfirmed_regression", "unconfirmed_fix"],
+        "stable_fail",
+    )
+    return flip.astype(object)
 
 
 def negative_flip_rate(classified: pd.DataFrame) -> tuple[float, float | None]:

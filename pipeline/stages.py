@@ -34,7 +34,7 @@ from ratchet.pipeline.context import CycleContext, ReleaseState, checkout_artifa
 from ratchet.pipeline.progress import reporter
 from ratchet.pipeline.synthesis import Proposal, synthesize
 from ratchet.pipeline.validate import validate_proposal
-from ratchet.releases import CandidateRef, ReleaseRef
+from ratchet.releases import CandidateRef, LedgerEntry, ReleaseRef
 
 CRITIC_PARAMS = ModelParams(temperature=0.0, max_tokens=1024, timeout_s=120.0)
 
@@ -157,10 +157,11 @@ def diagnose_reports(ctx: CycleContext, reports: list[SymptomReport], release: s
 
 
 def propose(ctx: CycleContext, spec: EngineeringSpec, state: ReleaseState) -> Proposal | None:
-    """Run the release's own improvement procedure; remediations the gate rejected are skipped."""
+    """Run the release's own improvement procedure; remediations the gate rejected are skipped, and so are
+    those it found inconclusive unless a person promoted that candidate since."""
     reporter().stage("synthesize", state.label)
     ledger = ctx.registry.ledger(ctx.agent)
-    rejected = {e.remediation for e in ledger if e.decision in ("reject", "manual_reject") and e.remediation}
+    rejected = tried_remediations(ledger)
     history = [
         f"{e.rc} `{e.remediation}`: {e.decision} (fixes {e.fixes}, regressions {e.regressions})"
         for e in ledger
@@ -174,6 +175,16 @@ def propose(ctx: CycleContext, spec: EngineeringSpec, state: ReleaseState) -> Pr
         return validate_proposal(ctx.agent, state.files, changes, ctx.settings.models)
 
     return synthesize(spec, state.files, rejected, client_for=client_for, validate=validate, history=history)
+
+
+def tried_remediations(ledger: list[LedgerEntry]) -> set[str]:
+    """The remediations a cycle should not propose again: every one rejected (by the gate or a person), and every
+    one whose candidate's last decision is still `inconclusive` (the gate could not clear it; a person's
+    `manual_promote` afterwards takes it off the list, a `manual_reject` keeps it there)."""
+    last = {e.rc: e.decision for e in ledger if e.rc}
+    rejected = {e.remediation for e in ledger if e.remediation and e.decision in ("reject", "manual_reject")}
+    undecided = {e.remediation for e in ledger if e.remediation and e.rc and last[e.rc] == "inconclusive"}
+    return rejected | undecided
 
 
 def create_candidate(ctx: CycleContext, proposal: Proposal, base_files: dict[str, str]) -> CandidateRef:
@@ -221,7 +232,9 @@ def gate(
     (with the holdout split gated the same way when the policy says `holdout: gate`): gates.judge."""
     policy = ctx.policy
     reporter().stage(
-        "gate", f"{policy.name}: exact tests sharing alpha {policy.alpha}, up to {policy.confirmation_cap} trials"
+        "gate",
+        f"{policy.name}: exact tests at false discovery rate {policy.alpha}, clearing at margin "
+        f"{policy.regression_margin}, up to {policy.confirmation_cap} trials",
     )
     states = {"baseline": base, "candidate": candidate}
     asked: set[str] = set()
@@ -264,6 +277,10 @@ def _judged_split(ctx: CycleContext, states: dict[str, ReleaseState], split: str
     start = _confirmation_start(ctx, states, tasks, split, evaluations)
     tables = {side: _first_trials(evaluations[side].outcome_table(), getattr(start, side)) for side in states}
     pairs = paired_counts(tables["baseline"], tables["candidate"])
+    # the runs every task got before any confirmation: the suite test's sample (releases.rederive reads the same)
+    first = paired_counts(
+        *(tables[side][tables[side]["trial"] < ctx.policy.trials] for side in ("baseline", "candidate"))
+    )
     runs = {side: dict(getattr(start, side)) for side in states}
 
     def sample(task_ids: list[str], side: str) -> dict[str, bool]:
@@ -280,7 +297,7 @@ def _judged_split(ctx: CycleContext, states: dict[str, ReleaseState], split: str
             runs[side][task_id] = runs[side].get(task_id, 0) + 1
         return answers
 
-    return JudgedSplit(pairs, flaky=set(start.flaky), sample=sample)
+    return JudgedSplit(pairs, flaky=set(start.flaky), sample=sample, first=first)
 
 
 def _confirmation_start(
@@ -333,7 +350,8 @@ def _stored(ctx: CycleContext, state: ReleaseState, tasks: list[Task], split: st
 
 def flaky_in_history(ctx: CycleContext, base: ReleaseState, tasks: list[Task]) -> set[str]:
     """Tasks flaky in any stored evaluation of this suite and model (gates.flakiness): they flip on
-    their own, so the gate asks for stronger evidence (a 1 / FLAKY_DIVISOR share of alpha) before counting them."""
+    their own, so the gate asks for stronger evidence (1 / FLAKY_DIVISOR of a stable task's weight in the false
+    discovery rate test) before counting them, and clears them against the wider flaky margin."""
     return flaky(flakiness_history(ctx, base, tasks))
 
 

@@ -258,24 +258,29 @@ def flip_row(flips_csv: bytes, task_id: str) -> dict[str, str] | None:
     return dict(zip(rows[0], rows[1], strict=False))
 
 
-def outcome_counts(data: bytes, cache: OutcomeCache | None = None) -> TaskCounts:
-    """(passes, runs) per task_id of an outcome table (columns task_id and passed, one row per run).
+def outcome_counts(data: bytes, cache: OutcomeCache | None = None, first_trials: int | None = None) -> TaskCounts:
+    """(passes, runs) per task_id of an outcome table (columns task_id and passed, one row per run);
+    with `first_trials`, only the runs numbered below it (column trial): the runs every task got
+    before confirmation, which the gate's suite test reads.
 
     The same numbers as gates.statistics.task_counts (what re-deriving a verdict reads), read with the csv module: pandas' parser and
     groupby cost milliseconds a table, which a thousand releases would turn into most of `verify`.
     """
-    key = hashlib.sha256(data).hexdigest()
+    key = hashlib.sha256(data).hexdigest() + ("" if first_trials is None else f"<{first_trials}")
     if cache is not None and key in cache:
         return cache[key]
     rows = csv.reader(io.StringIO(data.decode()))
     header = next(rows, [])
-    if "task_id" not in header or "passed" not in header:
-        raise ValueError("an outcome table needs the columns task_id and passed")
+    if "task_id" not in header or "passed" not in header or (first_trials is not None and "trial" not in header):
+        raise ValueError("an outcome table needs the columns task_id, trial and passed")
     task, passed = header.index("task_id"), header.index("passed")
+    trial = header.index("trial") if first_trials is not None else None
     counts: dict[str, list[int]] = {}
     for row in rows:
         if row[passed] not in ("True", "False"):
             raise ValueError(f"column 'passed' holds {row[passed]!r}, not True or False")
+        if trial is not None and first_trials is not None and int(row[trial]) >= first_trials:
+            continue
         tally = counts.setdefault(row[task], [0, 0])
         tally[0] += row[passed] == "True"
         tally[1] += 1

@@ -27,7 +27,7 @@ from ratchet.releases.evidence import (
     outcome_counts,
     outcome_tables,
 )
-from ratchet.releases.ledger import LedgerEntry
+from ratchet.releases.ledger import AWAITING_PERSON, LedgerEntry
 
 FLIP_KINDS = ("P->F", "F->P", "P->P", "F->F")
 
@@ -42,9 +42,11 @@ class Rederivation(BaseModel):
 
 
 def is_gate_decision(entry: LedgerEntry) -> bool:
-    """An automatic verdict of the gate: promote or hold (only the gate reaches them, whatever `stage` says), or
-    reject at the gate stage (entries older than the `stage` field count too)."""
-    return entry.decision in ("promote", "hold") or (entry.decision == "reject" and entry.stage in (None, "gate"))
+    """An automatic verdict of the gate: promote, hold or inconclusive (only the gate reaches them, whatever `stage`
+    says), or reject at the gate stage (entries older than the `stage` field count too)."""
+    return entry.decision in ("promote", *AWAITING_PERSON) or (
+        entry.decision == "reject" and entry.stage in (None, "gate")
+    )
 
 
 def rederive(
@@ -74,9 +76,14 @@ def rederive(
     cache = {} if cache is None else cache
     try:
         tables = {name: outcome_counts(files[name] or b"", cache) for name in needed}
+        first = (  # the suite test's sample (verdicts of version 3 on)
+            {name: outcome_counts(files[name] or b"", cache, verdict.policy.trials) for name in GATE_TABLES}
+            if verdict.version >= 3
+            else {}
+        )
     except (ValueError, csv.Error) as exc:
         return Rederivation(problems=[f"cannot read the outcome tables: {' '.join(str(exc).split())[:200]}"])
-    derived, counts = _decide(verdict, tables)
+    derived, counts = _decide(verdict, tables, first)
     problems = _disagreements(entry, verdict, derived, counts)
     return Rederivation(rederived=not problems, problems=problems)
 
@@ -133,13 +140,17 @@ def majority_flips(baseline: TaskCounts, candidate: TaskCounts) -> dict[str, int
     return counts
 
 
-def _decide(verdict: Verdict, tables: dict[str, TaskCounts]) -> tuple[Verdict, dict[str, int]]:
-    """The verdict the judge gives on these tables, and the majority flip counts of the gate split."""
+def _decide(
+    verdict: Verdict, tables: dict[str, TaskCounts], first: dict[str, TaskCounts]
+) -> tuple[Verdict, dict[str, int]]:
+    """The verdict the judge gives on these tables (`first`: the gate tables' runs below the policy's
+    trial count, the suite test's sample), and the majority flip counts of the gate split."""
 
     def split(name: str, flaky: list[str]) -> JudgedSplit:
         baseline, candidate = outcome_tables(name)
         pairs = paired_from_counts(tables[baseline], tables[candidate])
-        return JudgedSplit(pairs, flaky=set(flaky))
+        before = paired_from_counts(first[baseline], first[candidate]) if name == "gate" and first else None
+        return JudgedSplit(pairs, flaky=set(flaky), first=before)
 
     holdout = split("holdout", verdict.holdout_flaky_tasks) if verdict.policy.holdout == "gate" else None
     judged = judge(
@@ -147,7 +158,8 @@ def _decide(verdict: Verdict, tables: dict[str, TaskCounts]) -> tuple[Verdict, d
         split("gate", verdict.flaky_tasks),
         holdout,
         targeted_fixes=verdict.targeted_fixes,
-        shared=verdict.version >= 2,  # verdicts before version 2 tested every task at alpha
+        version=verdict.version,  # each verdict under the rule it was made with
+        sequential=verdict.sequential,
     )
     return judged.verdict, majority_flips(tables[GATE_TABLES[0]], tables[GATE_TABLES[1]])
 

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from ratchet.gates.statistics import (
+    TaskRule,
     classify,
+    classify_shared_alpha,
     fisher_greater,
     fisher_less,
     negative_flip_rate,
@@ -27,7 +29,8 @@ def test_fisher_matches_the_hypergeometric_tail_by_hand() -> None:
     assert fisher_greater(2, 4, 2, 4) > 0.5
 
 
-def test_classify_confirms_only_with_enough_evidence() -> None:
+def test_the_version_2_rule_confirms_only_with_enough_evidence() -> None:
+    """Verdicts of version 2 are re-derived with the shared-alpha rule (gates.statistics.classify_shared_alpha)."""
     counts = pd.DataFrame(
         {
             "task_id": ["hard", "thin", "fixed", "flaky", "same"],
@@ -37,7 +40,11 @@ def test_classify_confirms_only_with_enough_evidence() -> None:
             "c_n": [5, 1, 5, 4, 4],
         }
     )
-    classified = classify(counts, alpha=0.05).set_index("task_id")
+    classified = classify_shared_alpha(counts, alpha=0.05).set_index("task_id")
+    assert (
+        classified["flip"].to_dict()
+        == classify(counts, TaskRule(0.05, version=2)).set_index("task_id")["flip"].to_dict()
+    )
     assert classified["flip"].to_dict() == {
         "hard": "regression",
         "thin": "unconfirmed_regression",
@@ -49,24 +56,24 @@ def test_classify_confirms_only_with_enough_evidence() -> None:
     assert classified["level"].to_dict() == pytest.approx({t: 0.0125 for t in classified.index})
 
 
-def test_alpha_is_shared_by_the_tasks_that_lean_and_a_flaky_task_weighs_a_twentieth() -> None:
+def test_version_2_shares_alpha_by_the_tasks_that_lean_and_a_flaky_task_weighs_a_twentieth() -> None:
     # 4/4 vs 0/4: p = 1/70 = 0.0143
     alone = pd.DataFrame({"task_id": ["broke"], "b_pass": [4], "b_n": [4], "c_pass": [0], "c_n": [4]})
-    assert classify(alone, 0.05).loc[0, "flip"] == "regression", "alone, the task has all of alpha"
+    assert classify_shared_alpha(alone, 0.05).loc[0, "flip"] == "regression", "alone, the task has all of alpha"
     wobbly = [f"w{i}" for i in range(4)]  # 2/4 vs 1/4 each: they lean, so they share alpha
     many = pd.concat([alone, pd.DataFrame({"task_id": wobbly, "b_pass": 2, "b_n": 4, "c_pass": 1, "c_n": 4})])
-    shared = classify(many.reset_index(drop=True), 0.05).set_index("task_id")
+    shared = classify_shared_alpha(many.reset_index(drop=True), 0.05).set_index("task_id")
     assert (
         shared.loc["broke", "level"] == pytest.approx(0.01) and shared.loc["broke", "flip"] == "unconfirmed_regression"
     )
     # the same wobbly tasks known to be flaky weigh 1/20 each: 0.05 / (1 + 4/20) for the stable one
-    known = classify(many.reset_index(drop=True), 0.05, flaky=set(wobbly)).set_index("task_id")
+    known = classify_shared_alpha(many.reset_index(drop=True), 0.05, flaky=set(wobbly)).set_index("task_id")
     assert known.loc["broke", "level"] == pytest.approx(0.05 / 1.2) and known.loc["broke", "flip"] == "regression"
     assert known.loc["w0", "level"] == pytest.approx(0.05 / 1.2 / 20)
     assert bool(known.loc["w0", "flaky"]) and not bool(known.loc["broke", "flaky"])
     # a task that leans nowhere (the same counts on both sides) takes nothing from the others
     calm = pd.concat([alone, pd.DataFrame({"task_id": ["same"], "b_pass": [3], "b_n": [4], "c_pass": [3], "c_n": [4]})])
-    assert classify(calm.reset_index(drop=True), 0.05).loc[0, "level"] == pytest.approx(0.05)
+    assert classify_shared_alpha(calm.reset_index(drop=True), 0.05).loc[0, "level"] == pytest.approx(0.05)
 
 
 def test_paired_counts_nfr_and_intervals() -> None:
@@ -75,7 +82,7 @@ def test_paired_counts_nfr_and_intervals() -> None:
     pairs = paired_counts(baseline, candidate).set_index("task_id")
     assert list(pairs.index) == ["a", "b"], "only tasks run on both sides"
     assert pairs.loc["a"].tolist() == [2, 2, 0, 2] and pairs.loc["b"].tolist() == [0, 2, 1, 2]
-    nfr, relative = negative_flip_rate(classify(pairs.reset_index(), 0.05))
+    nfr, relative = negative_flip_rate(classify(pairs.reset_index(), TaskRule(0.05)))
     assert nfr == pytest.approx(0.5) and relative == pytest.approx(1.0)
     low, high = wilson_interval(8, 10)
     assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
@@ -104,7 +111,7 @@ def test_confirmation_spends_trials_only_on_tasks_in_doubt() -> None:
         asked.extend((t, side) for t in tasks)
         return {t: rng.random() < truth[t][0 if side == "baseline" else 1] for t in tasks}
 
-    result = confirm(counts, sample, alpha=0.05, cap=6, flaky={"coin"})
+    result = confirm(counts, sample, TaskRule(alpha=0.05), cap=6, flaky={"coin"})
     flips = result.classified.set_index("task_id")["flip"].to_dict()
     assert flips["broken"] == "regression" and flips["fixed"] == "fix" and flips["stable"] == "stable_pass"
     assert flips["coin"] not in ("regression", "fix"), "a flaky task needs a 1 / FLAKY_DIVISOR share of alpha"
@@ -117,29 +124,35 @@ def test_a_significant_drop_is_a_regression_without_crossing_the_majority_line()
     counts = pd.DataFrame(
         {"task_id": ["worse", "noise"], "b_pass": [9, 9], "b_n": [9, 9], "c_pass": [4, 8], "c_n": [9, 9]}
     )
-    flips = classify(counts, 0.05).set_index("task_id")["flip"]
-    assert flips["worse"] == "regression", "9/9 -> 4/9 is a confirmed drop (p = 0.015)"
+    flips = classify(counts, TaskRule(0.05)).set_index("task_id")["flip"]
+    assert flips["worse"] == "regression", "9/9 -> 4/9 is a confirmed drop (p = 0.015 <= 0.05 x 1/2)"
     assert flips["noise"] == "stable_pass"
 
 
-def test_confirmation_stops_when_no_further_trial_could_confirm() -> None:
+def test_confirmation_stops_when_no_further_trial_could_settle_the_task() -> None:
     from ratchet.gates.confirmation import confirm
 
-    # baseline 2/4, candidate 1/4: even five more baseline passes and candidate fails (7/9 vs 1/9,
-    # p = 0.0076) stay above the flaky level alpha / 20 = 0.0025 (the only task, so all of the flaky share)
-    counts = pd.DataFrame({"task_id": ["coin"], "b_pass": [2], "b_n": [4], "c_pass": [1], "c_n": [4]})
+    # "stuck" went 2/2 -> 0/2 among ten stable tasks. With a cap of 3 a side, even a third baseline pass
+    # and candidate fail (3/3 vs 0/3, p = 0.05) stay above its level (0.05 x 1/11), and even the kindest
+    # third runs (2/3 vs 1/3) leave the bound of its fall above the margin 0.3: no trial can settle it.
+    stable = {f"s{i}": (2, 2) for i in range(10)}
+    counts = pd.DataFrame(
+        [{"task_id": t, "b_pass": b, "b_n": n, "c_pass": b, "c_n": n} for t, (b, n) in stable.items()]
+        + [{"task_id": "stuck", "b_pass": 2, "b_n": 2, "c_pass": 0, "c_n": 2}]
+    )
     asked: list[str] = []
 
     def sample(tasks: list[str], side: str) -> dict[str, bool]:
         asked.extend(tasks)
         return {t: side == "baseline" for t in tasks}
 
-    assert fisher_greater(7, 9, 1, 9) > 0.05 / 20
-    assert not confirm(counts, sample, alpha=0.05, cap=9, flaky={"coin"}).extra_runs["baseline"]
-    assert not asked, "a task that cannot be confirmed any more gets no more trials"
-    # the same task, not flaky, can still be confirmed at alpha and is sampled until it is
-    result = confirm(counts, sample, alpha=0.05, cap=9)
-    assert asked and result.classified.loc[0, "flip"] == "regression"
+    assert fisher_greater(3, 3, 0, 3) > 0.05 / 11
+    result = confirm(counts, sample, TaskRule(alpha=0.05), cap=3)
+    assert not asked, "a task no further trial could settle gets none"
+    assert bool(result.classified.set_index("task_id").loc["stuck", "undecided"]), "it stays open: inconclusive"
+    # with room for more trials it is sampled until it is confirmed
+    result = confirm(counts, sample, TaskRule(alpha=0.05), cap=11)
+    assert asked and result.classified.set_index("task_id").loc["stuck", "flip"] == "regression"
 
 
 def test_balanced_mixed_counts_get_another_look_unless_the_task_is_flaky() -> None:
@@ -155,7 +168,7 @@ def test_balanced_mixed_counts_get_another_look_unless_the_task_is_flaky() -> No
         asked.extend(tasks)
         return {t: side == "baseline" for t in tasks}
 
-    result = confirm(counts, sample, alpha=0.05, cap=11, flaky={"coin"})
+    result = confirm(counts, sample, TaskRule(alpha=0.05), cap=11, flaky={"coin"})
     assert "coin" not in asked, "a flaky task's balanced counts are just its noise"
     row = result.classified.set_index("task_id").loc["hidden"]
     assert row["flip"] == "regression" and row["b_n"] < 11
@@ -173,6 +186,7 @@ def test_flaky_tasks_stop_at_their_own_cap() -> None:
         # the baseline passes and the candidate fails, except every other candidate run of "coin"
         return {t: side == "baseline" or (t == "coin" and next(results)) for t in tasks}
 
-    result = confirm(counts, sample, alpha=0.05, cap=11, flaky={"coin"}, flaky_cap=5).classified.set_index("task_id")
+    result = confirm(counts, sample, TaskRule(alpha=0.05), cap=11, flaky={"coin"}, flaky_cap=5)
+    result = result.classified.set_index("task_id")
     assert max(result.loc["coin", ["b_n", "c_n"]]) <= 5
     assert result.loc["broke", "flip"] == "regression"

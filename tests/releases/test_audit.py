@@ -368,22 +368,23 @@ def test_verify_counts_outcome_tables_exactly_as_the_gate_does() -> None:
     )
 
 
-def test_a_version_1_verdict_re_derives_with_the_rule_it_was_decided_under() -> None:
+def test_each_verdict_version_re_derives_with_the_rule_it_was_decided_under() -> None:
     from ratchet.gates.policy import GatePolicy, Verdict
     from ratchet.releases.rederive import _decide
 
     # 4/4 -> 0/4 (p = 0.0143) with four wobbling tasks (2/4 -> 1/4): a regression when every task had all of
-    # alpha (version 1), not when the five share it (version 2)
+    # alpha (version 1); promoted when the five share it and unconfirmed tasks did not count (version 2);
+    # inconclusive under the three-valued rule (version 3: neither confirmed at 0.05 / 5 nor cleared)
     base = {"broke": (4, 4)} | {f"w{i}": (2, 4) for i in range(4)}
     cand = {"broke": (0, 4)} | {f"w{i}": (1, 4) for i in range(4)}
     tables = {"outcomes-baseline-gate.csv": base, "outcomes-candidate-gate.csv": cand}
     policy = GatePolicy(min_fixes=0)
-    for version, regressions in ((1, 1), (2, 0)):
+    for version, decision, regressions in ((1, "reject", 1), (2, "promote", 0), (3, "inconclusive", 0)):
         verdict = Verdict(
             version=version, decision="reject", reasons=["x"], policy=policy, policy_hash=policy.content_hash()
         )
-        derived, _ = _decide(verdict, tables)
-        assert derived.regressions == regressions, version
+        derived, _ = _decide(verdict, tables, tables if version >= 3 else {})
+        assert (derived.decision, derived.regressions) == (decision, regressions), version
 
 
 def test_a_policy_written_before_flaky_confirmation_cap_keeps_its_hash() -> None:
