@@ -31,12 +31,20 @@ from ratchet.agents.redaction import redact, register_key_variables
 from ratchet.agents.trace import Message, ModelCall, ToolCallRequest, Usage
 
 _READY = False
+_DEFERRED = False  # setup_models(defer=True) was called: prepare litellm on first use
 
 
-def setup_models() -> None:
-    """Prepare litellm once per process: offline cost map, no telemetry or logging callbacks, our providers."""
-    global _READY
+def setup_models(defer: bool = False) -> None:
+    """Prepare litellm once per process: offline cost map, no telemetry or logging callbacks, our providers.
+
+    `defer`: only allow it, and prepare litellm when the first ModelClient is made. The CLI defers:
+    importing litellm takes seconds, and commands such as `ratchet gate` on result files never call a
+    model."""
+    global _READY, _DEFERRED
     if _READY:
+        return
+    if defer:
+        _DEFERRED = True
         return
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
@@ -90,6 +98,8 @@ class ModelClient:
     """Calls one configured model with fixed sampling parameters."""
 
     def __init__(self, config: ModelConfig | str, params: ModelParams, api_base: str | None = None) -> None:
+        if not _READY and _DEFERRED:
+            setup_models()
         if not _READY:
             raise StateError(
                 "litellm is not set up in this process: call ratchet.pipeline.setup() (or "

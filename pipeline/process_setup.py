@@ -17,8 +17,9 @@ ENVIRONMENT_DEFAULTS = {
 }
 
 
-def setup() -> None:
-    """Environment defaults, then litellm (local cost map, no telemetry) and Ratchet's providers (`sim/...`)."""
+def setup(defer_models: bool = False) -> None:
+    """Environment defaults, then litellm (local cost map, no telemetry) and Ratchet's providers (`sim/...`);
+    with `defer_models` (the CLI), litellm is prepared when the first model client is made."""
     for name, value in ENVIRONMENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    setup_models()
+    setup_models(defer=defer_models)

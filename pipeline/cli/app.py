@@ -49,7 +49,7 @@ schedule_cmds.register(app)
 
 def main() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the CLI prints its own progress
-    setup()
+    setup(defer_models=True)  # litellm is imported by the first command that calls a model
     debug = "--debug" in sys.argv
     sys.argv = [arg for arg in sys.argv if arg != "--debug"]  # accepted anywhere on the line
     if debug:

@@ -45,11 +45,11 @@ def gate(tmp_path: Path, candidate: str, extra: str = "") -> tuple[int, str]:
 
 
 def test_exit_codes_json_and_junit(tmp_path: Path) -> None:
-    stable = {f"t{i}": [True] * 4 for i in range(10)} | {"hard": [False] * 4}
-    write(tmp_path / "base.jsonl", stable | {"reg": [True] * 4, "noisy": [True, True, False, True]})
-    write(tmp_path / "same.jsonl", stable | {"reg": [True] * 4, "noisy": [True, False, True, True]})
-    write(tmp_path / "worse.jsonl", stable | {"reg": [False] * 4, "noisy": [False, True, False, False]})
-    write(tmp_path / "better.jsonl", stable | {"reg": [True] * 4, "noisy": [True] * 4, "hard": [True] * 4})
+    stable = {f"t{i}": [True] * 6 for i in range(10)} | {"hard": [False] * 6}
+    write(tmp_path / "base.jsonl", stable | {"reg": [True] * 6, "noisy": [True, True, False, True, True, True]})
+    write(tmp_path / "same.jsonl", stable | {"reg": [True] * 6, "noisy": [True] * 6})
+    write(tmp_path / "worse.jsonl", stable | {"reg": [False] * 6, "noisy": [False, True, False, False, True, True]})
+    write(tmp_path / "better.jsonl", stable | {"reg": [True] * 6, "noisy": [True] * 6, "hard": [True] * 6})
     (tmp_path / "held.yaml").write_text("min_fixes: 1\nrequire_manual_approval: true\n")
 
     code, out = gate(tmp_path, "same.jsonl")
@@ -65,9 +65,54 @@ def test_exit_codes_json_and_junit(tmp_path: Path) -> None:
     suite = next(iter(JUnitXml.fromfile(str(tmp_path / "report.xml"))))
     cases = {case.name: case for case in suite}
     assert set(cases) == {"reg", "noisy", "verdict"}
-    assert isinstance(cases["reg"].result[0], Failure) and "4/4" in cases["reg"].result[0].message
-    assert isinstance(cases["noisy"].result[0], Skipped), "3/4 vs 1/4 is not enough evidence at alpha 0.05"
+    assert isinstance(cases["reg"].result[0], Failure) and "6/6" in cases["reg"].result[0].message
+    assert isinstance(cases["noisy"].result[0], Skipped) and "undecided" in cases["noisy"].result[0].message
     assert isinstance(cases["verdict"].result[0], Failure)
+
+
+def test_a_deterministic_regression_is_never_promoted_at_any_trial_count(tmp_path: Path) -> None:
+    """1/1 -> 0/1, 2/2 -> 0/2 and 3/3 -> 0/3 used to PROMOTE: now inconclusive (exit 2) with the trials
+    per side that would settle it; from enough trials on, rejected."""
+    for trials, expected in ((1, 2), (2, 2), (3, 2), (6, 1)):
+        stable = {f"t{i}": [True] * trials for i in range(10)}
+        write(tmp_path / "base.jsonl", stable | {"broke": [True] * trials})
+        write(tmp_path / f"cand{trials}.jsonl", stable | {"broke": [False] * trials})
+        code, out = gate(tmp_path, f"cand{trials}.jsonl", "--json")
+        verdict = json.loads(out[: out.rindex("}") + 1])["verdict"]
+        assert code == expected, (trials, out)
+        if expected == 2:
+            assert verdict["decision"] == "inconclusive" and verdict["undecided_count"] == 1
+            (open_task,) = verdict["undecided"]
+            assert open_task["task_id"] == "broke" and open_task["baseline"] == f"{trials}/{trials}"
+            assert open_task["more_trials"] is not None and open_task["more_trials"] >= 1
+        else:
+            assert verdict["decision"] == "reject" and verdict["regressions"] == 1
+
+
+def test_missing_candidate_tasks_are_named_and_never_promoted(tmp_path: Path) -> None:
+    stable = {f"t{i}": [True] * 3 for i in range(10)}
+    write(tmp_path / "base.jsonl", stable | {"crashed": [True] * 3, "also": [True] * 3})
+    write(tmp_path / "partial.jsonl", stable | {"extra": [True] * 3})
+    code, out = gate(tmp_path, "partial.jsonl")
+    assert code == 2 and "INCONCLUSIVE" in out
+    assert "no result for 2 task(s) the baseline ran: also, crashed" in " ".join(out.split())
+    assert "only in the candidate" in out and "extra" in out
+    (tmp_path / "strict.yaml").write_text("missing_tasks: reject\n")
+    code, out = gate(tmp_path, "partial.jsonl", "--policy strict.yaml --json")
+    verdict = json.loads(out[: out.rindex("}") + 1])["verdict"]
+    assert code == 1 and verdict["decision"] == "reject" and verdict["missing_tasks"] == ["also", "crashed"]
+
+
+def test_the_table_shows_the_worst_tasks_and_the_counts(tmp_path: Path) -> None:
+    stable = {f"t{i:03}": [True] * 6 for i in range(300)}
+    worse = {f"t{i:03}": [False] * 6 if i < 40 else [True] * 6 for i in range(300)}
+    write(tmp_path / "base.jsonl", stable)
+    write(tmp_path / "many.jsonl", worse)
+    code, out = gate(tmp_path, "many.jsonl", "--top 5")
+    assert code == 1
+    assert "40 changed or undecided (the worst 5 shown; --top N for more)" in out
+    assert "confirmed regressions 40" in out
+    assert sum(line.strip().startswith("t0") for line in out.splitlines()) == 5
 
 
 def test_bad_input_exits_3_with_the_file_and_line(tmp_path: Path) -> None:
