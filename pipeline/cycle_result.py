@@ -28,7 +28,7 @@ class CycleResult(BaseModel):
     trials: int = Field(default=1, description="Gate runs per task and side before confirmation.")
     confirmation_runs: int = Field(default=0, description="Extra runs spent confirming tasks in doubt.")
     in_doubt: int = Field(default=0, description="Tasks that got confirmation trials.")
-    decision: Literal["promote", "reject", "hold"] | None = None
+    decision: Literal["promote", "reject", "hold", "inconclusive"] | None = None
     stage: Literal["validate", "smoke", "gate"] | None = None
     reasons: list[str] = Field(default_factory=list)
     new_tag: str | None = Field(default=None, description="The release tag a promotion made.")

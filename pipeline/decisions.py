@@ -1,4 +1,5 @@
-"""Manual decisions: on release candidates the gate put on hold, overrides of a reject, rollbacks."""
+"""Manual decisions: on release candidates the gate put on hold or found inconclusive, overrides of a reject,
+rollbacks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from git import Repo
 
 from ratchet.agents import StateError, UserError
 from ratchet.releases import (
+    AWAITING_PERSON,
     NOTES_JSON,
     CandidateRef,
     GitStore,
@@ -81,8 +83,8 @@ def decide_manually(
     actor: Identity,
     override: bool = False,
 ) -> tuple[LedgerEntry, str | None]:
-    """Promote or reject an RC on hold, recording who and why; with `override`, promote an RC the gate
-    rejected (the ledger marks it). Returns the entry and the new tag."""
+    """Promote or reject an RC on hold or found inconclusive by the gate, recording who and why; with `override`,
+    promote an RC the gate rejected (the ledger marks it). Returns the entry and the new tag."""
     if not reason.strip():
         raise UserError("--reason is required: say why, it goes into the ledger")
     agent, number = parse_rc(rc_name)
@@ -122,21 +124,30 @@ def _decidable(
     rc: CandidateRef, held: LedgerEntry | None, decision: Literal["promote", "reject"], override: bool
 ) -> tuple[LedgerEntry, bool]:
     """The gate's entry the decision is made on, and whether it overrides a gate rejection; StateError when
-    the candidate cannot take it: not on hold (nor rejected, with `override`), or moved since the gate decided."""
+    the candidate cannot take it: neither on hold nor inconclusive (nor rejected, with `override`), or moved since
+    the gate decided."""
     overriding = override and decision == "promote" and held is not None and held.decision == "reject"
     if override and not overriding:
-        state = held.decision if held else "no decision recorded"
-        raise StateError(f"--override promotes a candidate the gate rejected; {rc.branch} is not one ({state})")
-    if held is None or (not overriding and held.decision != "hold"):  # overriding needs a held entry
-        state = held.decision if held else "no decision recorded"
+        state = _state(held)
+        hint = "; it waits for a person: promote it without --override" if state in AWAITING_PERSON else ""
+        raise StateError(f"--override promotes a candidate the gate rejected; {rc.branch} is not one ({state}){hint}")
+    if held is None or (not overriding and held.decision not in AWAITING_PERSON):  # overriding needs a gate entry
+        state = _state(held)
         hint = "; to promote it against the gate's verdict add --override" if state == "reject" else ""
-        raise StateError(f"{rc.branch} is not on hold ({state}); only held candidates take a manual decision{hint}")
+        raise StateError(
+            f"{rc.branch} is not on hold or inconclusive ({state}); only candidates the gate left to a person "
+            f"take a manual decision{hint}"
+        )
     if rc.commit != held.rc_commit:
         raise StateError(
             f"{rc.branch} moved to {rc.commit[:10]} after the gate decided on {str(held.rc_commit)[:10]}; "
             f"a person decides on what the gate saw: run a new cycle for the new commit"
         )
     return held, overriding
+
+
+def _state(entry: LedgerEntry | None) -> str:
+    return entry.decision if entry else "no decision recorded"
 
 
 def _last_entry(entries: list[LedgerEntry], branch: str) -> LedgerEntry | None:

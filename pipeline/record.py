@@ -143,11 +143,17 @@ def evidence_files(ev: Evidence, notes: ReleaseNotes) -> dict[str, bytes]:
 
 
 def record(ctx: CycleContext, rc: CandidateRef, ev: Evidence) -> tuple[LedgerEntry, str | None]:
-    """Commit evidence, then promote / reject / hold. Returns the ledger entry and the new tag."""
+    """Commit evidence, then promote / reject / hold. An inconclusive verdict is recorded as a hold is (the RC
+    waits for a person), with its own decision. Returns the ledger entry and the new tag."""
     decision = ev.verdict.decision
     registry = ctx.registry
     next_tag = release_tag(ctx.agent, registry.current_release(ctx.agent).number + 1)
-    title = {"promote": next_tag, "reject": f"{rc.branch} (rejected)", "hold": f"{rc.branch} (on hold)"}[decision]
+    title = {
+        "promote": next_tag,
+        "reject": f"{rc.branch} (rejected)",
+        "hold": f"{rc.branch} (on hold)",
+        "inconclusive": f"{rc.branch} (inconclusive)",
+    }[decision]
     notes = build_notes(ctx, rc, ev, title, actor=str(BOT))
     files = evidence_files(ev, notes)
     rc = registry.add_evidence(rc, files, f"{rc.branch} {decision}: {ev.proposal.remediation}")
@@ -174,4 +180,4 @@ def record(ctx: CycleContext, rc: CandidateRef, ev: Evidence) -> tuple[LedgerEnt
         return registry.promote(rc, notes.markdown(), BOT, **entry), next_tag
     if decision == "reject":
         return registry.reject(rc, notes.markdown(), BOT, **entry), None
-    return registry.hold(rc, BOT, **entry), None
+    return registry.hold(rc, BOT, **entry), None  # hold or inconclusive: `decision` says which

@@ -141,7 +141,8 @@ class ReleaseLine:
 
 
 def final_decisions(entries: list[LedgerEntry]) -> list[LedgerEntry]:
-    """The last entry per RC (a hold is followed by the manual decision), in ledger order."""
+    """The last entry per RC (a hold or an inconclusive verdict is followed by the manual decision), in ledger
+    order."""
     last = {e.rc: e for e in entries if e.rc}
     return [e for e in entries if e.rc and last[e.rc] is e]
 

@@ -28,7 +28,7 @@ class ReleasePoint(BaseModel):
 
 
 class CycleSummary(BaseModel):
-    """The final decision about one release candidate (rejected and held ones included)."""
+    """The final decision about one release candidate (rejected, held and inconclusive ones included)."""
 
     model_config = ConfigDict(frozen=True)
     rc: str = Field(description="RC branch, e.g. rc/coder/3.")

@@ -39,11 +39,20 @@ if TYPE_CHECKING:
         task_runs,
     )
     from ratchet.releases.gitstore import BOT, GitStore, Identity
-    from ratchet.releases.ledger import MAIN, DecisionKind, LedgerEntry, actor_problem, ledger_path, parse_ledger
+    from ratchet.releases.ledger import (
+        AWAITING_PERSON,
+        MAIN,
+        DecisionKind,
+        LedgerEntry,
+        actor_problem,
+        ledger_path,
+        parse_ledger,
+    )
     from ratchet.releases.notes import FlipRow, ReleaseNotes
     from ratchet.releases.registry import CandidateRef, Registry, ReleaseRef, initialize, rejected_tag, release_tag
 
 __all__ = [
+    "AWAITING_PERSON",
     "AuditReport",
     "BOT",
     "CRITIC_CALLS",
@@ -116,7 +125,15 @@ __getattr__ = lazy_exports(
             "task_runs",
         ],
         "gitstore": ["BOT", "GitStore", "Identity"],
-        "ledger": ["DecisionKind", "LedgerEntry", "MAIN", "actor_problem", "ledger_path", "parse_ledger"],
+        "ledger": [
+            "AWAITING_PERSON",
+            "DecisionKind",
+            "LedgerEntry",
+            "MAIN",
+            "actor_problem",
+            "ledger_path",
+            "parse_ledger",
+        ],
         "notes": ["FlipRow", "ReleaseNotes"],
         "registry": ["CandidateRef", "Registry", "ReleaseRef", "initialize", "rejected_tag", "release_tag"],
     },

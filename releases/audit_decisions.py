@@ -1,11 +1,12 @@
 """`verify`'s checks of the decisions themselves (releases.audit).
 
 Every decision must follow a state that allows it: `release` is only the first line (`ratchet init`), the gate
-decides each candidate once, a person promotes or rejects only a candidate the gate held (or, with an override,
-promotes one it rejected) and on the very commit the gate saw, and a rollback restores a release recorded before
-it. A person's decision names a person (releases.ledger.actor_problem) and a reason. A release made by a merge
-or a rollback holds exactly the artifact it claims: the RC commit's, or the restored release's. And an automatic
-verdict without outcome hashes is accepted (as a warning) only from a provably legacy line (`legacy_lines`).
+decides each candidate once (promote, reject, hold or inconclusive), a person promotes or rejects only a candidate
+the gate held or found inconclusive (or, with an override, promotes one it rejected) and on the very commit the gate
+saw, and a rollback restores a release recorded before it. A person's decision names a person
+(releases.ledger.actor_problem) and a reason. A release made by a merge or a rollback holds exactly the artifact it
+claims: the RC commit's, or the restored release's. And an automatic verdict without outcome hashes is accepted (as
+a warning) only from a provably legacy line (`legacy_lines`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ratchet.releases.audit_git import read_objects
 from ratchet.releases.audit_model import LedgerLine, Problem, ProblemKind, line_where
-from ratchet.releases.ledger import RELEASING, actor_problem, release_tag
+from ratchet.releases.ledger import AWAITING_PERSON, GATE_VERDICTS, RELEASING, actor_problem, release_tag
 
 MANUAL = ("manual_promote", "manual_reject", "rollback")
 
@@ -89,7 +90,7 @@ def _state_problem(
             f"release {entry.release}: a 'release' entry is only the first line, made by `ratchet init` "
             f"for {release_tag(agent, 1)}; every later release comes from a promotion or a rollback"
         )
-    if entry.decision in ("promote", "reject", "hold") and before is not None:
+    if entry.decision in GATE_VERDICTS and before is not None:
         return "verdict", (
             f"{entry.decision} of {entry.rc}: line {before.number} already decided it "
             f"({before.entry.decision}); the gate decides each candidate once"
@@ -106,20 +107,20 @@ def _state_problem(
 
 def _manual_state_problem(line: LedgerLine, before: LedgerLine | None) -> tuple[ProblemKind, str] | None:
     entry = line.entry
-    allowed = "reject" if entry.override else "hold"
+    allowed = ("reject",) if entry.override else AWAITING_PERSON
     subject = f"{_what(line)} of {entry.rc}"
     if before is None:
         return "manual", (
             f"{subject}: no decision about {entry.rc} comes before it; a person decides only a "
-            f"candidate the gate held (or, with --override, promotes one it rejected)"
+            f"candidate the gate held or found inconclusive (or, with --override, promotes one it rejected)"
         )
-    if before.entry.decision != allowed:
-        return "manual", (
-            f"{subject}: follows {before.entry.decision} on line {before.number}, but "
-            f"{'an override follows a reject' if entry.override else 'a manual decision follows a hold'}"
+    if before.entry.decision not in allowed:
+        rule = (
+            "an override follows a reject" if entry.override else "a manual decision follows a hold or an inconclusive"
         )
+        return "manual", f"{subject}: follows {before.entry.decision} on line {before.number}, but {rule}"
     if entry.rc_commit != before.entry.rc_commit:
-        state = "held" if allowed == "hold" else "rejected"
+        state = {"hold": "held", "inconclusive": "found inconclusive", "reject": "rejected"}[before.entry.decision]
         return "manual", (
             f"{subject}: decides commit {str(entry.rc_commit)[:10]}, but {entry.rc} was {state} at "
             f"commit {str(before.entry.rc_commit)[:10]} (line {before.number}); a person decides on "

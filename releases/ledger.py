@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ratchet.agents import StateError
 from ratchet.releases.gitstore import BOT
 
-DecisionKind = Literal["release", "promote", "reject", "hold", "manual_promote", "manual_reject", "rollback"]
+DecisionKind = Literal[
+    "release", "promote", "reject", "hold", "inconclusive", "manual_promote", "manual_reject", "rollback"
+]
 GENESIS = "0" * 64
 # The schema version Ratchet writes (docs/formats.md). 1: the first ledgers; `stage` and `outcome_hashes` were
 # added within version 1, so a version-1 gate decision without outcome hashes is legacy only while no earlier line
@@ -21,6 +23,10 @@ GENESIS = "0" * 64
 # always re-derives. Versions never go down along the chain.
 LEDGER_VERSION = 2
 RELEASING = ("release", "promote", "manual_promote", "rollback")  # the decisions that make a release tag
+# The gate's verdicts that leave a candidate waiting for a person (`ratchet promote|reject`): `hold`, the policy
+# asks for one; `inconclusive`, the gate could neither clear nor confirm a task that leans toward regression.
+AWAITING_PERSON = ("hold", "inconclusive")
+GATE_VERDICTS = ("promote", "reject", *AWAITING_PERSON)  # the gate decides each candidate once, with one of these
 # Fields added after the first ledgers were written: left out of the hash while at their default,
 # so that every older line keeps its hash and the chain stays valid.
 _LATER_FIELDS: dict[str, object] = {

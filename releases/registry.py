@@ -24,6 +24,7 @@ from ratchet.releases.crashpoints import crash_point
 from ratchet.releases.evidence import evidence_dir
 from ratchet.releases.gitstore import BOT, GitStore, Identity
 from ratchet.releases.ledger import (
+    AWAITING_PERSON,
     MAIN,
     RELEASING,
     LedgerEntry,
@@ -264,7 +265,10 @@ class Registry:
         return self._record_only(rc, message, who, tag=rejected_tag(rc.agent, rc.number), **entry)
 
     def hold(self, rc: CandidateRef, who: Identity = BOT, **entry: object) -> LedgerEntry:
-        """Record that the RC waits for a person's decision."""
+        """Record that the RC waits for a person's decision: `decision` is `hold` (the policy asks for a person) or
+        `inconclusive` (the gate could not decide). Main gets the ledger line; no tag is made."""
+        if entry.get("decision") not in AWAITING_PERSON:
+            raise ValueError(f"hold records one of {AWAITING_PERSON}, not {entry.get('decision')!r}")
         return self._record_only(rc, "", who, tag=None, **entry)
 
     def _record_only(

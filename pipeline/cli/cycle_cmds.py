@@ -91,7 +91,8 @@ def flaky_tasks(
     repeated = int((table["versions"] > 0).sum())
     console.print(
         f"{ctx.suite.name}/{split}: {len(found)} flaky task(s) among {len(table)} with stored runs "
-        f"({repeated} run more than once by one version); a flaky task weighs 1/{FLAKY_DIVISOR} of a stable one in the gate's share of alpha"
+        f"({repeated} run more than once by one version); a flaky task weighs 1/{FLAKY_DIVISOR} of a stable one in the gate's exact tests "
+        "and is cleared against the flaky margin"
     )
     if found:
         console.print(_flaky_table(table, found))

@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ratchet.pipeline.cycle_result import CycleResult
+from ratchet.pipeline.decisions import parse_rc
+from ratchet.releases import NOTES_MD, evidence_dir
 
 
 def _width() -> int | None:
@@ -87,7 +89,7 @@ def print_cycle(number: int, result: CycleResult) -> None:
             f"gate pass rate {pct(result.baseline_gate_pass_rate)} -> {pct(result.gate_pass_rate)}"
             f" · holdout {pct(result.baseline_holdout_pass_rate)} -> {pct(result.holdout_pass_rate)} (report only)"
         )
-    color = {"promote": "green", "reject": "red", "hold": "yellow"}[result.decision or "hold"]
+    color = {"promote": "green", "reject": "red", "hold": "yellow", "inconclusive": "yellow"}[result.decision or "hold"]
     stage = {"validate": " before evaluation", "smoke": " before the gate"}.get(result.stage or "", "")
     console.print(
         f"verdict: [bold {color}]{(result.decision or '').upper()}[/]{stage}: {escape('; '.join(result.reasons))}"
@@ -98,6 +100,19 @@ def print_cycle(number: int, result: CycleResult) -> None:
         console.print(f"tagged {result.rejected_tag}; the canonical line stays at {result.base_release}")
     if result.decision == "hold":
         console.print(f"on hold: decide with `ratchet promote {result.rc} --reason ...` or `ratchet reject ...`")
+    if result.decision == "inconclusive" and result.rc:
+        console.print(inconclusive_hint(result.rc))
+
+
+def inconclusive_hint(rc: str) -> str:
+    """What to do about a candidate the gate found inconclusive: a person reads the tasks and decides."""
+    agent, number = parse_rc(rc)
+    notes = f"{rc}:{evidence_dir(agent, number)}/{NOTES_MD}"
+    return (
+        f"inconclusive: the gate could not decide, so {rc} waits for a person; read the inconclusive tasks in "
+        f"its notes (`git show {notes}`), then promote it with `ratchet promote {rc} --reason ...` or "
+        f"`ratchet reject {rc} --reason ...`"
+    )
 
 
 class _NoTraceback(logging.Filter):

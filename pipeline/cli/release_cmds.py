@@ -93,7 +93,8 @@ def parse_since(value: str) -> datetime:
 
 
 def parse_decisions(values: list[str]) -> set[str]:
-    """`--decision promote,reject --decision hold` -> {promote, reject, hold}; UserError for unknown kinds."""
+    """`--decision promote,reject --decision inconclusive` -> {promote, reject, inconclusive}; UserError for
+    unknown kinds."""
     wanted = {part.strip() for value in values for part in value.split(",") if part.strip()}
     unknown = sorted(wanted - set(DECISIONS))
     if unknown:
@@ -157,13 +158,15 @@ def report(
 
 
 def promote(
-    rc: str = typer.Argument(..., help="A candidate on hold (or, with --override, one the gate rejected)."),
+    rc: str = typer.Argument(
+        ..., help="A candidate on hold or found inconclusive (or, with --override, one the gate rejected)."
+    ),
     reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger)."),
     override: bool = typer.Option(False, "--override", help="Promote against the gate's reject verdict."),
     actor: str = typer.Option(None, "--actor", help="'Name <email>' (default: git config user.name/email)."),
     workspace: Path = WorkspaceOption,
 ) -> None:
-    """Promote a release candidate that the gate put on hold, or override its rejection."""
+    """Promote a release candidate that the gate put on hold or found inconclusive, or override its rejection."""
     entry, tag = decide_manually(workspace, rc, "promote", reason, resolve_actor(workspace, actor), override=override)
     how = " against the gate's verdict" if entry.override else ""
     console.print(f"promoted {rc} as {tag}{how} (ledger entry {entry.seq}, by {entry.actor})")
@@ -185,11 +188,11 @@ def rollback(
 
 
 def reject(
-    rc: str = typer.Argument(..., help="A candidate on hold, e.g. rc/coder/3."),
+    rc: str = typer.Argument(..., help="A candidate on hold or found inconclusive, e.g. rc/coder/3."),
     reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger)."),
     actor: str = typer.Option(None, "--actor", help="'Name <email>' (default: git config user.name/email)."),
     workspace: Path = WorkspaceOption,
 ) -> None:
-    """Reject a release candidate that the gate put on hold."""
+    """Reject a release candidate that the gate put on hold or found inconclusive."""
     entry, _ = decide_manually(workspace, rc, "reject", reason, resolve_actor(workspace, actor))
     console.print(f"rejected {rc} (ledger entry {entry.seq}, by {entry.actor})")

@@ -28,7 +28,8 @@ def quickstart(
     directory: Path = typer.Option(Path("ratchet-demo"), "--dir", help="Where to create the demo workspace."),
     max_cycles: int = typer.Option(5, "--max-cycles", min=1, max=20, help="Stop after this many cycles."),
 ) -> None:
-    """Create a demo workspace and run improvement cycles until one is rejected or nothing is left to fix."""
+    """Create a demo workspace and run improvement cycles until one is rejected or inconclusive, or nothing is left
+    to fix."""
     target = directory.resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UserError(
@@ -39,7 +40,7 @@ def quickstart(
     for number in range(1, max_cycles + 1):
         result = run_cycle(target, "coder")
         print_cycle(number, result)
-        if result.status != "decided" or result.decision == "reject":
+        if result.status != "decided" or result.decision in ("reject", "inconclusive"):  # inconclusive: a person's turn
             break
     console.rule("Done")
     console.print(f"see the history:   ratchet history --workspace {directory}")
