@@ -58,12 +58,19 @@ def _outcomes(passes: dict[str, list[bool]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def gate_evidence(fixed: int, policy: GatePolicy | None = None) -> tuple[dict[str, bytes], dict[str, object]]:
-    """Evidence files of a gate decision over TASKS where `fixed` tasks go from 0/4 to 4/4, and the
-    ledger fields record() would write for it (as pipeline/record.py does)."""
+def gate_evidence(
+    fixed: int, policy: GatePolicy | None = None, undecided: int = 0
+) -> tuple[dict[str, bytes], dict[str, object]]:
+    """Evidence files of a gate decision over TASKS where `fixed` tasks go from 0/6 to 6/6 (p = 0.001: confirmed
+    at a false discovery rate of 0.05 over the tasks), and the ledger fields record() would write for it (as
+    pipeline/record.py does). The last `undecided` tasks go from 2/2 to 0/2: neither confirmed nor cleared, they
+    make the verdict inconclusive."""
     policy = policy or GatePolicy(name="default")
-    baseline = {t: [False] * 4 if i < fixed else [True, True] for i, t in enumerate(TASKS)}
-    candidate = {t: [True] * 4 if i < fixed else [True, True] for i, t in enumerate(TASKS)}
+    broken = set(TASKS[len(TASKS) - undecided :]) if undecided else set()
+    baseline = {t: [False] * 6 if i < fixed else [True, True] for i, t in enumerate(TASKS)}
+    candidate = {
+        t: [True] * 6 if i < fixed else [False, False] if t in broken else [True, True] for i, t in enumerate(TASKS)
+    }
     files = {"outcomes-baseline-gate.csv": _outcomes(baseline), "outcomes-candidate-gate.csv": _outcomes(candidate)}
     frames = {name: pd.read_csv(io.BytesIO(data)) for name, data in files.items()}
     verdict = judge(policy, JudgedSplit(paired_counts(*frames.values()))).verdict
@@ -75,7 +82,7 @@ def gate_evidence(fixed: int, policy: GatePolicy | None = None) -> tuple[dict[st
         policy_hash=verdict.policy_hash,
         stage="gate",
         reason="; ".join(verdict.reasons),
-        flip_counts={"P->F": 0, "F->P": fixed, "P->P": len(TASKS) - fixed, "F->F": 0},
+        flip_counts={"P->F": len(broken), "F->P": fixed, "P->P": len(TASKS) - fixed - len(broken), "F->F": 0},
         outcome_hashes={n: hashlib.sha256(d).hexdigest() for n, d in files.items() if n.startswith("outcomes-")},
     )
     return files, entry

@@ -20,7 +20,6 @@ from ratchet.pipeline.cli.output import console, print_cycle
 from ratchet.pipeline.cycle_result import CycleResult
 from ratchet.pipeline.decisions import decide_manually
 from ratchet.pipeline.stages import tried_remediations
-from ratchet.releases import rederive as rederive_module
 from ratchet.releases.audit import AuditReport, verify_workspace
 from ratchet.releases.gitstore import BOT, GitStore, Identity
 from ratchet.releases.ledger import LedgerEntry, new_entry
@@ -30,24 +29,6 @@ from tests.releases.test_audit import AGENT_YAML, gate_evidence, git
 
 ADA = Identity(name="Ada Lovelace", email="ada@example.com")
 LEDGER = "releases/coder/ledger.jsonl"
-
-
-@pytest.fixture(autouse=True)
-def judge_reaches_inconclusive(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`verify` re-derives every gate verdict from its outcome tables with the judge (gates.judge). The evidence
-    here is a clean 2-fix gate run under `require_manual_approval`, which the judge decides `hold`; the candidate's
-    verdict.json and ledger line say `inconclusive` instead, the other verdict that waits for a person. So that the
-    re-derivation checks everything else for real (hashes, policy, fixes, regressions, flip counts), the judge's
-    `hold` on this evidence counts as the `inconclusive` that verdict.json records."""
-    real = rederive_module._decide
-
-    def decide(verdict: Verdict, *tables: object, **more: object) -> tuple[Verdict, dict[str, int]]:
-        derived, counts = real(verdict, *tables, **more)
-        if verdict.decision == "inconclusive" and derived.decision == "hold":
-            derived = derived.model_copy(update={"decision": "inconclusive"})
-        return derived, counts
-
-    monkeypatch.setattr(rederive_module, "_decide", decide)
 
 
 def _candidate(registry: Registry, ws: Path, marker: str) -> CandidateRef:
@@ -61,11 +42,10 @@ def _candidate(registry: Registry, ws: Path, marker: str) -> CandidateRef:
 
 def inconclusive_candidate(registry: Registry, ws: Path, marker: str, remediation: str = "hand") -> CandidateRef:
     """An RC with a cycle's evidence, recorded by the gate as inconclusive through `Registry.hold`."""
-    files, entry = gate_evidence(2, GatePolicy(name="default", require_manual_approval=True))
+    files, entry = gate_evidence(2, GatePolicy(name="default"), undecided=1)  # the judge's own inconclusive
     verdict = Verdict.model_validate_json(files["verdict.json"])
-    reason = "1 task leans toward regression and stays in doubt after every confirmation trial: T/5"
-    verdict = verdict.model_copy(update={"decision": "inconclusive", "reasons": [reason]})
-    files["verdict.json"] = verdict.model_dump_json(indent=2).encode()
+    assert verdict.decision == "inconclusive" and verdict.undecided_count == 1
+    (reason,) = verdict.reasons
     rc = _candidate(registry, ws, marker)
     notes = ReleaseNotes(
         agent="coder",
