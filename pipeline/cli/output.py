@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ratchet.pipeline.cycle_result import CycleResult
-from ratchet.pipeline.decisions import parse_rc
-from ratchet.releases import NOTES_MD, evidence_dir
+if TYPE_CHECKING:  # the CLI imports this module at start-up: what only some commands need is imported there
+    from ratchet.pipeline.cycle_result import CycleResult
 
 
 def _width() -> int | None:
@@ -106,6 +106,9 @@ def print_cycle(number: int, result: CycleResult) -> None:
 
 def inconclusive_hint(rc: str) -> str:
     """What to do about a candidate the gate found inconclusive: a person reads the tasks and decides."""
+    from ratchet.pipeline.decisions import parse_rc
+    from ratchet.releases import NOTES_MD, evidence_dir
+
     agent, number = parse_rc(rc)
     notes = f"{rc}:{evidence_dir(agent, number)}/{NOTES_MD}"
     return (

@@ -14,7 +14,6 @@ from ratchet.agents import UserError
 from ratchet.pipeline.cli.ledger_cmds import print_rows
 from ratchet.pipeline.cli.options import AgentOption, WorkspaceOption
 from ratchet.pipeline.cli.output import console, pct
-from ratchet.pipeline.decisions import decide_manually, resolve_actor, roll_back
 from ratchet.releases import SPEC_MD, DecisionKind, GitStore, LedgerEntry, Registry
 
 DECISIONS: tuple[str, ...] = get_args(DecisionKind)
@@ -167,6 +166,8 @@ def promote(
     workspace: Path = WorkspaceOption,
 ) -> None:
     """Promote a release candidate that the gate put on hold or found inconclusive, or override its rejection."""
+    from ratchet.pipeline.decisions import decide_manually, resolve_actor
+
     entry, tag = decide_manually(workspace, rc, "promote", reason, resolve_actor(workspace, actor), override=override)
     how = " against the gate's verdict" if entry.override else ""
     console.print(f"promoted {rc} as {tag}{how} (ledger entry {entry.seq}, by {entry.actor})")
@@ -180,6 +181,8 @@ def rollback(
     workspace: Path = WorkspaceOption,
 ) -> None:
     """Make a new release whose artifact equals an earlier one (nothing is deleted or rewritten)."""
+    from ratchet.pipeline.decisions import resolve_actor, roll_back
+
     entry = roll_back(workspace, agent, to, reason, resolve_actor(workspace, actor))
     console.print(
         f"rolled {agent} back to {entry.rollback_to}: new release {entry.release} "
@@ -194,5 +197,7 @@ def reject(
     workspace: Path = WorkspaceOption,
 ) -> None:
     """Reject a release candidate that the gate put on hold or found inconclusive."""
+    from ratchet.pipeline.decisions import decide_manually, resolve_actor
+
     entry, _ = decide_manually(workspace, rc, "reject", reason, resolve_actor(workspace, actor))
     console.print(f"rejected {rc} (ledger entry {entry.seq}, by {entry.actor})")

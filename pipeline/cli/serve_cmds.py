@@ -7,13 +7,16 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 from pydantic import ValidationError
 
 from ratchet.agents import UserError
 from ratchet.pipeline.cli.output import console
-from ratchet.pipeline.serving import ServeOptions, VllmServer
+
+if TYPE_CHECKING:  # aiohttp and the server code load only when `ratchet serve` runs
+    from ratchet.pipeline.serving import VllmServer
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -58,6 +61,8 @@ def serve_model(
 ) -> None:
     """Start a vLLM server, wait until it is healthy, print how to use it, and serve until Ctrl-C or SIGTERM."""
     try:
+        from ratchet.pipeline.serving import ServeOptions, VllmServer
+
         options = ServeOptions(
             model=model,
             served_name=served_name,
