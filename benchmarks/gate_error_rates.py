@@ -218,7 +218,7 @@ def scenario_rates(job: tuple[int, str, int, int, Setup, int]) -> dict[str, obje
     }
 
 
-def error_rates(reps: int, seed: int, setup: Setup, tolerance: int, workers: int) -> list[dict[str, object]]:
+def error_rates(reps: int, seed: int, setup: Setup, tolerance: int, workers: int = 1) -> list[dict[str, object]]:
     jobs = [(index, scenario, reps, seed, setup, tolerance) for index, scenario in enumerate(SCENARIOS)]
     if workers <= 1:
         return [scenario_rates(job) for job in jobs]

@@ -33,4 +33,15 @@ def test_error_rates_rows_and_costs() -> None:
         for gate in ("single_run", "single_run_tolerant", "ratchet"):
             assert 0.0 <= row[gate] <= 1.0
         assert row["ratchet_cost_vs_single"] >= 1.0, "two candidate trials already cost one single-run gate"
+        outcomes = row["ratchet_promote"] + row["ratchet_reject"] + row["ratchet_inconclusive"]
+        assert abs(outcomes - 1.0) < 1e-9, "every gate gives one of three verdicts"
     assert rows["hard regression k=3"]["ratchet"] == 0.0, "three hard regressions never pass the gate"
+
+
+def test_files_and_scale_never_promote_a_deterministic_regression() -> None:
+    setup = bench.Setup(tasks=40)
+    for row in bench.files_gate(seed=3, setup=setup, reps=4):
+        assert row["deterministic_regressions_promoted"] == 0 and row["deterministic_regressions_planted"] == 12
+    scale = bench.scale_scenario(seed=3, setup=setup, tasks=4_000, planted=20)
+    assert scale["files"]["planted_promoted"] == 0 and scale["files"]["decision"] != "promote"
+    assert scale["cycle"]["planted_confirmed"] == 20 and scale["cycle"]["decision"] == "reject"
