@@ -89,10 +89,16 @@ def gate_evidence(
 
 
 def record_gate_decision(
-    registry: Registry, ws: Path, marker: str, fixed: int, policy: GatePolicy | None = None, **forged: object
+    registry: Registry,
+    ws: Path,
+    marker: str,
+    fixed: int,
+    policy: GatePolicy | None = None,
+    undecided: int = 0,
+    **forged: object,
 ) -> CandidateRef:
     """An RC with gate evidence, decided the way the verdict says (fields in `forged` replace the true ones)."""
-    files, entry = gate_evidence(fixed, policy)
+    files, entry = gate_evidence(fixed, policy, undecided)
     rc = _candidate(registry, ws, marker)
     rc = registry.add_evidence(rc, files, f"{rc.branch} evidence")
     entry.update(evidence=evidence_dir("coder", rc.number), **forged)
@@ -189,6 +195,18 @@ def test_outcome_tables_that_differ_from_the_recorded_hash_are_reported(ws: Path
     registry.promote(rc, "# coder/v2\n", evidence=evidence_dir("coder", 1), **entry)
     (problem,) = problems(verify_workspace(ws))
     assert "outcomes-candidate-gate.csv has sha256" in problem and "the ledger recorded 000000000000" in problem
+
+
+def test_a_promotion_of_a_candidate_the_gate_found_inconclusive_is_reported(ws: Path) -> None:
+    """The attack on the three-valued gate: a ledger line (and verdict.json) claiming promote for evidence
+    in which a task went 2/2 -> 0/2, neither confirmed nor cleared."""
+    import json as _json
+
+    files, _ = gate_evidence(2, undecided=1)
+    assert _json.loads(files["verdict.json"])["decision"] == "inconclusive"
+    record_gate_decision(Registry(ws), ws, "Sneaky.", fixed=2, undecided=1, decision="promote")
+    found = problems(verify_workspace(ws))
+    assert any("inconclusive" in problem and "promote" in problem for problem in found), found
 
 
 def test_a_verdict_whose_policy_was_edited_is_reported(ws: Path) -> None:
